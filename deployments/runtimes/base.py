@@ -1,0 +1,79 @@
+"""What every runtime offers the tasks: apply a serving spec, remove it, observe it.
+
+Runtimes take plain data (`ServingSpec`), never ORM objects, so they can be tested without a
+database and the tasks stay the only place that turns records into specs and observations into
+status changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Kubernetes-style quantities; the local runtime ignores them."""
+
+    cpu_request: str = "100m"
+    memory_request: str = "256Mi"
+    cpu_limit: str | None = "1"
+    memory_limit: str | None = "1Gi"
+
+
+@dataclass(frozen=True)
+class ServingSpec:
+    """Everything a runtime needs to run one deployment of one model version."""
+
+    name: str  # the deployment's name, a DNS-1123 label
+    model_name: str
+    version: int
+    config_yaml: str  # the serving config file, rendered by serving.config.dump_config
+    replicas: int = 1
+    resources: Resources = field(default_factory=Resources)
+
+    @property
+    def config_checksum(self) -> str:
+        return hashlib.sha256(self.config_yaml.encode()).hexdigest()
+
+
+@dataclass
+class Observation:
+    """What the runtime sees now. `status` uses the deployment status values of DESIGN.md 3.3."""
+
+    status: str  # deploying | running | degraded | failed | stopped
+    reason: str = ""
+    replicas_ready: int = 0
+    endpoint: str = ""
+    events: list[str] = field(default_factory=list)  # noteworthy facts to record as events
+
+
+class RuntimeFailure(Exception):
+    """A runtime call failed. `permanent` tells the task whether a retry can help."""
+
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class Runtime(ABC):
+    """A place where serving processes run (this machine, or a Kubernetes namespace)."""
+
+    name: str
+
+    @abstractmethod
+    def apply(self, spec: ServingSpec) -> str:
+        """Create or update the deployment so it matches `spec`; idempotent. Returns the endpoint."""
+
+    @abstractmethod
+    def remove(self, name: str) -> None:
+        """Stop and delete everything of deployment `name`; idempotent (absent is success)."""
+
+    @abstractmethod
+    def observe(self, spec: ServingSpec) -> Observation:
+        """Report the current state of the deployment described by `spec`."""
+
+    @abstractmethod
+    def list_deployed(self) -> set[str]:
+        """Names of the deployments this runtime currently holds (found by our own labels)."""
