@@ -1,0 +1,23 @@
+"""Runtimes: where serving processes run. `get_runtime()` picks one from DEPLOY_RUNTIME."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from deployments.runtimes.base import Runtime
+
+
+def get_runtime() -> Runtime:
+    if settings.DEPLOY_RUNTIME == "kubernetes":
+        from deployments.runtimes.kubernetes import KubernetesRuntime
+
+        return KubernetesRuntime(
+            namespace=settings.K8S_NAMESPACE,
+            image=settings.SERVING_IMAGE,
+            ingress_host=settings.K8S_INGRESS_HOST or None,
+            ingress_class=settings.K8S_INGRESS_CLASS or None,
+            service_account=settings.K8S_SERVICE_ACCOUNT or None,
+        )
+    from deployments.runtimes.local import LocalRuntime
+
+    return LocalRuntime(settings.LOCAL_RUNTIME_DIR, settings.BASE_DIR)

@@ -61,10 +61,13 @@ class Runtime(ABC):
     """A place where serving processes run (this machine, or a Kubernetes namespace)."""
 
     name: str
+    # True when the periodic sync should re-apply every deployment (repairing drift such as a
+    # deleted Service). The local runtime leaves a dead process failed, with its log, instead.
+    reapply_on_sync: bool = False
 
     @abstractmethod
     def apply(self, spec: ServingSpec) -> str:
-        """Create or update the deployment so it matches `spec`; idempotent. Returns the endpoint."""
+        """Create or update the deployment to match `spec`; idempotent. Returns the endpoint."""
 
     @abstractmethod
     def remove(self, name: str) -> None:

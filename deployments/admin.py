@@ -1,0 +1,59 @@
+from django.contrib import admin
+
+from deployments.models import Deployment, DeploymentEvent, ModelVersion, RegisteredModel
+
+
+@admin.register(RegisteredModel)
+class RegisteredModelAdmin(admin.ModelAdmin):
+    list_display = ["name", "job", "input_size", "created_by", "created_at"]
+    search_fields = ["name"]
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = ["model", "version", "model_type", "sha256", "size", "uploaded_by", "created_at"]
+    list_filter = ["model"]
+    # The artifact and what validation learned are facts about a stored blob: read-only.
+    readonly_fields = [
+        "model",
+        "version",
+        "model_type",
+        "uri",
+        "sha256",
+        "size",
+        "estimator_class",
+        "n_features",
+        "feature_names",
+        "classes",
+        "library_versions",
+        "warnings",
+        "uploaded_by",
+        "created_at",
+    ]
+
+
+class EventInline(admin.TabularInline):
+    model = DeploymentEvent
+    extra = 0
+    can_delete = False
+    readonly_fields = ["created_at", "actor", "action", "status", "message"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Deployment)
+class DeploymentAdmin(admin.ModelAdmin):
+    list_display = ["name", "model_version", "status", "replicas", "replicas_ready", "updated_at"]
+    list_filter = ["status"]
+    search_fields = ["name"]
+    readonly_fields = [
+        "status",
+        "status_reason",
+        "endpoint",
+        "replicas_ready",
+        "created_by",
+        "created_at",
+        "updated_at",
+    ]
+    inlines = [EventInline]

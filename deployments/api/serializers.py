@@ -1,0 +1,157 @@
+"""API shapes. Write serializers are separate from read ones so internal fields never leak."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from deployments.models import (
+    DNS_LABEL,
+    JOB_CHOICES,
+    MODEL_TYPE_CHOICES,
+    Deployment,
+    DeploymentEvent,
+    ModelVersion,
+    RegisteredModel,
+)
+
+
+class ModelSerializer(serializers.ModelSerializer):
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    latest_version = serializers.SerializerMethodField()
+
+    class Meta:
+        model = RegisteredModel
+        fields = [
+            "name",
+            "job",
+            "input_size",
+            "description",
+            "created_by",
+            "created_at",
+            "latest_version",
+        ]
+        read_only_fields = ["created_by", "created_at", "latest_version"]
+
+    def get_latest_version(self, obj: RegisteredModel) -> int | None:
+        latest = getattr(obj, "latest_version", None)
+        if latest is not None:
+            return latest
+        last = obj.versions.order_by("-version").first()
+        return last.version if last else None
+
+
+class VersionSerializer(serializers.ModelSerializer):
+    model = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    uploaded_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "model",
+            "version",
+            "model_type",
+            "sha256",
+            "size",
+            "uri",
+            "estimator_class",
+            "n_features",
+            "feature_names",
+            "classes",
+            "library_versions",
+            "warnings",
+            "trusted_types",
+            "uploaded_by",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class VersionUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(allow_empty_file=True)
+    model_type = serializers.ChoiceField(choices=MODEL_TYPE_CHOICES, default="joblib")
+
+
+class DeploymentSerializer(serializers.ModelSerializer):
+    model = serializers.CharField(source="model_version.model.name", read_only=True)
+    version = serializers.IntegerField(source="model_version.version", read_only=True)
+    previous_version = serializers.IntegerField(
+        source="previous_version.version", read_only=True, default=None
+    )
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Deployment
+        fields = [
+            "name",
+            "model",
+            "version",
+            "previous_version",
+            "replicas",
+            "status",
+            "status_reason",
+            "endpoint",
+            "replicas_ready",
+            "cpu_request",
+            "memory_request",
+            "cpu_limit",
+            "memory_limit",
+            "created_by",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class DeploymentCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=63, validators=[DNS_LABEL])
+    model = serializers.CharField(max_length=63)
+    version = serializers.IntegerField(
+        min_value=1, required=False, help_text="Defaults to the model's latest version."
+    )
+    replicas = serializers.IntegerField(min_value=0, max_value=50, default=1)
+    cpu_request = serializers.CharField(max_length=16, default="100m")
+    memory_request = serializers.CharField(max_length=16, default="256Mi")
+    cpu_limit = serializers.CharField(max_length=16, default="1", allow_blank=True)
+    memory_limit = serializers.CharField(max_length=16, default="1Gi", allow_blank=True)
+
+    def validate_name(self, value: str) -> str:
+        if Deployment.objects.filter(name=value).exists():
+            raise serializers.ValidationError(f"a deployment named {value!r} already exists")
+        return value
+
+    def validate(self, attrs: dict) -> dict:
+        model = RegisteredModel.objects.filter(name=attrs["model"]).first()
+        if model is None:
+            raise serializers.ValidationError({"model": f"no model named {attrs['model']!r}"})
+        versions = model.versions.order_by("-version")
+        if "version" in attrs:
+            version = versions.filter(version=attrs["version"]).first()
+            if version is None:
+                raise serializers.ValidationError(
+                    {"version": f"model {model.name} has no version {attrs['version']}"}
+                )
+        else:
+            version = versions.first()
+            if version is None:
+                raise serializers.ValidationError(
+                    {"model": f"model {model.name} has no versions yet: upload one first"}
+                )
+        attrs["model_version"] = version
+        return attrs
+
+
+class DeploymentUpdateSerializer(serializers.Serializer):
+    version = serializers.IntegerField(min_value=1, required=False)
+    replicas = serializers.IntegerField(min_value=0, max_value=50, required=False)
+
+
+class EventSerializer(serializers.ModelSerializer):
+    actor = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = DeploymentEvent
+        fields = ["created_at", "actor", "action", "status", "message"]
+        read_only_fields = fields
+
+
+JOBS = [j for j, _ in JOB_CHOICES]

@@ -1,0 +1,11 @@
+from django.urls import include, path
+from rest_framework.routers import DefaultRouter
+
+from deployments.api.views import DeploymentViewSet, ModelViewSet, VersionViewSet
+
+router = DefaultRouter()
+router.register("models", ModelViewSet, basename="model")
+router.register(r"models/(?P<model_name>[^/.]+)/versions", VersionViewSet, basename="version")
+router.register("deployments", DeploymentViewSet, basename="deployment")
+
+urlpatterns = [path("", include(router.urls))]

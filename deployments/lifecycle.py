@@ -1,0 +1,166 @@
+"""What users ask of deployments: create, deploy, undeploy, change, roll back.
+
+Each function records the intent (a guarded status change and an event) and enqueues the Celery
+task that does the work after the transaction commits. Views and API views call only these.
+"""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+
+from deployments import status as st
+from deployments.models import Deployment, ModelVersion
+
+
+class LifecycleError(Exception):
+    """The request does not fit the deployment's current state; `code` is an HTTP status."""
+
+    def __init__(self, message: str, code: int = 409) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _enqueue_deploy(deployment: Deployment) -> None:
+    from deployments.tasks import deploy_deployment
+
+    transaction.on_commit(lambda: deploy_deployment.delay(deployment.pk))
+
+
+def _enqueue_undeploy(deployment: Deployment) -> None:
+    from deployments.tasks import undeploy_deployment
+
+    transaction.on_commit(lambda: undeploy_deployment.delay(deployment.pk))
+
+
+def create_deployment(
+    *,
+    name: str,
+    version: ModelVersion,
+    replicas: int = 1,
+    actor: object | None = None,
+    **resources: str,
+) -> Deployment:
+    """Record a new deployment as `pending` and start deploying it."""
+    try:
+        with transaction.atomic():
+            deployment = Deployment.objects.create(
+                name=name,
+                model_version=version,
+                replicas=replicas,
+                status=st.PENDING,
+                created_by=actor if getattr(actor, "pk", None) else None,
+                **resources,
+            )
+            deployment.record("create", f"created with {version} and {replicas} replica(s)", actor)
+            _enqueue_deploy(deployment)
+    except IntegrityError:
+        raise LifecycleError(f"a deployment named {name!r} already exists") from None
+    return deployment
+
+
+def deploy(deployment: Deployment, actor: object | None = None) -> Deployment:
+    """(Re)deploy a stopped or failed deployment."""
+    with transaction.atomic():
+        if not deployment.move_to(
+            st.PENDING, "deploy requested", actor=actor, action="deploy", expected=st.DEPLOYABLE
+        ):
+            raise LifecycleError(
+                f"{deployment.name} is {deployment.status}; it can be deployed only when "
+                f"{', '.join(sorted(st.DEPLOYABLE))}"
+            )
+        _enqueue_deploy(deployment)
+    return deployment
+
+
+def undeploy(deployment: Deployment, actor: object | None = None) -> Deployment:
+    """Stop serving. Undeploying a stopped deployment is a no-op, not an error."""
+    if deployment.status in (st.STOPPED, st.STOPPING):
+        return deployment
+    with transaction.atomic():
+        if not deployment.move_to(
+            st.STOPPING,
+            "undeploy requested",
+            actor=actor,
+            action="undeploy",
+            expected=st.UNDEPLOYABLE,
+        ):
+            if deployment.status in (st.STOPPED, st.STOPPING):
+                return deployment
+            raise LifecycleError(f"{deployment.name} is {deployment.status}; try again")
+        _enqueue_undeploy(deployment)
+    return deployment
+
+
+def change(
+    deployment: Deployment,
+    *,
+    version: ModelVersion | None = None,
+    replicas: int | None = None,
+    actor: object | None = None,
+    action: str = "update",
+) -> Deployment:
+    """Roll the deployment to another version and/or replica count."""
+    if deployment.status in (st.STOPPING, st.PENDING):
+        raise LifecycleError(f"{deployment.name} is {deployment.status}; wait until it settles")
+    parts = []
+    fields: dict[str, object] = {}
+    if version is not None and version.pk != deployment.model_version_id:
+        if version.model_id != deployment.model_version.model_id:
+            raise LifecycleError(
+                f"version {version} belongs to another model than {deployment.model_version}",
+                code=400,
+            )
+        fields["previous_version"] = deployment.model_version
+        fields["model_version"] = version
+        parts.append(f"version {deployment.model_version.version} -> {version.version}")
+    if replicas is not None and replicas != deployment.replicas:
+        fields["replicas"] = replicas
+        parts.append(f"replicas {deployment.replicas} -> {replicas}")
+    if not parts:
+        return deployment
+    message = "; ".join(parts)
+    with transaction.atomic():
+        if deployment.status == st.STOPPED:
+            # A stopped deployment only changes its record; it starts again on deploy.
+            Deployment.objects.filter(pk=deployment.pk).update(**fields)
+            deployment.refresh_from_db()
+            deployment.record(action, message, actor)
+            return deployment
+        if not deployment.move_to(
+            st.PENDING,
+            message,
+            actor=actor,
+            action=action,
+            expected={st.RUNNING, st.DEGRADED, st.FAILED, st.DEPLOYING},
+            **fields,
+        ):
+            raise LifecycleError(f"{deployment.name} changed meanwhile; reload and retry")
+        _enqueue_deploy(deployment)
+    return deployment
+
+
+def rollback(deployment: Deployment, actor: object | None = None) -> Deployment:
+    """Go back to the version served before the last version change."""
+    if deployment.previous_version is None:
+        raise LifecycleError(f"{deployment.name} has no previous version to roll back to")
+    return change(deployment, version=deployment.previous_version, actor=actor, action="rollback")
+
+
+def resume(deployment: Deployment) -> bool:
+    """After a console restart: redeploy a deployment that should serve but is not running."""
+    from deployments.runtimes import get_runtime
+    from deployments.specs import serving_spec
+
+    seen = get_runtime().observe(serving_spec(deployment))
+    if seen.status == st.RUNNING:
+        return False
+    with transaction.atomic():
+        if deployment.move_to(
+            st.PENDING,
+            "restarting after a console restart",
+            action="resume",
+            expected={st.RUNNING, st.DEPLOYING, st.DEGRADED, st.PENDING},
+        ):
+            _enqueue_deploy(deployment)
+            return True
+    return False

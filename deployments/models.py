@@ -1,0 +1,173 @@
+"""The registry (models and their versions) and deployments with their events.
+
+A `Deployment` owns its status: every change goes through `move_to`, which is a conditional
+UPDATE on the current status, so two racing requests can never both win a transition.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models, transaction
+from django.utils import timezone
+
+from deployments import status as st
+
+DNS_LABEL = RegexValidator(
+    r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+    "Use at most 63 lower-case letters, digits and '-', starting and ending with a letter or "
+    "digit (a DNS-1123 label).",
+)
+
+CLASSIFICATION = "classification"
+REGRESSION = "regression"
+JOB_CHOICES = [(CLASSIFICATION, "classification"), (REGRESSION, "regression")]
+MODEL_TYPE_CHOICES = [("joblib", "joblib"), ("pkl", "pickle"), ("skops", "skops")]
+
+
+class RegisteredModel(models.Model):
+    """A named model: what it predicts and how many features it takes."""
+
+    name = models.CharField(max_length=63, unique=True, validators=[DNS_LABEL])
+    job = models.CharField(max_length=16, choices=JOB_CHOICES)
+    input_size = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    description = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ModelVersion(models.Model):
+    """One uploaded artifact of a model, pinned by its sha256, with what validation learned."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    model_type = models.CharField(max_length=8, choices=MODEL_TYPE_CHOICES)
+    uri = models.CharField(max_length=1024)
+    sha256 = models.CharField(max_length=64)
+    size = models.BigIntegerField()
+    estimator_class = models.CharField(max_length=255, blank=True)
+    n_features = models.PositiveIntegerField(null=True, blank=True)
+    classes = models.JSONField(null=True, blank=True)
+    feature_names = models.JSONField(null=True, blank=True)
+    library_versions = models.JSONField(default=dict, blank=True)
+    warnings = models.JSONField(default=list, blank=True)
+    trusted_types = models.JSONField(default=list, blank=True)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["model__name", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "version"], name="unique_model_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model.name} v{self.version}"
+
+
+class Deployment(models.Model):
+    """A model version serving under a name, and the last status the runtime reported."""
+
+    name = models.CharField(max_length=63, unique=True, validators=[DNS_LABEL])
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, related_name="deployments"
+    )
+    previous_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    replicas = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(0), MaxValueValidator(50)]
+    )
+    cpu_request = models.CharField(max_length=16, default="100m")
+    memory_request = models.CharField(max_length=16, default="256Mi")
+    cpu_limit = models.CharField(max_length=16, default="1", blank=True)
+    memory_limit = models.CharField(max_length=16, default="1Gi", blank=True)
+    status = models.CharField(max_length=16, choices=st.CHOICES, default=st.PENDING)
+    status_reason = models.TextField(blank=True)
+    endpoint = models.CharField(max_length=255, blank=True)
+    replicas_ready = models.PositiveSmallIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [("deploy_model", "Can upload, deploy, change and undeploy models")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def move_to(
+        self,
+        to: str,
+        reason: str = "",
+        *,
+        actor: object | None = None,
+        action: str = "status",
+        message: str = "",
+        expected: set[str] | None = None,
+        **fields: object,
+    ) -> bool:
+        """Change status if the current one allows it; False when another change won the race.
+
+        `expected` replaces the allowed starting statuses (for example only `pending` and
+        `deploying` for the worker that starts a deploy, so a retried task may pass again).
+        """
+        if expected is None:
+            expected = {s for s, targets in st.TRANSITIONS.items() if to in targets}
+        now = timezone.now()
+        with transaction.atomic():
+            changed = Deployment.objects.filter(pk=self.pk, status__in=expected).update(
+                status=to, status_reason=reason, updated_at=now, **fields
+            )
+            if changed:
+                DeploymentEvent.objects.create(
+                    deployment_id=self.pk,
+                    actor=actor if getattr(actor, "is_authenticated", False) else None,
+                    action=action,
+                    status=to,
+                    message=message or reason,
+                )
+        self.refresh_from_db()
+        return bool(changed)
+
+    def record(self, action: str, message: str, actor: object | None = None) -> None:
+        """Add an event without changing status."""
+        DeploymentEvent.objects.create(
+            deployment_id=self.pk,
+            actor=actor if getattr(actor, "is_authenticated", False) else None,
+            action=action,
+            status=self.status,
+            message=message,
+        )
+
+
+class DeploymentEvent(models.Model):
+    """Who did what to a deployment, and when; also what the runtime reported."""
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="events")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.CharField(max_length=32)
+    status = models.CharField(max_length=16, choices=st.CHOICES)
+    message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.deployment.name}: {self.action} -> {self.status}"

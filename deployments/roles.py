@@ -1,0 +1,19 @@
+"""The roles of DESIGN.md: viewers see and try predictions, deployers also change things,
+admins (superusers) manage users. Roles are Django groups, created after every migrate."""
+
+from __future__ import annotations
+
+VIEWER = "viewer"
+DEPLOYER = "deployer"
+
+
+def ensure_roles(**kwargs: object) -> None:
+    from django.contrib.auth.models import Group, Permission
+
+    permission = Permission.objects.filter(
+        codename="deploy_model", content_type__app_label="deployments"
+    ).first()
+    Group.objects.get_or_create(name=VIEWER)
+    deployer, _ = Group.objects.get_or_create(name=DEPLOYER)
+    if permission is not None:
+        deployer.permissions.add(permission)

@@ -1,0 +1,192 @@
+"""The embedded runtime: one `python -m serving` process per deployment on this machine.
+
+Each deployment has a folder under LOCAL_RUNTIME_DIR with its config, its log and a state file
+(pid, port, config checksum). Processes are started detached (double fork, new session), so
+they outlive the worker task that started them and a console restart finds them again by the
+state file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from deployments import status as st
+from deployments.runtimes.base import Observation, Runtime, RuntimeFailure, ServingSpec
+
+STOP_TIMEOUT_SECONDS = 10.0
+LOG_TAIL_LINES = 5
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def process_alive(pid: int, marker: str) -> bool:
+    """True if `pid` runs and is ours: not a zombie and its command line holds `marker`."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read().decode(errors="replace")
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state not in {"Z", "X"} and marker in cmdline
+
+
+def spawn_detached(command: list[str], log_path: Path, cwd: Path, env: dict[str, str]) -> int:
+    """Start `command` in its own session, reparented away from us; returns its pid.
+
+    The intermediate child exits at once, so the server is not our child: it survives the
+    worker process and never lingers as our zombie.
+    """
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the forked child
+        try:
+            os.close(read_end)
+            with open(log_path, "ab") as log:
+                proc = subprocess.Popen(
+                    command,
+                    cwd=cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    close_fds=True,
+                )
+            os.write(write_end, str(proc.pid).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        data = pipe.read()
+    os.waitpid(child, 0)
+    if not data:
+        raise RuntimeFailure(f"could not start {command[0]}", permanent=False)
+    return int(data)
+
+
+class LocalRuntime(Runtime):
+    name = "local"
+
+    def __init__(self, root: Path, project_dir: Path, host: str = "127.0.0.1") -> None:
+        self.root = root
+        self.project_dir = project_dir
+        self.host = host
+
+    def _dir(self, name: str) -> Path:
+        return self.root / name
+
+    def _state(self, name: str) -> dict | None:
+        try:
+            return json.loads((self._dir(name) / "state.json").read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def _alive(self, name: str, state: dict) -> bool:
+        return process_alive(state["pid"], str(self._dir(name) / "config.yaml"))
+
+    def log_tail(self, name: str, lines: int = LOG_TAIL_LINES) -> str:
+        try:
+            text = (self._dir(name) / "serving.log").read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+        return "\n".join(line for line in text.strip().splitlines()[-lines:])
+
+    def apply(self, spec: ServingSpec) -> str:
+        state = self._state(spec.name)
+        if state and self._alive(spec.name, state) and state["checksum"] == spec.config_checksum:
+            return state["endpoint"]
+        self.remove(spec.name)
+        folder = self._dir(spec.name)
+        folder.mkdir(parents=True, exist_ok=True)
+        config = folder / "config.yaml"
+        config.write_text(spec.config_yaml)
+        port = free_port()
+        log = folder / "serving.log"
+        log.write_text("")
+        command = [
+            sys.executable,
+            "-m",
+            "serving",
+            "--config",
+            str(config),
+            "--host",
+            self.host,
+            "--port",
+            str(port),
+        ]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO", "CELERY"))}
+        env["PYTHONPATH"] = str(self.project_dir)
+        pid = spawn_detached(command, log, self.project_dir, env)
+        endpoint = f"http://{self.host}:{port}"
+        new_state = {
+            "pid": pid,
+            "port": port,
+            "endpoint": endpoint,
+            "checksum": spec.config_checksum,
+            "started_at": time.time(),
+        }
+        (folder / "state.json").write_text(json.dumps(new_state))
+        return endpoint
+
+    def remove(self, name: str) -> None:
+        state = self._state(name)
+        if state and self._alive(name, state):
+            pid = state["pid"]
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGTERM)
+            deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+            while time.monotonic() < deadline and self._alive(name, state):
+                time.sleep(0.1)
+            if self._alive(name, state):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+        folder = self._dir(name)
+        (folder / "state.json").unlink(missing_ok=True)
+        (folder / "config.yaml").unlink(missing_ok=True)
+
+    def observe(self, spec: ServingSpec) -> Observation:
+        state = self._state(spec.name)
+        if state is None:
+            return Observation(st.STOPPED, "no serving process is recorded for this deployment")
+        endpoint = state["endpoint"]
+        if not self._alive(spec.name, state):
+            tail = self.log_tail(spec.name)
+            reason = "the serving process exited"
+            return Observation(
+                st.FAILED, f"{reason}: {tail}" if tail else reason, endpoint=endpoint
+            )
+        try:
+            with urllib.request.urlopen(f"{endpoint}/v2/health/ready", timeout=2) as resp:
+                ready = resp.status == 200
+        except (urllib.error.URLError, OSError, TimeoutError):
+            ready = False
+        if ready:
+            return Observation(st.RUNNING, "", replicas_ready=1, endpoint=endpoint)
+        return Observation(
+            st.DEPLOYING, "waiting for the serving process to load the model", endpoint=endpoint
+        )
+
+    def list_deployed(self) -> set[str]:
+        if not self.root.exists():
+            return set()
+        return {p.parent.name for p in self.root.glob("*/state.json")}
+
+    def forget(self, name: str) -> None:
+        """Remove the deployment's folder (config, log) after it was removed."""
+        shutil.rmtree(self._dir(name), ignore_errors=True)

@@ -1,0 +1,43 @@
+"""Turn a deployment record into the plain `ServingSpec` a runtime applies.
+
+The serving config is built with serving's own schema, so the console and serving agree on one
+format, and it pins the artifact's sha256 so serving refuses a blob changed after upload.
+"""
+
+from __future__ import annotations
+
+from deployments.models import Deployment
+from deployments.runtimes.base import Resources, ServingSpec
+from deployments.stores import get_store
+from serving.config import ModelSource, ServingConfig, dump_config
+
+
+def serving_config(deployment: Deployment) -> ServingConfig:
+    version = deployment.model_version
+    model = version.model
+    source = get_store().serving_source(version.uri)
+    return ServingConfig(
+        model_type=version.model_type,
+        job=model.job,
+        model=ModelSource(**source, sha256=version.sha256, trusted_types=version.trusted_types),
+        input_size=model.input_size,
+        name=model.name,
+        version=str(version.version),
+    )
+
+
+def serving_spec(deployment: Deployment) -> ServingSpec:
+    version = deployment.model_version
+    return ServingSpec(
+        name=deployment.name,
+        model_name=version.model.name,
+        version=version.version,
+        config_yaml=dump_config(serving_config(deployment)),
+        replicas=deployment.replicas,
+        resources=Resources(
+            cpu_request=deployment.cpu_request,
+            memory_request=deployment.memory_request,
+            cpu_limit=deployment.cpu_limit or None,
+            memory_limit=deployment.memory_limit or None,
+        ),
+    )

@@ -1,0 +1,164 @@
+"""Celery tasks: thin wrappers that move a deployment through the runtime.
+
+Tasks take primary keys, are idempotent (a retried or re-delivered task converges to the same
+state) and run with acks_late, so a worker killed mid-task leaves the message to be redone.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from celery import shared_task
+from django.conf import settings
+
+from deployments import status as st
+from deployments.models import Deployment
+from deployments.runtimes import get_runtime
+from deployments.runtimes.base import Observation, RuntimeFailure
+from deployments.specs import serving_spec
+
+log = logging.getLogger(__name__)
+
+RETRY = {"max_retries": 5, "retry_backoff": True, "retry_backoff_max": 60}
+WATCH_INTERVAL_SECONDS = 1.0
+
+
+def _get(deployment_id: int) -> Deployment | None:
+    return (
+        Deployment.objects.select_related("model_version__model").filter(pk=deployment_id).first()
+    )
+
+
+def record_observation(deployment: Deployment, seen: Observation) -> None:
+    """Bring the record in line with what the runtime reports."""
+    status = seen.status
+    if status == st.STOPPED and deployment.status in st.ACTIVE:
+        status = st.FAILED
+        seen.reason = "the serving process is gone: " + (seen.reason or "not found")
+    fields = {
+        "replicas_ready": seen.replicas_ready,
+        "endpoint": seen.endpoint or deployment.endpoint,
+    }
+    if status != deployment.status:
+        deployment.move_to(status, seen.reason, action="status", **fields)
+    elif (
+        seen.reason != deployment.status_reason or seen.replicas_ready != deployment.replicas_ready
+    ):
+        Deployment.objects.filter(pk=deployment.pk, status=status).update(
+            status_reason=seen.reason, **fields
+        )
+    for message in seen.events:
+        deployment.record("runtime", message)
+
+
+@shared_task(bind=True, **RETRY)
+def deploy_deployment(self, deployment_id: int) -> None:
+    deployment = _get(deployment_id)
+    if deployment is None:
+        return
+    if not deployment.move_to(
+        st.DEPLOYING,
+        "applying to the runtime",
+        action="deploying",
+        expected={st.PENDING, st.DEPLOYING},
+    ):
+        log.info("deploy of %s skipped: it is %s", deployment.name, deployment.status)
+        return
+    try:
+        endpoint = get_runtime().apply(serving_spec(deployment))
+    except RuntimeFailure as exc:
+        if exc.permanent or self.request.retries >= self.max_retries:
+            deployment.move_to(st.FAILED, str(exc), action="failed")
+            return
+        raise self.retry(exc=exc, countdown=min(2**self.request.retries, 60)) from exc
+    except Exception as exc:  # an unexpected error must not leave the deployment stuck
+        log.exception("deploy of %s failed", deployment.name)
+        deployment.move_to(
+            st.FAILED, f"deploy failed: {type(exc).__name__}: {exc}", action="failed"
+        )
+        return
+    Deployment.objects.filter(pk=deployment.pk).update(endpoint=endpoint)
+    watch_deployment.apply_async(
+        args=[deployment.pk, time.time() + settings.DEPLOY_TIMEOUT_SECONDS],
+        countdown=WATCH_INTERVAL_SECONDS,
+    )
+
+
+@shared_task
+def watch_deployment(deployment_id: int, deadline: float) -> None:
+    """Follow a fresh deploy until it is ready, fails, or runs out of time."""
+    deployment = _get(deployment_id)
+    if deployment is None or deployment.status != st.DEPLOYING:
+        return
+    seen = get_runtime().observe(serving_spec(deployment))
+    if seen.status == st.DEPLOYING and time.time() > deadline:
+        seen.status = st.FAILED
+        seen.reason = (
+            f"not ready within {settings.DEPLOY_TIMEOUT_SECONDS} s: "
+            f"{seen.reason or 'no reason reported'}"
+        )
+    record_observation(deployment, seen)
+    if seen.status == st.DEPLOYING:
+        watch_deployment.apply_async(
+            args=[deployment_id, deadline], countdown=WATCH_INTERVAL_SECONDS
+        )
+
+
+@shared_task(bind=True, **RETRY)
+def undeploy_deployment(self, deployment_id: int) -> None:
+    deployment = _get(deployment_id)
+    if deployment is None or deployment.status != st.STOPPING:
+        return
+    runtime = get_runtime()
+    try:
+        runtime.remove(deployment.name)
+    except RuntimeFailure as exc:
+        if exc.permanent or self.request.retries >= self.max_retries:
+            deployment.move_to(st.FAILED, f"undeploy failed: {exc}", action="failed")
+            return
+        raise self.retry(exc=exc, countdown=min(2**self.request.retries, 60)) from exc
+    deployment.move_to(
+        st.STOPPED, "", action="stopped", expected={st.STOPPING}, endpoint="", replicas_ready=0
+    )
+
+
+def sync_deployment(deployment: Deployment, runtime=None) -> None:
+    """Reconcile one deployment with its runtime; also restarts work a lost task left behind."""
+    runtime = runtime or get_runtime()
+    age = time.time() - deployment.updated_at.timestamp()
+    stale = age > max(settings.STATUS_SYNC_SECONDS * 2, 30)
+    if deployment.status == st.PENDING:
+        if stale:  # the deploy task was lost (for example the worker died before taking it)
+            deploy_deployment.delay(deployment.pk)
+        return
+    if deployment.status == st.STOPPING:
+        if stale:
+            undeploy_deployment.delay(deployment.pk)
+        return
+    if deployment.status == st.STOPPED:
+        return
+    if deployment.status == st.DEPLOYING and not stale:
+        return  # a watch task is following it
+    spec = serving_spec(deployment)
+    if getattr(runtime, "reapply_on_sync", False):
+        runtime.apply(spec)  # repairs drift, such as a deleted Service
+    seen = runtime.observe(spec)
+    if deployment.status == st.FAILED and seen.status != st.RUNNING:
+        return  # keep the reason that explains the failure
+    record_observation(deployment, seen)
+
+
+@shared_task
+def sync_all_deployments() -> None:
+    """Periodic (Celery beat): make every record tell the truth, and stop orphans."""
+    runtime = get_runtime()
+    for deployment in Deployment.objects.select_related("model_version__model"):
+        try:
+            sync_deployment(deployment, runtime)
+        except Exception:
+            log.exception("status sync of %s failed", deployment.name)
+    active = set(Deployment.objects.exclude(status=st.STOPPED).values_list("name", flat=True))
+    for orphan in runtime.list_deployed() - active:
+        log.warning("removing %s: the runtime runs it but no active deployment wants it", orphan)
+        runtime.remove(orphan)
