@@ -1,0 +1,84 @@
+"""`python -m serving --config PATH [--host H] [--port P]`: load one model and serve it.
+
+A bad config or an unloadable artifact ends the process with exit code 2 and one line on
+stderr, so a Kubernetes pod's last log line says what went wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+
+from serving.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
+from serving.loading import ArtifactError, load_model
+from serving.model import ModelError
+
+log = logging.getLogger("serving")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m serving", description=__doc__)
+    parser.add_argument(
+        "--config",
+        default=os.environ.get("SERVING_CONFIG") or DEFAULT_CONFIG_PATH,
+        help="config YAML (default: $SERVING_CONFIG, then /etc/config/config.yaml)",
+    )
+    parser.add_argument("--host", default=os.environ.get("SERVING_HOST", "0.0.0.0"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("SERVING_PORT", "8080")))
+    parser.add_argument(
+        "--log-level", default=os.environ.get("SERVING_LOG_LEVEL", "info"), help="info, warning"
+    )
+    parser.add_argument(
+        "--graceful-timeout",
+        type=float,
+        default=float(os.environ.get("SERVING_GRACEFUL_TIMEOUT", "30")),
+        help="seconds to let in-flight requests finish after SIGTERM",
+    )
+    return parser.parse_args(argv)
+
+
+def configure_logging(level: str) -> None:
+    """Plain message lines on stderr: the access log lines are already JSON."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger("serving")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_logging(args.log_level)
+    started = time.perf_counter()
+    try:
+        cfg = load_config(args.config)
+        estimator = load_model(cfg)
+        load_seconds = time.perf_counter() - started
+        # Imported after loading so a bad config fails fast, before the web stack is imported.
+        from serving.app import create_app
+
+        app = create_app(cfg, estimator, load_seconds=load_seconds)
+    except (ConfigError, ArtifactError, ModelError) as exc:
+        print(f"serving: {exc}", file=sys.stderr)
+        return 2
+    import uvicorn
+
+    log.info("serving model %s on http://%s:%d", cfg.name, args.host, args.port)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        access_log=False,  # serving.metrics writes one structured line per request instead
+        log_level="warning",
+        timeout_graceful_shutdown=args.graceful_timeout,
+        server_header=False,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

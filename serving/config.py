@@ -1,0 +1,129 @@
+"""Serving config (DESIGN.md 3.1): one schema for the YAML the console writes, serving reads."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+DEFAULT_CONFIG_PATH = "/etc/config/config.yaml"
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class ConfigError(Exception):
+    """A config that cannot be read or is invalid; the message is one line a user can act on."""
+
+
+class _Schema(BaseModel):
+    # camelCase in YAML (the original tool's format), snake_case in Python; unknown keys are
+    # refused so that a typo such as `inputsize` fails loudly instead of being ignored.
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        protected_namespaces=(),
+    )
+
+
+class ModelSource(_Schema):
+    """Where the artifact lives and how far it is trusted."""
+
+    method: Literal["GCS", "LOCAL"]
+    project_name: str | None = None
+    bucket_name: str | None = None
+    blob_dir: str | None = None
+    path: str | None = None
+    sha256: str | None = None
+    trusted_types: list[str] = Field(default_factory=list)
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper_method(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex_digest(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip().lower()
+        if not _SHA256.match(value):
+            raise ValueError("sha256 must be 64 hexadecimal characters")
+        return value
+
+    @model_validator(mode="after")
+    def _needs_location(self) -> ModelSource:
+        if self.method == "LOCAL" and not self.path:
+            raise ValueError("method LOCAL needs model.path")
+        if self.method == "GCS" and not (self.bucket_name and self.blob_dir):
+            raise ValueError("method GCS needs model.bucketName and model.blobDir")
+        return self
+
+
+class BatchingConfig(_Schema):
+    """Micro-batching: concurrent requests share one model call (see serving/batching.py)."""
+
+    enabled: bool = True
+    max_batch_rows: int = Field(default=256, gt=0)
+    # 0 means adaptive: no waiting when the model is idle, coalescing whatever queued while it
+    # was busy. A positive value waits that long for more rows before calling the model.
+    max_wait_ms: float = Field(default=0.0, ge=0, le=1000)
+
+
+class ServingConfig(_Schema):
+    """Everything one serving process needs: the model, its job and the limits on requests."""
+
+    model_type: Literal["pkl", "joblib", "skops"]
+    job: Literal["classification", "regression"]
+    model: ModelSource
+    input_size: int = Field(gt=0)
+    name: str = Field(default="model", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    version: str | None = None
+    max_batch_rows: int = Field(default=10_000, gt=0)
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    batching: BatchingConfig = Field(default_factory=BatchingConfig)
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)
+
+
+def parse_config(data: Any, source: str = "config") -> ServingConfig:
+    """Validate already-parsed YAML/JSON data, raising ConfigError with one line."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of keys, got {type(data).__name__}")
+    try:
+        return ServingConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_describe(exc)}") from None
+
+
+def load_config(path: str | Path) -> ServingConfig:
+    """Read and validate a YAML config file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config {path} is not valid YAML{where}") from None
+    return parse_config(data, source=f"config {path}")
+
+
+def dump_config(cfg: ServingConfig) -> str:
+    """Render a config as YAML with the camelCase keys, omitting unset optional values."""
+    data = cfg.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return yaml.safe_dump(data, sort_keys=False)

@@ -1,0 +1,73 @@
+"""The served model: what the estimator offers and one call that runs it.
+
+Protocol-neutral: both /predict and the Open Inference Protocol adapter call `run()`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+
+from serving.config import ServingConfig
+from serving.errors import PredictionFailed
+
+
+class ModelError(Exception):
+    """The estimator does not fit the config (job, feature count) or fails its warm-up."""
+
+
+class ServedModel:
+    """An estimator plus what the config says about it."""
+
+    def __init__(self, cfg: ServingConfig, estimator: object) -> None:
+        self.cfg = cfg
+        self.estimator = estimator
+        self.name = cfg.name
+        self.n_features = cfg.input_size
+        self.classes: list[Any] | None = None
+        kind = type(estimator).__name__
+        if not callable(getattr(estimator, "predict", None)):
+            raise ModelError(f"the artifact is a {kind}, which has no predict()")
+        n_in = getattr(estimator, "n_features_in_", None)
+        if isinstance(n_in, int | np.integer) and int(n_in) != cfg.input_size:
+            raise ModelError(
+                f"inputSize is {cfg.input_size} but the model was trained on {int(n_in)} features"
+            )
+        if cfg.job == "classification":
+            if not callable(getattr(estimator, "predict_proba", None)):
+                raise ModelError(f"job is classification but {kind} has no predict_proba()")
+            classes = getattr(estimator, "classes_", None)
+            if classes is None:
+                raise ModelError(f"job is classification but {kind} has no classes_")
+            self.classes = np.asarray(classes).tolist()
+            # The primary output first: it is what /predict answers and infer returns by default.
+            self.outputs = ("predict_proba", "predict")
+        else:
+            self.outputs = ("predict",)
+        self.classes_json = orjson.dumps(self.classes)
+
+    @property
+    def primary_output(self) -> str:
+        return self.outputs[0]
+
+    def run(self, output: str, matrix: np.ndarray) -> np.ndarray:
+        """Call the estimator (blocking: run it off the event loop)."""
+        try:
+            result = np.asarray(getattr(self.estimator, output)(matrix))
+        except Exception as exc:
+            raise PredictionFailed(f"{output} failed: {type(exc).__name__}: {exc}") from None
+        if result.ndim == 0 or result.shape[0] != matrix.shape[0]:
+            raise PredictionFailed(
+                f"{output} returned {result.shape[0] if result.ndim else 'a scalar'} "
+                f"results for {matrix.shape[0]} rows"
+            )
+        return result
+
+    def warm_up(self) -> None:
+        """One prediction on a row of zeros, so readiness means a prediction has succeeded."""
+        try:
+            self.run(self.primary_output, np.zeros((1, self.n_features)))
+        except PredictionFailed as exc:
+            raise ModelError(f"warm-up prediction failed: {exc}") from None
