@@ -1,0 +1,295 @@
+"""Kubernetes objects for one deployment, as plain dicts: pure functions, no API calls.
+
+The runtime sends exactly these objects and `charts/model-serving` renders the same ones from
+its values (a test compares them), so a model deployed from the console and one deployed the
+GitOps way look alike in the cluster.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from deployments.runtimes.base import ServingSpec
+
+# Our own labels: the console finds what it owns by OWNER_LABEL, never by name alone.
+OWNER_LABEL = "model-console/owner"
+DEPLOYMENT_LABEL = "model-console/deployment"
+MODEL_LABEL = "model-console/model"
+MODEL_VERSION_LABEL = "model-console/model-version"
+CHECKSUM_ANNOTATION = "checksum/config"
+
+APP_NAME = "model-serving"
+CONTAINER_NAME = "serving"
+CONTAINER_PORT = 8080
+SERVICE_PORT = 80
+CONFIG_DIR = "/etc/config"
+CONFIG_FILE = "config.yaml"
+# The serving image's non-root user; numeric so the kubelet can enforce runAsNonRoot.
+RUN_AS_USER = 10001
+
+# Path-per-deployment routing on one host: /NAME/predict reaches the pod as /predict. The
+# rewrite is ingress-nginx's syntax; other controllers need their own equivalent.
+INGRESS_ANNOTATIONS = {
+    "nginx.ingress.kubernetes.io/use-regex": "true",
+    "nginx.ingress.kubernetes.io/rewrite-target": "/$2",
+}
+
+
+def label_value(text: str) -> str:
+    """`text` made a valid label value (at most 63 of [A-Za-z0-9_.-], alphanumeric ends)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", text)[:63].strip("-_.")
+
+
+def config_map_name(name: str) -> str:
+    return f"{name}-config"
+
+
+def ingress_path(name: str) -> str:
+    return f"/{name}(/|$)(.*)"
+
+
+def selector_labels(name: str) -> dict[str, str]:
+    """Labels that pick the pods of one deployment; immutable once the Deployment exists."""
+    return {"app.kubernetes.io/name": APP_NAME, "app.kubernetes.io/instance": name}
+
+
+def owner_selector(owner_label_value: str = "model-console") -> str:
+    """Label selector for everything this console owns in a namespace."""
+    return f"{OWNER_LABEL}={owner_label_value}"
+
+
+def common_labels(spec: ServingSpec, owner_label_value: str = "model-console") -> dict[str, str]:
+    """The recommended app.kubernetes.io/* labels plus ours, on every object."""
+    return {
+        **selector_labels(spec.name),
+        "app.kubernetes.io/version": str(spec.version),
+        "app.kubernetes.io/component": "serving",
+        "app.kubernetes.io/part-of": "model-console",
+        "app.kubernetes.io/managed-by": "model-console",
+        OWNER_LABEL: owner_label_value,
+        DEPLOYMENT_LABEL: spec.name,
+        MODEL_LABEL: label_value(spec.model_name),
+        MODEL_VERSION_LABEL: str(spec.version),
+    }
+
+
+def service_url(name: str, namespace: str) -> str:
+    return f"http://{name}.{namespace}.svc.cluster.local"
+
+
+def endpoint_url(name: str, namespace: str, ingress_host: str | None = None) -> str:
+    """Where predictions are sent: the ingress path when a host is set, else the Service."""
+    if ingress_host:
+        return f"http://{ingress_host}/{name}"
+    return service_url(name, namespace)
+
+
+def build_objects(
+    spec: ServingSpec,
+    *,
+    namespace: str,
+    image: str,
+    ingress_host: str | None = None,
+    ingress_class: str | None = None,
+    service_account: str | None = None,
+    owner_label_value: str = "model-console",
+) -> list[dict[str, Any]]:
+    """ConfigMap, Deployment, Service and (with an ingress host) Ingress, in apply order."""
+    labels = common_labels(spec, owner_label_value)
+    objects = [
+        build_config_map(spec, namespace=namespace, labels=labels),
+        build_service(spec, namespace=namespace, labels=labels),
+        build_deployment(
+            spec,
+            namespace=namespace,
+            image=image,
+            labels=labels,
+            service_account=service_account,
+        ),
+    ]
+    if ingress_host:
+        objects.append(
+            build_ingress(
+                spec,
+                namespace=namespace,
+                labels=labels,
+                host=ingress_host,
+                ingress_class=ingress_class,
+            )
+        )
+    return objects
+
+
+def _metadata(name: str, namespace: str, labels: dict[str, str]) -> dict[str, Any]:
+    return {"name": name, "namespace": namespace, "labels": dict(labels)}
+
+
+def build_config_map(spec: ServingSpec, *, namespace: str, labels: dict[str, str]) -> dict:
+    """The serving config file (DESIGN.md 3.1) mounted at /etc/config/config.yaml."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(config_map_name(spec.name), namespace, labels),
+        "data": {CONFIG_FILE: spec.config_yaml},
+    }
+
+
+def build_service(spec: ServingSpec, *, namespace: str, labels: dict[str, str]) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(spec.name, namespace, labels),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector_labels(spec.name),
+            "ports": [
+                {"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}
+            ],
+        },
+    }
+
+
+def _resources(spec: ServingSpec) -> dict[str, dict[str, str]]:
+    res = spec.resources
+    limits = {
+        key: value
+        for key, value in (("cpu", res.cpu_limit), ("memory", res.memory_limit))
+        if value is not None
+    }
+    out = {"requests": {"cpu": res.cpu_request, "memory": res.memory_request}}
+    if limits:
+        out["limits"] = limits
+    return out
+
+
+def _probe(path: str, *, period: int, failures: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": "http"},
+        "periodSeconds": period,
+        "timeoutSeconds": 2,
+        "failureThreshold": failures,
+    }
+
+
+def build_deployment(
+    spec: ServingSpec,
+    *,
+    namespace: str,
+    image: str,
+    labels: dict[str, str],
+    service_account: str | None = None,
+) -> dict:
+    """One serving process per pod; a config change rolls the pods through the checksum."""
+    pod_spec: dict[str, Any] = {
+        # The serving app never talks to the Kubernetes API; GCS access goes through
+        # workload identity, which does not need the token mounted.
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS_USER,
+            "runAsGroup": RUN_AS_USER,
+            "fsGroup": RUN_AS_USER,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [
+            {
+                "name": CONTAINER_NAME,
+                "image": image,
+                "imagePullPolicy": "IfNotPresent",
+                "command": ["python", "-m", "serving"],
+                "args": [
+                    "--config",
+                    f"{CONFIG_DIR}/{CONFIG_FILE}",
+                    "--host",
+                    "0.0.0.0",
+                    "--port",
+                    str(CONTAINER_PORT),
+                ],
+                "ports": [{"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
+                "env": [{"name": "HOME", "value": "/tmp"}],
+                "resources": _resources(spec),
+                # Loading a large artifact can take minutes; liveness waits for startup.
+                "startupProbe": _probe("/v2/health/live", period=5, failures=60),
+                "livenessProbe": _probe("/v2/health/live", period=10, failures=3),
+                "readinessProbe": _probe("/v2/health/ready", period=5, failures=3),
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
+                    "runAsNonRoot": True,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+                "volumeMounts": [
+                    {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+                    {"name": "tmp", "mountPath": "/tmp"},
+                ],
+            }
+        ],
+        "volumes": [
+            {"name": "config", "configMap": {"name": config_map_name(spec.name)}},
+            {"name": "tmp", "emptyDir": {}},
+        ],
+    }
+    if service_account:
+        pod_spec["serviceAccountName"] = service_account
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(spec.name, namespace, labels),
+        "spec": {
+            "replicas": spec.replicas,
+            "revisionHistoryLimit": 3,
+            "progressDeadlineSeconds": 600,
+            "selector": {"matchLabels": selector_labels(spec.name)},
+            # Never below the desired ready replicas while rolling.
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+            },
+            "template": {
+                "metadata": {
+                    "labels": dict(labels),
+                    "annotations": {CHECKSUM_ANNOTATION: spec.config_checksum},
+                },
+                "spec": pod_spec,
+            },
+        },
+    }
+
+
+def build_ingress(
+    spec: ServingSpec,
+    *,
+    namespace: str,
+    labels: dict[str, str],
+    host: str,
+    ingress_class: str | None = None,
+) -> dict:
+    """One Ingress per deployment on the shared host, routed by the path /NAME."""
+    ingress_spec: dict[str, Any] = {
+        "rules": [
+            {
+                "host": host,
+                "http": {
+                    "paths": [
+                        {
+                            "path": ingress_path(spec.name),
+                            "pathType": "ImplementationSpecific",
+                            "backend": {"service": {"name": spec.name, "port": {"name": "http"}}},
+                        }
+                    ]
+                },
+            }
+        ]
+    }
+    if ingress_class:
+        ingress_spec = {"ingressClassName": ingress_class, **ingress_spec}
+    metadata = _metadata(spec.name, namespace, labels)
+    metadata["annotations"] = dict(INGRESS_ANNOTATIONS)
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": metadata,
+        "spec": ingress_spec,
+    }

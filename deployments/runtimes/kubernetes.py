@@ -1,0 +1,435 @@
+"""The Kubernetes runtime: one ConfigMap, Deployment, Service (and Ingress) per deployment.
+
+The only module that imports `kubernetes`. Objects come from `deployments.manifests`; this
+module sends them (create, or replace what exists, retrying on conflicts), deletes them, and
+reads Deployments, pods, events and logs back into an `Observation` a person can act on.
+API errors become `RuntimeFailure`, permanent when retrying cannot help (400, 401, 403, 404,
+422) and transient otherwise (timeouts, 409, 429, 5xx).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from deployments import manifests
+from deployments.runtimes.base import Observation, Runtime, RuntimeFailure, ServingSpec
+
+PERMANENT_STATUSES = {400, 401, 403, 404, 405, 410, 422}
+CONFLICT_RETRIES = 5
+LOG_TAIL_LINES = 5
+MAX_EVENTS = 10
+
+# kind -> (API class, method suffix); each kind has read/create/replace/delete/list methods.
+_KINDS: dict[str, tuple[type, str]] = {
+    "ConfigMap": (client.CoreV1Api, "config_map"),
+    "Service": (client.CoreV1Api, "service"),
+    "Deployment": (client.AppsV1Api, "deployment"),
+    "Ingress": (client.NetworkingV1Api, "ingress"),
+}
+# Waiting reasons that will not clear up by themselves.
+_HARD_WAITING = {
+    "CrashLoopBackOff",
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+}
+
+
+def load_client(kubeconfig: str | None = None, context: str | None = None) -> client.ApiClient:
+    """The API client: in-cluster config inside a pod, else a kubeconfig ($KUBECONFIG, ~/.kube)."""
+    configuration = client.Configuration()
+    try:
+        if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+            config.load_incluster_config(client_configuration=configuration)
+        else:
+            # $KUBECONFIG is read now, not when the kubernetes package was imported.
+            config.load_kube_config(
+                config_file=kubeconfig or os.environ.get("KUBECONFIG") or None,
+                context=context,
+                client_configuration=configuration,
+            )
+    except (ConfigException, OSError) as exc:
+        raise RuntimeFailure(f"No usable Kubernetes configuration: {exc}", permanent=True) from exc
+    return client.ApiClient(configuration)
+
+
+def _api_message(exc: ApiException) -> str:
+    """The API server's own message (its Status object), else the HTTP reason."""
+    try:
+        body = json.loads(exc.body or "")
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and body.get("message"):
+        return str(body["message"])
+    return str(exc.reason or exc.body or "no message")
+
+
+def _failure(action: str, exc: Exception) -> RuntimeFailure:
+    if isinstance(exc, ApiException):
+        status = exc.status or 0
+        return RuntimeFailure(
+            f"Kubernetes API refused to {action}: {status} {_api_message(exc)}",
+            permanent=status in PERMANENT_STATUSES,
+        )
+    return RuntimeFailure(
+        f"Kubernetes API unreachable while trying to {action}: {exc}", permanent=False
+    )
+
+
+class KubernetesRuntime(Runtime):
+    """Deployments as Kubernetes objects in one namespace, found again by our owner label."""
+
+    name = "kubernetes"
+    reapply_on_sync = True  # apply() is idempotent and repairs drift (e.g. a deleted Service)
+
+    def __init__(
+        self,
+        namespace: str,
+        image: str,
+        ingress_host: str | None = None,
+        ingress_class: str | None = None,
+        service_account: str | None = None,
+        api_client: client.ApiClient | None = None,
+        *,
+        owner_label_value: str = "model-console",
+        request_timeout: float = 30.0,
+    ) -> None:
+        self.namespace = namespace
+        self.image = image
+        self.ingress_host = ingress_host or None
+        self.ingress_class = ingress_class or None
+        self.service_account = service_account or None
+        self.owner_label_value = owner_label_value
+        self.request_timeout = request_timeout
+        self._api_client = api_client
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    @property
+    def api_client(self) -> client.ApiClient:
+        # Built on first use so that constructing the runtime never needs a cluster.
+        if self._api_client is None:
+            self._api_client = load_client()
+        return self._api_client
+
+    def _call(self, kind: str, verb: str, action: str, *args: Any, **kwargs: Any) -> Any:
+        """Call e.g. `read_namespaced_deployment`; the answer as plain JSON data (or text)."""
+        api_class, suffix = _KINDS.get(kind, (client.CoreV1Api, kind))
+        method: Callable[..., Any] = getattr(
+            api_class(self.api_client), f"{verb}_namespaced_{suffix}"
+        )
+        try:
+            response = method(
+                *args,
+                _preload_content=False,
+                _request_timeout=(5, self.request_timeout),
+                **kwargs,
+            )
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _failure(action, exc) from exc
+        data = response.data.decode("utf-8", "replace")
+        try:
+            return json.loads(data)
+        except ValueError:
+            return data
+
+    def _read(self, kind: str, name: str) -> dict | None:
+        try:
+            return self._call(kind, "read", f"read {kind} {name}", name, self.namespace)
+        except RuntimeFailure as exc:
+            if isinstance(exc.__cause__, ApiException) and exc.__cause__.status == 404:
+                return None
+            raise
+
+    def _list(self, kind: str, label_selector: str | None, **kwargs: Any) -> list[dict]:
+        answer = self._call(
+            kind,
+            "list",
+            f"list {kind}s",
+            self.namespace,
+            label_selector=label_selector or None,
+            **kwargs,
+        )
+        return list(answer.get("items") or [])
+
+    def _owned(self, obj: dict) -> bool:
+        labels = obj.get("metadata", {}).get("labels") or {}
+        return labels.get(manifests.OWNER_LABEL) == self.owner_label_value
+
+    def desired_objects(self, spec: ServingSpec) -> list[dict]:
+        return manifests.build_objects(
+            spec,
+            namespace=self.namespace,
+            image=self.image,
+            ingress_host=self.ingress_host,
+            ingress_class=self.ingress_class,
+            service_account=self.service_account,
+            owner_label_value=self.owner_label_value,
+        )
+
+    def endpoint(self, name: str) -> str:
+        return manifests.endpoint_url(name, self.namespace, self.ingress_host)
+
+    # -- Runtime ------------------------------------------------------------------------------
+
+    def apply(self, spec: ServingSpec) -> str:
+        """Create or replace each object; an Ingress no longer wanted is removed."""
+        objects = self.desired_objects(spec)
+        for obj in objects:
+            self._apply_one(obj)
+        if not any(obj["kind"] == "Ingress" for obj in objects):
+            self._delete_owned("Ingress", spec.name)
+        return self.endpoint(spec.name)
+
+    def _apply_one(self, desired: dict) -> None:
+        kind, name = desired["kind"], desired["metadata"]["name"]
+        for attempt in range(CONFLICT_RETRIES):
+            live = self._read(kind, name)
+            try:
+                if live is None:
+                    self._call(kind, "create", f"create {kind} {name}", self.namespace, desired)
+                else:
+                    if not self._owned(live):
+                        raise RuntimeFailure(
+                            f"{kind} {name} already exists in namespace {self.namespace} and "
+                            f"is not managed by this console (no label "
+                            f"{manifests.owner_selector(self.owner_label_value)}); "
+                            "choose another deployment name or remove it",
+                            permanent=True,
+                        )
+                    body = _merge_for_replace(desired, live)
+                    self._call(kind, "replace", f"update {kind} {name}", name, self.namespace, body)
+                return
+            except RuntimeFailure as exc:
+                cause = exc.__cause__
+                # 409: someone wrote in between (replace) or created it first (create).
+                if not (isinstance(cause, ApiException) and cause.status == 409):
+                    raise
+                if attempt == CONFLICT_RETRIES - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+
+    def remove(self, name: str) -> None:
+        """Delete what we own of `name`; absent objects (404) are success."""
+        for kind in ("Ingress", "Service", "Deployment", "ConfigMap"):
+            object_name = manifests.config_map_name(name) if kind == "ConfigMap" else name
+            self._delete_owned(kind, object_name)
+
+    def _delete_owned(self, kind: str, name: str) -> None:
+        live = self._read(kind, name)
+        if live is None or not self._owned(live):
+            return
+        try:
+            self._call(
+                kind,
+                "delete",
+                f"delete {kind} {name}",
+                name,
+                self.namespace,
+                propagation_policy="Background",
+            )
+        except RuntimeFailure as exc:
+            if not (isinstance(exc.__cause__, ApiException) and exc.__cause__.status == 404):
+                raise
+
+    def list_deployed(self) -> set[str]:
+        """Names of deployments with any object carrying our owner label."""
+        selector = manifests.owner_selector(self.owner_label_value)
+        names: set[str] = set()
+        for kind in _KINDS:
+            for obj in self._list(kind, selector):
+                labels = obj.get("metadata", {}).get("labels") or {}
+                if labels.get(manifests.DEPLOYMENT_LABEL):
+                    names.add(labels[manifests.DEPLOYMENT_LABEL])
+        return names
+
+    def observe(self, spec: ServingSpec) -> Observation:
+        """Replicas ready vs desired, and the first problem a person should read about."""
+        endpoint = self.endpoint(spec.name)
+        deployment = self._read("Deployment", spec.name)
+        if deployment is None or not self._owned(deployment):
+            return Observation(
+                status="stopped",
+                reason=f"No Deployment {spec.name} in namespace {self.namespace}",
+                endpoint=endpoint,
+            )
+        pods = self._list("pod", _selector(manifests.selector_labels(spec.name)))
+        problems = self._pod_problems(pods) + _deployment_problems(deployment)
+        events = self._warning_events(spec.name, pods)
+        return _summarize(deployment, problems, events, endpoint)
+
+    # -- reading the cluster ------------------------------------------------------------------
+
+    def _pod_problems(self, pods: list[dict]) -> list[str]:
+        problems: list[str] = []
+        for pod in pods:
+            pod_name = pod.get("metadata", {}).get("name", "?")
+            status = pod.get("status") or {}
+            for condition in status.get("conditions") or []:
+                if (
+                    condition.get("type") == "PodScheduled"
+                    and condition.get("status") == "False"
+                    and condition.get("reason") == "Unschedulable"
+                ):
+                    problems.append(
+                        f"Unschedulable: pod {pod_name} fits on no node: "
+                        f"{condition.get('message', '').strip()}"
+                    )
+            for container in status.get("containerStatuses") or []:
+                problem = self._container_problem(pod_name, container)
+                if problem:
+                    problems.append(problem)
+        return problems
+
+    def _container_problem(self, pod_name: str, container: dict) -> str | None:
+        state = container.get("state") or {}
+        last = (container.get("lastState") or {}).get("terminated") or {}
+        terminated = state.get("terminated") or {}
+        waiting = state.get("waiting") or {}
+        reason = waiting.get("reason", "")
+        if "OOMKilled" in (last.get("reason"), terminated.get("reason")):
+            return (
+                f"OOMKilled: container {container.get('name')} of pod {pod_name} ran out of "
+                "memory (exceeded its memory limit); raise the memory limit"
+            )
+        if reason in ("ImagePullBackOff", "ErrImagePull", "InvalidImageName"):
+            return (
+                f"{reason}: image {container.get('image')} cannot be pulled: "
+                f"{waiting.get('message', '').strip()}"
+            ).rstrip(": ")
+        if reason == "CrashLoopBackOff":
+            tail = self._log_tail(pod_name, container.get("name", ""))
+            exit_code = last.get("exitCode")
+            text = f"CrashLoopBackOff: container {container.get('name')} of pod {pod_name} "
+            text += "keeps exiting"
+            if exit_code is not None:
+                text += f" (exit code {exit_code})"
+            return f"{text}: {tail}" if tail else text
+        if reason in _HARD_WAITING:
+            return f"{reason}: {waiting.get('message', '').strip()}".rstrip(": ")
+        return None
+
+    def _log_tail(self, pod_name: str, container: str) -> str:
+        """The last lines the crashed container wrote (the serving app's one-line error)."""
+        for previous in (True, False):
+            try:
+                text = self._call(
+                    "pod_log",
+                    "read",
+                    f"read the log of {pod_name}",
+                    pod_name,
+                    self.namespace,
+                    container=container or None,
+                    previous=previous,
+                    tail_lines=LOG_TAIL_LINES,
+                )
+            except RuntimeFailure:
+                continue
+            lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+            if lines:
+                return " | ".join(lines[-LOG_TAIL_LINES:])
+        return ""
+
+    def _warning_events(self, name: str, pods: list[dict]) -> list[str]:
+        involved = {name} | {p.get("metadata", {}).get("name") for p in pods}
+        try:
+            events = self._list("event", None, field_selector="type=Warning")
+        except RuntimeFailure:
+            return []  # events are a nicety; never fail an observation for them
+        events.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+        seen: list[str] = []
+        for event in events:
+            obj = event.get("involvedObject") or {}
+            if obj.get("name") not in involved:
+                continue
+            text = f"{event.get('reason')} ({obj.get('kind')} {obj.get('name')}): "
+            text += (event.get("message") or "").strip()
+            if text not in seen:
+                seen.append(text)
+        return seen[-MAX_EVENTS:]
+
+
+def _selector(labels: dict[str, str]) -> str:
+    return ",".join(f"{key}={value}" for key, value in labels.items())
+
+
+def _merge_for_replace(desired: dict, live: dict) -> dict:
+    """`desired`, keeping what others legitimately own on the live object.
+
+    Labels and annotations set by controllers or people are kept (ours win), the
+    resourceVersion makes the replace conditional, and a Service keeps its allocated
+    cluster IPs (immutable).
+    """
+    body = json.loads(json.dumps(desired))
+    meta, live_meta = body["metadata"], live.get("metadata", {})
+    for field in ("labels", "annotations"):
+        merged = {**(live_meta.get(field) or {}), **(meta.get(field) or {})}
+        if merged:
+            meta[field] = merged
+    if live_meta.get("resourceVersion"):
+        meta["resourceVersion"] = live_meta["resourceVersion"]
+    if body["kind"] == "Service":
+        for field in ("clusterIP", "clusterIPs"):
+            if field in (live.get("spec") or {}):
+                body["spec"][field] = live["spec"][field]
+    return body
+
+
+def _deployment_problems(deployment: dict) -> list[str]:
+    problems = []
+    for condition in (deployment.get("status") or {}).get("conditions") or []:
+        reason, message = condition.get("reason"), (condition.get("message") or "").strip()
+        if condition.get("type") == "Progressing" and reason == "ProgressDeadlineExceeded":
+            problems.append(
+                f"ProgressDeadlineExceeded: the rollout made no progress in time: {message}"
+            )
+        elif condition.get("type") == "ReplicaFailure" and condition.get("status") == "True":
+            problems.append(f"ReplicaFailure ({reason}): {message}")
+    return problems
+
+
+def _summarize(
+    deployment: dict, problems: list[str], events: list[str], endpoint: str
+) -> Observation:
+    """Map counts and problems to a status: running, deploying, degraded or failed."""
+    spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
+    desired = int(spec.get("replicas", 1))
+    ready = int(status.get("readyReplicas") or 0)
+    updated = int(status.get("updatedReplicas") or 0)
+    total = int(status.get("replicas") or 0)
+    generation = int(deployment.get("metadata", {}).get("generation") or 0)
+    observed = int(status.get("observedGeneration") or 0)
+    rolled_out = observed >= generation and updated >= desired and total <= desired
+    counts = f"{ready}/{desired} replicas ready"
+
+    def observation(state: str, reason: str) -> Observation:
+        return Observation(
+            status=state,
+            reason=reason,
+            replicas_ready=ready,
+            endpoint=endpoint,
+            events=problems + events,
+        )
+
+    if desired == 0:
+        return observation("stopped", "Scaled to 0 replicas")
+    if problems:
+        state = "failed" if ready == 0 else "degraded"
+        return observation(state, f"{problems[0]} ({counts})")
+    if rolled_out and ready >= desired:
+        return observation("running", counts)
+    if rolled_out and observed and total:
+        return observation("degraded", counts)
+    return observation("deploying", f"Rolling out: {counts}, {updated} updated")
