@@ -391,6 +391,12 @@ def emulated_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clust
 
 
 @pytest.fixture
+def validate_k8s() -> Callable[[dict], None]:
+    """validate_object(obj): strict kubernetes-validate against VALIDATE_VERSIONS."""
+    return validate_object
+
+
+@pytest.fixture
 def kubeconfig_writer() -> Callable[[Path, str], Path]:
     """write_kubeconfig(path, server_url), for tests that need a cluster of their own."""
     return write_kubeconfig
