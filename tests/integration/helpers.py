@@ -1,0 +1,35 @@
+"""Steps of the user's flow through the REST API, shared by the integration tests."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+
+TERMINAL = {"running", "failed", "stopped", "degraded"}
+
+
+def create_model(client: httpx.Client, name: str, job: str, input_size: int) -> dict:
+    response = client.post("/api/models/", json={"name": name, "job": job,
+                                                  "input_size": input_size})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def upload(client: httpx.Client, model: str, path: Path, model_type: str) -> httpx.Response:
+    with path.open("rb") as f:
+        return client.post(f"/api/models/{model}/versions/",
+                           files={"file": (path.name, f)}, data={"model_type": model_type})
+
+
+def wait_for_status(client: httpx.Client, name: str, wanted: set[str],
+                    timeout: float = 90) -> dict:
+    deadline = time.monotonic() + timeout
+    body: dict = {}
+    while time.monotonic() < deadline:
+        body = client.get(f"/api/deployments/{name}/").json()
+        if body.get("status") in wanted:
+            return body
+        time.sleep(0.3)
+    raise AssertionError(f"{name} did not reach {wanted} in {timeout} s; last seen: {body}")

@@ -1,0 +1,128 @@
+"""A live console for tests: a gunicorn web server and a real Celery worker process, started the
+way `make run` starts them, on a private var/ folder and the configured database and broker.
+
+The embedded defaults (SQLite, filesystem broker) are used unless TEST_DATABASE_URL and
+TEST_BROKER_URL name real servers (CI runs the suite both ways).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import httpx
+
+from console.processes import web_command, worker_command
+from tests.support.net import answers, free_port, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PERSONAS_SCRIPT = """
+import json
+from django.contrib.auth.models import Group, User
+from rest_framework.authtoken.models import Token
+from deployments.roles import DEPLOYER, VIEWER
+tokens = {}
+for name, group, superuser in [("admin", None, True), ("deployer", DEPLOYER, False),
+                               ("viewer", VIEWER, False)]:
+    user = User.objects.filter(username=name).first()
+    if user is None:
+        user = (User.objects.create_superuser if superuser else User.objects.create_user)(
+            username=name, password=name + "-password-1")
+    if group:
+        user.groups.add(Group.objects.get(name=group))
+    tokens[name] = Token.objects.get_or_create(user=user)[0].key
+print("TOKENS=" + json.dumps(tokens))
+"""
+
+
+class ConsoleStack:
+    def __init__(self, var_dir: Path, env_overrides: dict[str, str] | None = None) -> None:
+        self.var_dir = var_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO", "CELERY"))},
+            "DJANGO_SETTINGS_MODULE": "console.settings",
+            "CONSOLE_VAR_DIR": str(var_dir),
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "STATUS_SYNC_SECONDS": "3",
+            "DEPLOY_TIMEOUT_SECONDS": "60",
+            "PYTHONPATH": str(ROOT),
+        }
+        database = os.environ.get("TEST_DATABASE_URL")
+        if database:
+            self.env["DATABASE_URL"] = database
+        broker = os.environ.get("TEST_BROKER_URL")
+        if broker:
+            self.env["CELERY_BROKER_URL"] = broker
+        self.env.update(env_overrides or {})
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.tokens: dict[str, str] = {}
+
+    def manage(self, *args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True,
+            text=True, timeout=300, check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stderr[-3000:]}")
+        return result.stdout
+
+    def start(self) -> ConsoleStack:
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        self.manage("migrate", "--noinput", "-v0")
+        self.manage("collectstatic", "--noinput", "-v0")
+        out = self.manage("shell", "-c", PERSONAS_SCRIPT)
+        self.tokens = json.loads(out.split("TOKENS=", 1)[1].strip().splitlines()[0])
+        self.start_worker()
+        self.start_process("web", web_command(port=self.port, workers=2))
+        wait_until(lambda: answers(f"{self.url}/accounts/login/"), 60, "the console web server")
+        return self
+
+    def start_process(self, name: str, command: list[str]) -> subprocess.Popen:
+        log = (self.var_dir / f"{name}.log").open("ab")
+        proc = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs[name] = proc
+        return proc
+
+    def start_worker(self, name: str = "worker") -> subprocess.Popen:
+        unique = f"{name}-{uuid.uuid4().hex[:6]}"
+        return self.start_process(name, worker_command(concurrency=2, beat=True, name=unique))
+
+    def stop_process(self, name: str, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is None or proc.poll() is not None:
+            return
+        os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        for name in list(self.procs):
+            self.stop_process(name)
+        # Serving processes started by the local runtime outlive the worker on purpose.
+        runtime_dir = self.var_dir / "runtime"
+        for state in runtime_dir.glob("*/state.json"):
+            try:
+                os.killpg(json.loads(state.read_text())["pid"], signal.SIGKILL)
+            except (ProcessLookupError, PermissionError, ValueError, KeyError):
+                pass
+
+    def client(self, persona: str = "admin") -> httpx.Client:
+        return httpx.Client(
+            base_url=self.url, timeout=120,
+            headers={"Authorization": f"Token {self.tokens[persona]}"},
+        )
+
+    def log(self, name: str) -> str:
+        return (self.var_dir / f"{name}.log").read_text(errors="replace")
