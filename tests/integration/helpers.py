@@ -11,20 +11,23 @@ TERMINAL = {"running", "failed", "stopped", "degraded"}
 
 
 def create_model(client: httpx.Client, name: str, job: str, input_size: int) -> dict:
-    response = client.post("/api/models/", json={"name": name, "job": job,
-                                                  "input_size": input_size})
+    response = client.post(
+        "/api/models/", json={"name": name, "job": job, "input_size": input_size}
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
 
 def upload(client: httpx.Client, model: str, path: Path, model_type: str) -> httpx.Response:
     with path.open("rb") as f:
-        return client.post(f"/api/models/{model}/versions/",
-                           files={"file": (path.name, f)}, data={"model_type": model_type})
+        return client.post(
+            f"/api/models/{model}/versions/",
+            files={"file": (path.name, f)},
+            data={"model_type": model_type},
+        )
 
 
-def wait_for_status(client: httpx.Client, name: str, wanted: set[str],
-                    timeout: float = 90) -> dict:
+def wait_for_status(client: httpx.Client, name: str, wanted: set[str], timeout: float = 90) -> dict:
     deadline = time.monotonic() + timeout
     body: dict = {}
     while time.monotonic() < deadline:

@@ -39,24 +39,35 @@ def _assert_refused(console, client, response, *words: str) -> None:
 def test_a_file_that_is_not_a_model_is_refused(console, flowers, tmp_path):
     junk = tmp_path / "junk.joblib"
     junk.write_bytes(b"this is not a model at all" * 100)
-    _assert_refused(console, flowers, upload(flowers, "flowers", junk, "joblib"),
-                    "could not be loaded")
+    _assert_refused(
+        console, flowers, upload(flowers, "flowers", junk, "joblib"), "could not be loaded"
+    )
 
 
 def test_a_regressor_for_a_classification_model_is_refused(console, flowers, tmp_path):
     _, X = iris_classifier()
     regressor = Ridge().fit(X, X[:, 0] * 2.0)
     path = save(regressor, tmp_path / "ridge.joblib", "joblib")
-    _assert_refused(console, flowers, upload(flowers, "flowers", path, "joblib"),
-                    "predict_proba", "classification")
+    _assert_refused(
+        console,
+        flowers,
+        upload(flowers, "flowers", path, "joblib"),
+        "predict_proba",
+        "classification",
+    )
 
 
 def test_a_wrong_feature_count_is_refused(console, flowers, tmp_path):
     _, X = iris_classifier()
     wide = LogisticRegression(max_iter=500).fit(np.hstack([X, X]), [0, 1, 2] * 50)
     path = save(wide, tmp_path / "wide.joblib", "joblib")
-    _assert_refused(console, flowers, upload(flowers, "flowers", path, "joblib"),
-                    "8 features", "input_size is 4")
+    _assert_refused(
+        console,
+        flowers,
+        upload(flowers, "flowers", path, "joblib"),
+        "8 features",
+        "input_size is 4",
+    )
 
 
 def test_an_empty_file_is_refused(console, flowers, tmp_path):

@@ -39,8 +39,10 @@ def test_classifier_upload_deploy_predict_undeploy(console, tmp_path):
     assert version["n_features"] == 4
     assert version["estimator_class"].endswith("LogisticRegression")
 
-    response = client.post("/api/deployments/", json={"name": "iris-golden", "model": "iris",
-                                                       "version": 1, "replicas": 1})
+    response = client.post(
+        "/api/deployments/",
+        json={"name": "iris-golden", "model": "iris", "version": 1, "replicas": 1},
+    )
     assert response.status_code == 202, response.text
     assert response.json()["status"] == "pending"
     deployment = wait_for_status(client, "iris-golden", {"running", "failed"})
@@ -50,8 +52,9 @@ def test_classifier_upload_deploy_predict_undeploy(console, tmp_path):
 
     rows = X[::10]
     expected = estimator.predict_proba(rows)
-    through_console = client.post("/api/deployments/iris-golden/predict/",
-                                  json={"instances": rows.tolist()})
+    through_console = client.post(
+        "/api/deployments/iris-golden/predict/", json={"instances": rows.tolist()}
+    )
     assert through_console.status_code == 200, through_console.text
     body = through_console.json()
     assert body["classes"] == [0, 1, 2]
@@ -59,8 +62,7 @@ def test_classifier_upload_deploy_predict_undeploy(console, tmp_path):
 
     direct = httpx.post(f"{endpoint}/predict", json=rows.tolist(), timeout=30)
     assert direct.status_code == 200
-    np.testing.assert_allclose(np.array(direct.json()["predictions"]), expected, rtol=0,
-                               atol=1e-9)
+    np.testing.assert_allclose(np.array(direct.json()["predictions"]), expected, rtol=0, atol=1e-9)
 
     state = json.loads((console.var_dir / "runtime" / "iris-golden" / "state.json").read_text())
     response = client.post("/api/deployments/iris-golden/undeploy/")
@@ -86,8 +88,9 @@ def test_regressor_pickle_round_trip(console, tmp_path):
     assert response.status_code == 201, response.text
     assert response.json()["classes"] is None
 
-    response = client.post("/api/deployments/", json={"name": "diabetes", "model": "diabetes",
-                                                       "version": 1})
+    response = client.post(
+        "/api/deployments/", json={"name": "diabetes", "model": "diabetes", "version": 1}
+    )
     assert response.status_code == 202, response.text
     deployment = wait_for_status(client, "diabetes", {"running", "failed"})
     assert deployment["status"] == "running", deployment["status_reason"]
@@ -95,8 +98,9 @@ def test_regressor_pickle_round_trip(console, tmp_path):
     rows = X[:7]
     response = client.post("/api/deployments/diabetes/predict/", json=rows.tolist())
     assert response.status_code == 200, response.text
-    np.testing.assert_allclose(np.array(response.json()["predictions"]),
-                               estimator.predict(rows), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(
+        np.array(response.json()["predictions"]), estimator.predict(rows), rtol=0, atol=1e-9
+    )
 
     response = client.post("/api/deployments/diabetes/predict/", json=[[1.0, 2.0]])
     assert response.status_code == 422

@@ -7,6 +7,7 @@ TEST_BROKER_URL name real servers (CI runs the suite both ways).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -67,8 +68,13 @@ class ConsoleStack:
 
     def manage(self, *args: str) -> str:
         result = subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True,
-            text=True, timeout=300, check=False,
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
         )
         if result.returncode != 0:
             raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stderr[-3000:]}")
@@ -87,8 +93,14 @@ class ConsoleStack:
 
     def start_process(self, name: str, command: list[str]) -> subprocess.Popen:
         log = (self.var_dir / f"{name}.log").open("ab")
-        proc = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.procs[name] = proc
         return proc
 
@@ -113,14 +125,13 @@ class ConsoleStack:
         # Serving processes started by the local runtime outlive the worker on purpose.
         runtime_dir = self.var_dir / "runtime"
         for state in runtime_dir.glob("*/state.json"):
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError, ValueError, KeyError):
                 os.killpg(json.loads(state.read_text())["pid"], signal.SIGKILL)
-            except (ProcessLookupError, PermissionError, ValueError, KeyError):
-                pass
 
     def client(self, persona: str = "admin") -> httpx.Client:
         return httpx.Client(
-            base_url=self.url, timeout=120,
+            base_url=self.url,
+            timeout=120,
             headers={"Authorization": f"Token {self.tokens[persona]}"},
         )
 
