@@ -51,8 +51,10 @@ def _download_gcs(source: ModelSource, dest_dir: Path) -> Path:
         raise ArtifactError(
             f"cannot download {uri}: no usable credentials ({_one_line(exc)})"
         ) from None
-    except OSError as exc:
-        raise ArtifactError(f"cannot download {uri}: {_one_line(exc)}") from None
+    except Exception as exc:  # e.g. no project could be determined, a network error
+        raise ArtifactError(
+            f"cannot download {uri}: {type(exc).__name__}: {_one_line(exc)}"
+        ) from None
     return dest
 
 
