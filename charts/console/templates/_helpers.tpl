@@ -1,0 +1,114 @@
+{{- define "console.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "console.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "console.labels" -}}
+{{ include "console.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: model-console
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{- define "console.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- .Values.serviceAccount.name | default (include "console.fullname" .) -}}
+{{- else -}}
+{{- .Values.serviceAccount.name | default "default" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "console.secretName" -}}
+{{- .Values.secrets.existingSecret | default (printf "%s-secrets" (include "console.fullname" .)) -}}
+{{- end -}}
+
+{{- define "console.modelsNamespace" -}}
+{{- .Values.runtime.namespace | default .Release.Namespace -}}
+{{- end -}}
+
+{{- define "console.servingServiceAccount" -}}
+{{- $sa := .Values.runtime.servingServiceAccount -}}
+{{- if $sa.create -}}
+{{- $sa.name | default (printf "%s-serving" (include "console.fullname" .)) -}}
+{{- else -}}
+{{- $sa.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "console.image" -}}
+"{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}"
+{{- end -}}
+
+{{/* Environment shared by web, worker, beat and the migration job. */}}
+{{- define "console.env" -}}
+envFrom:
+  - configMapRef:
+      name: {{ include "console.fullname" . }}
+env:
+  - name: DATABASE_URL
+    valueFrom: {secretKeyRef: {name: {{ include "console.secretName" . }}, key: DATABASE_URL}}
+  - name: CELERY_BROKER_URL
+    valueFrom: {secretKeyRef: {name: {{ include "console.secretName" . }}, key: CELERY_BROKER_URL}}
+  - name: SECRET_KEY
+    valueFrom: {secretKeyRef: {name: {{ include "console.secretName" . }}, key: SECRET_KEY}}
+  {{- with .Values.extraEnv }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- end -}}
+
+{{/* Pod spec fields shared by every workload; `automount` says whether the token is mounted. */}}
+{{- define "console.podCommon" -}}
+serviceAccountName: {{ include "console.serviceAccountName" .root }}
+automountServiceAccountToken: {{ .automount }}
+enableServiceLinks: false
+{{- with .root.Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  {{- toYaml .root.Values.podSecurityContext | nindent 2 }}
+{{- with .root.Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .root.Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .root.Values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{- define "console.volumeMounts" -}}
+volumeMounts:
+  - name: tmp
+    mountPath: /tmp
+  {{- if .Values.persistence.enabled }}
+  - name: data
+    mountPath: {{ .Values.persistence.mountPath }}
+  {{- end }}
+{{- end -}}
+
+{{- define "console.volumes" -}}
+volumes:
+  - name: tmp
+    emptyDir: {}
+  {{- if .Values.persistence.enabled }}
+  - name: data
+    persistentVolumeClaim:
+      claimName: {{ required "persistence.existingClaim is required when persistence is enabled" .Values.persistence.existingClaim }}
+  {{- end }}
+{{- end -}}
