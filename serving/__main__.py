@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import time
 
@@ -67,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import uvicorn
 
+    # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal with the previous
+    # handler restored; this handler turns that into a clean exit status 0.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     log.info("serving model %s on http://%s:%d", cfg.name, args.host, args.port)
     uvicorn.run(
         app,
@@ -78,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         server_header=False,
     )
     return 0
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 if __name__ == "__main__":

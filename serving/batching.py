@@ -71,6 +71,14 @@ class MicroBatcher:
         if thread is not None:
             self._queue.put(_STOP)
             thread.join(timeout)
+        # Anything queued after the stop marker (a race with shutdown) is answered, not lost.
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, _Item):
+                _resolve(item, None, ModelNotReady("the server is shutting down"))
 
     async def predict(self, output: str, matrix: np.ndarray) -> np.ndarray:
         """Run `output` (predict or predict_proba) on these rows; returns exactly their results."""

@@ -1,0 +1,37 @@
+"""Estimators for lifecycle tests; serving processes import this module to unpickle them."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+
+class SlowClassifier(ClassifierMixin, BaseEstimator):
+    """Wraps a classifier; a row whose first feature is 99 makes the call take `delay` seconds."""
+
+    def __init__(self, inner: object = None, delay: float = 1.0) -> None:
+        self.inner = inner
+        self.delay = delay
+
+    def fit(self, X, y):  # noqa: N803 - scikit-learn's names
+        self.classes_ = self.inner.classes_
+        self.n_features_in_ = self.inner.n_features_in_
+        return self
+
+    def predict_proba(self, X):  # noqa: N803
+        X = np.asarray(X)
+        if (X[:, 0] == 99).any():
+            time.sleep(self.delay)
+        return self.inner.predict_proba(X)
+
+    def predict(self, X):  # noqa: N803
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+class BrokenClassifier(SlowClassifier):
+    """Every prediction fails: the warm-up must catch it."""
+
+    def predict_proba(self, X):  # noqa: N803
+        raise RuntimeError("weights are corrupt")
