@@ -16,15 +16,27 @@ VAR_DIR = Path(env("CONSOLE_VAR_DIR", str(BASE_DIR / "var"))).resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = envbool("DEBUG", False)
+# Production behind HTTPS (usually a TLS-terminating ingress): secure cookies, HSTS, redirects,
+# and a SECRET_KEY that must come from the environment. Off by default so `make run` needs no
+# configuration on plain http://127.0.0.1.
+HTTPS = envbool("CONSOLE_HTTPS", False)
+if HTTPS and DEBUG:
+    raise ImproperlyConfigured("CONSOLE_HTTPS=true is production: DEBUG must be false")
 
 
 def _secret_key() -> str:
     """From the environment; on the embedded defaults a key is generated once under var/."""
     key = env("SECRET_KEY")
     if key:
+        if HTTPS and (len(key) < 50 or len(set(key)) < 5):
+            raise ImproperlyConfigured(
+                "SECRET_KEY is too weak for production: use at least 50 random characters"
+            )
         return key
-    if envbool("SECRET_KEY_REQUIRED", False):
-        raise ImproperlyConfigured("SECRET_KEY must be set in the environment")
+    if HTTPS or envbool("SECRET_KEY_REQUIRED", False):
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set in the environment (or SECRET_KEY_FILE) when CONSOLE_HTTPS=true"
+        )
     path = VAR_DIR / "secret_key"
     if not path.exists():
         path.write_text(secrets.token_urlsafe(50))
@@ -35,6 +47,29 @@ def _secret_key() -> str:
 SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [])
+
+# Safe on plain http too.
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = envint("SESSION_COOKIE_AGE", 12 * 3600)
+if HTTPS:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", True)
+# Behind a TLS-terminating proxy that sets X-Forwarded-Proto (only enable when it always does).
+if envbool("SECURE_PROXY_SSL_HEADER", HTTPS):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# How many proxies in front of the console append to X-Forwarded-For; 0 trusts only REMOTE_ADDR.
+# The audit trail records the client address found this way.
+TRUSTED_PROXY_COUNT = envint("TRUSTED_PROXY_COUNT", 0)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -56,6 +91,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "deployments.audit.AuditSourceMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -80,7 +116,9 @@ TEMPLATES = [
 
 DATABASES = {
     "default": dj_database_url.parse(
-        env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'console.sqlite3'}"), conn_max_age=60
+        env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'console.sqlite3'}"),
+        conn_max_age=60,
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -113,6 +151,23 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
+# Login attempts are counted per client address and per username in this cache (shared by all
+# web processes on one machine; set CACHE_URL=redis://... when several machines serve the UI).
+CACHE_URL = env("CACHE_URL")
+if CACHE_URL.startswith(("redis://", "rediss://")):
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    }
+LOGIN_FAILURES_ALLOWED = envint("LOGIN_FAILURES_ALLOWED", 5)
+LOGIN_LOCKOUT_SECONDS = envint("LOGIN_LOCKOUT_SECONDS", 300)
+
 # Uploads go to a temporary file on disk, never whole into memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = str(VAR_DIR / "uploads")
@@ -128,6 +183,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_RATES": {"token": "30/min"},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Model deployment console API",
@@ -145,6 +201,13 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_out": str(BROKER_DIR),
         "polling_interval": 0.2,
     }
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # A message taken by a worker that then died (SIGKILL, OOM) comes back after this long;
+    # the periodic reconcile (RECONCILE_STALE_SECONDS) usually redoes the work sooner.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": envint("BROKER_VISIBILITY_TIMEOUT", 900)
+    }
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -153,6 +216,9 @@ CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 STATUS_SYNC_SECONDS = envint("STATUS_SYNC_SECONDS", 15)
+# A deployment left pending, deploying or stopping this long without a change is taken to have
+# lost its task (a worker died); the periodic reconcile starts the task again.
+RECONCILE_STALE_SECONDS = envint("RECONCILE_STALE_SECONDS", max(STATUS_SYNC_SECONDS * 2, 30))
 CELERY_BEAT_SCHEDULE = {
     "sync-all-deployments": {
         "task": "deployments.tasks.sync_all_deployments",

@@ -129,45 +129,68 @@ class Deployment(models.Model):
             expected = {s for s, targets in st.TRANSITIONS.items() if to in targets}
         now = timezone.now()
         with transaction.atomic():
+            # The WHERE on the current status is the guard: of two racing requests only one
+            # UPDATE matches a row, and only that one records an event and enqueues work.
             changed = Deployment.objects.filter(pk=self.pk, status__in=expected).update(
                 status=to, status_reason=reason, updated_at=now, **fields
             )
             if changed:
-                DeploymentEvent.objects.create(
-                    deployment_id=self.pk,
-                    actor=actor if getattr(actor, "is_authenticated", False) else None,
-                    action=action,
-                    status=to,
-                    message=message or reason,
-                )
+                DeploymentEvent.add(self.pk, action, to, message or reason, actor)
         self.refresh_from_db()
         return bool(changed)
 
     def record(self, action: str, message: str, actor: object | None = None) -> None:
         """Add an event without changing status."""
-        DeploymentEvent.objects.create(
-            deployment_id=self.pk,
-            actor=actor if getattr(actor, "is_authenticated", False) else None,
-            action=action,
-            status=self.status,
-            message=message,
-        )
+        DeploymentEvent.add(self.pk, action, self.status, message, actor)
 
 
 class DeploymentEvent(models.Model):
-    """Who did what to a deployment, and when; also what the runtime reported."""
+    """The audit trail: who did what to a deployment, when and from where; also what the
+    runtime reported. Rows are written once and never changed."""
 
     deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="events")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The username at the time, kept when the user is later deleted.
+    actor_name = models.CharField(max_length=150, blank=True)
+    source_ip = models.GenericIPAddressField(null=True, blank=True)
+    via = models.CharField(max_length=8, default="worker")  # api | ui | worker
     action = models.CharField(max_length=32)
     status = models.CharField(max_length=16, choices=st.CHOICES)
     message = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["deployment", "-created_at", "-id"], name="event_history_idx")
+        ]
 
     def __str__(self) -> str:
-        return f"{self.deployment.name}: {self.action} -> {self.status}"
+        return f"{self.deployment_id}: {self.action} -> {self.status}"
+
+    @classmethod
+    def add(
+        cls, deployment_id: int, action: str, status: str, message: str, actor: object | None
+    ) -> DeploymentEvent:
+        """Record an event with the acting user and the request's source (see audit.py)."""
+        from deployments.audit import current_source
+
+        user = actor if getattr(actor, "is_authenticated", False) else None
+        source = current_source()
+        return cls.objects.create(
+            deployment_id=deployment_id,
+            actor=user,
+            actor_name=getattr(user, "username", "") if user else "",
+            source_ip=source.ip,
+            via=source.via,
+            action=action,
+            status=status,
+            message=message,
+        )
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise PermissionError("audit events cannot be changed once written")
+        super().save(*args, **kwargs)
