@@ -138,12 +138,16 @@ def test_console_chart_renders_web_worker_beat_and_its_access(helm: str) -> None
         {"kind": "ServiceAccount", "name": "mc-console", "namespace": "console"}
     ]
     assert by_kind["Ingress"][0]["spec"]["rules"][0]["host"] == "console.example.com"
-    assert by_kind["Job"][0]["spec"]["template"]["spec"]["containers"][0]["command"] == [
-        "python",
-        "manage.py",
-        "migrate",
-        "--noinput",
+    job = by_kind["Job"][0]
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,pre-upgrade"
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"] == [
+        "sh",
+        "-c",
+        "python manage.py migrate --noinput && python manage.py ensure_admin",
     ]
+    # The root filesystem is read-only; the console's scratch folders are volumes.
+    mounts = pods["mc-console-web"]["containers"][0]["volumeMounts"]
+    assert {m["mountPath"] for m in mounts} >= {"/tmp", "/app/var/uploads", "/app/var/cache"}
 
 
 def test_console_chart_needs_its_secrets(helm: str) -> None:

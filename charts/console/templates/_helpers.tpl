@@ -62,6 +62,10 @@ env:
     valueFrom: {secretKeyRef: {name: {{ include "console.secretName" . }}, key: CELERY_BROKER_URL}}
   - name: SECRET_KEY
     valueFrom: {secretKeyRef: {name: {{ include "console.secretName" . }}, key: SECRET_KEY}}
+  # Optional: the first admin's password (otherwise generated and printed once by the job).
+  - name: CONSOLE_ADMIN_PASSWORD
+    valueFrom:
+      secretKeyRef: {name: {{ include "console.secretName" . }}, key: CONSOLE_ADMIN_PASSWORD, optional: true}
   {{- with .Values.extraEnv }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
@@ -92,10 +96,16 @@ affinity:
 {{- end }}
 {{- end -}}
 
+{{/* The root filesystem is read-only: /tmp and the console's scratch folders under var/
+(uploads in progress, the file cache) are emptyDirs; var/static comes from the image. */}}
 {{- define "console.volumeMounts" -}}
 volumeMounts:
   - name: tmp
     mountPath: /tmp
+  - name: uploads
+    mountPath: /app/var/uploads
+  - name: cache
+    mountPath: /app/var/cache
   {{- if .Values.persistence.enabled }}
   - name: data
     mountPath: {{ .Values.persistence.mountPath }}
@@ -105,6 +115,10 @@ volumeMounts:
 {{- define "console.volumes" -}}
 volumes:
   - name: tmp
+    emptyDir: {}
+  - name: uploads
+    emptyDir: {}
+  - name: cache
     emptyDir: {}
   {{- if .Values.persistence.enabled }}
   - name: data
