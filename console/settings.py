@@ -165,6 +165,7 @@ else:
             "LOCATION": str(VAR_DIR / "cache"),
         }
     }
+AUTHENTICATION_BACKENDS = ["console.ratelimit.RateLimitedModelBackend"]
 LOGIN_FAILURES_ALLOWED = envint("LOGIN_FAILURES_ALLOWED", 5)
 LOGIN_LOCKOUT_SECONDS = envint("LOGIN_LOCKOUT_SECONDS", 300)
 
@@ -208,6 +209,8 @@ elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
         "visibility_timeout": envint("BROKER_VISIBILITY_TIMEOUT", 900)
     }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# One broker may serve several consoles (or test runs): each uses its own queue.
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", "console")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

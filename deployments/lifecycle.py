@@ -122,8 +122,15 @@ def change(
     with transaction.atomic():
         if deployment.status == st.STOPPED:
             # A stopped deployment only changes its record; it starts again on deploy.
-            Deployment.objects.filter(pk=deployment.pk).update(**fields)
+            changed = Deployment.objects.filter(
+                pk=deployment.pk,
+                status=st.STOPPED,
+                model_version_id=deployment.model_version_id,
+                replicas=deployment.replicas,
+            ).update(**fields)
             deployment.refresh_from_db()
+            if not changed:
+                raise LifecycleError(f"{deployment.name} changed meanwhile; reload and retry")
             deployment.record(action, message, actor)
             return deployment
         if not deployment.move_to(
@@ -132,6 +139,10 @@ def change(
             actor=actor,
             action=action,
             expected={st.RUNNING, st.DEGRADED, st.FAILED, st.DEPLOYING},
+            guard={
+                "model_version_id": deployment.model_version_id,
+                "replicas": deployment.replicas,
+            },
             **fields,
         ):
             raise LifecycleError(f"{deployment.name} changed meanwhile; reload and retry")

@@ -118,12 +118,15 @@ class Deployment(models.Model):
         action: str = "status",
         message: str = "",
         expected: set[str] | None = None,
+        guard: dict[str, object] | None = None,
         **fields: object,
     ) -> bool:
         """Change status if the current one allows it; False when another change won the race.
 
         `expected` replaces the allowed starting statuses (for example only `pending` and
         `deploying` for the worker that starts a deploy, so a retried task may pass again).
+        `guard` adds conditions on other columns (for example the version a change started
+        from, so two racing rollbacks cannot both apply).
         """
         if expected is None:
             expected = {s for s, targets in st.TRANSITIONS.items() if to in targets}
@@ -131,7 +134,9 @@ class Deployment(models.Model):
         with transaction.atomic():
             # The WHERE on the current status is the guard: of two racing requests only one
             # UPDATE matches a row, and only that one records an event and enqueues work.
-            changed = Deployment.objects.filter(pk=self.pk, status__in=expected).update(
+            changed = Deployment.objects.filter(
+                pk=self.pk, status__in=expected, **(guard or {})
+            ).update(
                 status=to, status_reason=reason, updated_at=now, **fields
             )
             if changed:

@@ -11,6 +11,7 @@ import time
 
 from celery import shared_task
 from django.conf import settings
+from django.core.cache import cache
 
 from deployments import status as st
 from deployments.models import Deployment
@@ -57,32 +58,49 @@ def deploy_deployment(self, deployment_id: int) -> None:
     deployment = _get(deployment_id)
     if deployment is None:
         return
-    if not deployment.move_to(
-        st.DEPLOYING,
-        "applying to the runtime",
-        action="deploying",
-        expected={st.PENDING, st.DEPLOYING},
-    ):
+    if deployment.status == st.PENDING:
+        claimed = deployment.move_to(
+            st.DEPLOYING, "applying to the runtime", action="deploying", expected={st.PENDING}
+        )
+    else:
+        # A redelivered or reconciled task finds the deploy already claimed: apply again
+        # (idempotent) without a new event, keeping the original deadline.
+        claimed = deployment.status == st.DEPLOYING
+    if not claimed:
         log.info("deploy of %s skipped: it is %s", deployment.name, deployment.status)
         return
+    runtime = get_runtime()
     try:
-        endpoint = get_runtime().apply(serving_spec(deployment))
+        endpoint = runtime.apply(serving_spec(deployment))
     except RuntimeFailure as exc:
         if exc.permanent or self.request.retries >= self.max_retries:
-            deployment.move_to(st.FAILED, str(exc), action="failed")
+            deployment.move_to(st.FAILED, str(exc), action="failed", expected={st.DEPLOYING})
             return
         raise self.retry(exc=exc, countdown=min(2**self.request.retries, 60)) from exc
     except Exception as exc:  # an unexpected error must not leave the deployment stuck
         log.exception("deploy of %s failed", deployment.name)
         deployment.move_to(
-            st.FAILED, f"deploy failed: {type(exc).__name__}: {exc}", action="failed"
+            st.FAILED,
+            f"deploy failed: {type(exc).__name__}: {exc}",
+            action="failed",
+            expected={st.DEPLOYING},
         )
         return
-    Deployment.objects.filter(pk=deployment.pk).update(endpoint=endpoint)
-    watch_deployment.apply_async(
-        args=[deployment.pk, time.time() + settings.DEPLOY_TIMEOUT_SECONDS],
-        countdown=WATCH_INTERVAL_SECONDS,
-    )
+    if not Deployment.objects.filter(pk=deployment.pk, status=st.DEPLOYING).update(
+        endpoint=endpoint
+    ):
+        deployment.refresh_from_db()
+        if deployment.status in (st.STOPPING, st.STOPPED):
+            # Undeployed while we were applying: the undeploy may have found nothing to stop
+            # yet, so stop what we just started rather than leave it serving unowned.
+            runtime.remove(deployment.name)
+        return
+    deadline = deployment.updated_at.timestamp() + settings.DEPLOY_TIMEOUT_SECONDS
+    watch_deployment.apply_async(args=[deployment.pk, deadline], countdown=WATCH_INTERVAL_SECONDS)
+
+
+def _watch_key(deployment_id: int) -> str:
+    return f"deployment-watch:{deployment_id}"
 
 
 @shared_task
@@ -91,6 +109,8 @@ def watch_deployment(deployment_id: int, deadline: float) -> None:
     deployment = _get(deployment_id)
     if deployment is None or deployment.status != st.DEPLOYING:
         return
+    # Tells the reconcile that this deploy is followed, so it does not start another.
+    cache.set(_watch_key(deployment_id), time.time(), timeout=WATCH_INTERVAL_SECONDS * 10)
     seen = get_runtime().observe(serving_spec(deployment))
     if seen.status == st.DEPLOYING and time.time() > deadline:
         seen.status = st.FAILED
@@ -124,22 +144,31 @@ def undeploy_deployment(self, deployment_id: int) -> None:
 
 
 def sync_deployment(deployment: Deployment, runtime=None) -> None:
-    """Reconcile one deployment with its runtime; also restarts work a lost task left behind."""
+    """Reconcile one deployment with its runtime; also restarts work a lost task left behind
+    (a worker killed mid-task: with acks_late the broker redelivers eventually, this is sooner).
+    """
     runtime = runtime or get_runtime()
     age = time.time() - deployment.updated_at.timestamp()
-    stale = age > max(settings.STATUS_SYNC_SECONDS * 2, 30)
+    stale = age > settings.RECONCILE_STALE_SECONDS
     if deployment.status == st.PENDING:
         if stale:  # the deploy task was lost (for example the worker died before taking it)
+            log.warning("redoing the lost deploy of %s", deployment.name)
             deploy_deployment.delay(deployment.pk)
         return
     if deployment.status == st.STOPPING:
         if stale:
+            log.warning("redoing the lost undeploy of %s", deployment.name)
             undeploy_deployment.delay(deployment.pk)
         return
     if deployment.status == st.STOPPED:
         return
-    if deployment.status == st.DEPLOYING and not stale:
-        return  # a watch task is following it
+    if deployment.status == st.DEPLOYING:
+        if stale and cache.get(_watch_key(deployment.pk)) is None:
+            # Nobody follows this deploy: its task or its watch died with a worker. Applying
+            # again is idempotent, and the watch keeps the original deadline.
+            log.warning("redoing the interrupted deploy of %s", deployment.name)
+            deploy_deployment.delay(deployment.pk)
+        return
     spec = serving_spec(deployment)
     if getattr(runtime, "reapply_on_sync", False):
         runtime.apply(spec)  # repairs drift, such as a deleted Service

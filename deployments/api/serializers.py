@@ -114,10 +114,8 @@ class DeploymentCreateSerializer(serializers.Serializer):
     cpu_limit = serializers.CharField(max_length=16, default="1", allow_blank=True)
     memory_limit = serializers.CharField(max_length=16, default="1Gi", allow_blank=True)
 
-    def validate_name(self, value: str) -> str:
-        if Deployment.objects.filter(name=value).exists():
-            raise serializers.ValidationError(f"a deployment named {value!r} already exists")
-        return value
+    # A taken name is a 409 from lifecycle.create_deployment (the unique constraint decides,
+    # so 20 racing requests get one deployment and 19 identical conflicts).
 
     def validate(self, attrs: dict) -> dict:
         model = RegisteredModel.objects.filter(name=attrs["model"]).first()
@@ -146,11 +144,15 @@ class DeploymentUpdateSerializer(serializers.Serializer):
 
 
 class EventSerializer(serializers.ModelSerializer):
-    actor = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    """One audit entry: who (`actor`, empty for the system), what, when, and from where."""
+
+    actor = serializers.CharField(source="actor_name", read_only=True)
+    source_ip = serializers.IPAddressField(read_only=True, allow_null=True)
+    via = serializers.CharField(read_only=True, help_text="api, ui or worker")
 
     class Meta:
         model = DeploymentEvent
-        fields = ["created_at", "actor", "action", "status", "message"]
+        fields = ["created_at", "actor", "source_ip", "via", "action", "status", "message"]
         read_only_fields = fields
 
 

@@ -1,6 +1,7 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
+from deployments.api.tokens import TokenView
 from deployments.api.views import DeploymentViewSet, ModelViewSet, VersionViewSet
 
 router = DefaultRouter()
@@ -8,4 +9,7 @@ router.register("models", ModelViewSet, basename="model")
 router.register(r"models/(?P<model_name>[^/.]+)/versions", VersionViewSet, basename="version")
 router.register("deployments", DeploymentViewSet, basename="deployment")
 
-urlpatterns = [path("", include(router.urls))]
+urlpatterns = [
+    path("token/", TokenView.as_view(), name="token"),
+    path("", include(router.urls)),
+]

@@ -163,5 +163,5 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     @action(detail=True, methods=["get"])
     def events(self, request: Request, name: str) -> Response:
         """The deployment's history, newest first."""
-        page = self.paginate_queryset(self.get_object().events.select_related("actor").all())
+        page = self.paginate_queryset(self.get_object().events.all())
         return self.get_paginated_response(EventSerializer(page, many=True).data)

@@ -4,11 +4,17 @@ Each deployment has a folder under LOCAL_RUNTIME_DIR with its config, its log an
 (pid, port, config checksum). Processes are started detached (double fork, new session), so
 they outlive the worker task that started them and a console restart finds them again by the
 state file.
+
+Crash safety: apply and remove of one deployment hold an exclusive file lock (two workers, or a
+deploy and an undeploy racing, take turns; the kernel drops the lock of a killed worker), the
+state file is replaced atomically, and remove also stops any serving process of the deployment
+that no state file records (one started by a worker killed before it could write the file).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -19,6 +25,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from deployments import status as st
@@ -80,6 +87,26 @@ def spawn_detached(command: list[str], log_path: Path, cwd: Path, env: dict[str,
     return int(data)
 
 
+def pids_with_marker(marker: str) -> list[int]:
+    """Live processes whose command line holds `marker` (a deployment's config path)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and process_alive(int(entry.name), marker):
+            found.append(int(entry.name))
+    return found
+
+
+def stop_process_group(pid: int, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
+    """SIGTERM the group led by `pid`, then SIGKILL it if it has not exited in time."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process_alive(pid, ""):
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
 class LocalRuntime(Runtime):
     name = "local"
 
@@ -90,6 +117,17 @@ class LocalRuntime(Runtime):
 
     def _dir(self, name: str) -> Path:
         return self.root / name
+
+    @contextlib.contextmanager
+    def _locked(self, name: str) -> Iterator[None]:
+        locks = self.root / ".locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        with (locks / f"{name}.lock").open("a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
 
     def _state(self, name: str) -> dict | None:
         try:
@@ -108,10 +146,14 @@ class LocalRuntime(Runtime):
         return "\n".join(line for line in text.strip().splitlines()[-lines:])
 
     def apply(self, spec: ServingSpec) -> str:
+        with self._locked(spec.name):
+            return self._apply(spec)
+
+    def _apply(self, spec: ServingSpec) -> str:
         state = self._state(spec.name)
         if state and self._alive(spec.name, state) and state["checksum"] == spec.config_checksum:
             return state["endpoint"]
-        self.remove(spec.name)
+        self._remove(spec.name)
         folder = self._dir(spec.name)
         folder.mkdir(parents=True, exist_ok=True)
         config = folder / "config.yaml"
@@ -141,21 +183,23 @@ class LocalRuntime(Runtime):
             "checksum": spec.config_checksum,
             "started_at": time.time(),
         }
-        (folder / "state.json").write_text(json.dumps(new_state))
+        # Atomic: a worker killed here leaves the old file or the new one, never half of one.
+        partial = folder / "state.json.partial"
+        partial.write_text(json.dumps(new_state))
+        partial.replace(folder / "state.json")
         return endpoint
 
     def remove(self, name: str) -> None:
+        with self._locked(name):
+            self._remove(name)
+
+    def _remove(self, name: str) -> None:
         state = self._state(name)
         if state and self._alive(name, state):
-            pid = state["pid"]
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGTERM)
-            deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
-            while time.monotonic() < deadline and self._alive(name, state):
-                time.sleep(0.1)
-            if self._alive(name, state):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGKILL)
+            stop_process_group(state["pid"])
+        # Processes no state file records: started by a worker killed before writing it.
+        for pid in pids_with_marker(str(self._dir(name) / "config.yaml")):
+            stop_process_group(pid)
         folder = self._dir(name)
         (folder / "state.json").unlink(missing_ok=True)
         (folder / "config.yaml").unlink(missing_ok=True)

@@ -2,7 +2,8 @@
 way `make run` starts them, on a private var/ folder and the configured database and broker.
 
 The embedded defaults (SQLite, filesystem broker) are used unless TEST_DATABASE_URL and
-TEST_BROKER_URL name real servers (CI runs the suite both ways).
+TEST_BROKER_URL name real servers (CI runs the suite both ways). On PostgreSQL every stack gets
+a database of its own (created here, dropped on stop); on a shared broker, a queue of its own.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -56,12 +58,16 @@ class ConsoleStack:
             "DEPLOY_TIMEOUT_SECONDS": "60",
             "PYTHONPATH": str(ROOT),
         }
+        self.env["RECONCILE_STALE_SECONDS"] = "6"
+        self.database = None
         database = os.environ.get("TEST_DATABASE_URL")
         if database:
-            self.env["DATABASE_URL"] = database
+            self.database = private_database(database)
+            self.env["DATABASE_URL"] = self.database
         broker = os.environ.get("TEST_BROKER_URL")
         if broker:
             self.env["CELERY_BROKER_URL"] = broker
+            self.env["CELERY_QUEUE"] = f"test-{uuid.uuid4().hex[:10]}"
         self.env.update(env_overrides or {})
         self.procs: dict[str, subprocess.Popen] = {}
         self.tokens: dict[str, str] = {}
@@ -82,13 +88,14 @@ class ConsoleStack:
 
     def start(self) -> ConsoleStack:
         self.var_dir.mkdir(parents=True, exist_ok=True)
+        if self.database:
+            create_database(self.database)
         self.manage("migrate", "--noinput", "-v0")
         self.manage("collectstatic", "--noinput", "-v0")
         out = self.manage("shell", "-c", PERSONAS_SCRIPT)
         self.tokens = json.loads(out.split("TOKENS=", 1)[1].strip().splitlines()[0])
         self.start_worker()
-        self.start_process("web", web_command(port=self.port, workers=2))
-        wait_until(lambda: answers(f"{self.url}/accounts/login/"), 60, "the console web server")
+        self.start_web()
         return self
 
     def start_process(self, name: str, command: list[str]) -> subprocess.Popen:
@@ -107,6 +114,11 @@ class ConsoleStack:
     def start_worker(self, name: str = "worker") -> subprocess.Popen:
         unique = f"{name}-{uuid.uuid4().hex[:6]}"
         return self.start_process(name, worker_command(concurrency=2, beat=True, name=unique))
+
+    def start_web(self) -> subprocess.Popen:
+        proc = self.start_process("web", web_command(port=self.port, workers=2))
+        wait_until(lambda: answers(f"{self.url}/accounts/login/"), 60, "the console web server")
+        return proc
 
     def stop_process(self, name: str, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
         proc = self.procs.pop(name, None)
@@ -127,6 +139,9 @@ class ConsoleStack:
         for state in runtime_dir.glob("*/state.json"):
             with contextlib.suppress(ProcessLookupError, PermissionError, ValueError, KeyError):
                 os.killpg(json.loads(state.read_text())["pid"], signal.SIGKILL)
+        if self.database:
+            with contextlib.suppress(Exception):
+                drop_database(self.database)
 
     def client(self, persona: str = "admin") -> httpx.Client:
         return httpx.Client(
@@ -137,3 +152,41 @@ class ConsoleStack:
 
     def log(self, name: str) -> str:
         return (self.var_dir / f"{name}.log").read_text(errors="replace")
+
+    def shell(self, script: str) -> dict:
+        """Run `script` in `manage.py shell` on this stack's database; it prints RESULT=<json>."""
+        out = self.manage("shell", "-c", script)
+        return json.loads(out.split("RESULT=", 1)[1].strip().splitlines()[0])
+
+
+def private_database(url: str) -> str:
+    """The URL of a fresh database name on the server `url` points at."""
+    parts = urlsplit(url)
+    base = parts.path.lstrip("/") or "console_test"
+    return urlunsplit(parts._replace(path=f"/{base}_{uuid.uuid4().hex[:8]}"))
+
+
+def _admin_connection(url: str):
+    import psycopg
+
+    parts = urlsplit(url)
+    return psycopg.connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 5432,
+        user=parts.username or "postgres",
+        password=parts.password,
+        dbname="postgres",
+        autocommit=True,
+    )
+
+
+def create_database(url: str) -> None:
+    name = urlsplit(url).path.lstrip("/")
+    with _admin_connection(url) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def drop_database(url: str) -> None:
+    name = urlsplit(url).path.lstrip("/")
+    with _admin_connection(url) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
