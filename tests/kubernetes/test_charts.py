@@ -23,7 +23,7 @@ from deployments.runtimes.kubernetes import KubernetesRuntime, load_client
 from serving.config import dump_config, parse_config
 
 if TYPE_CHECKING:
-    from conftest import Cluster  # tests/kubernetes/conftest.py
+    from tests.kubernetes.conftest import Cluster
 
 REPO = Path(__file__).resolve().parents[2]
 CHARTS = REPO / "charts"

@@ -18,7 +18,7 @@ from deployments.runtimes.base import Resources, RuntimeFailure, ServingSpec
 from deployments.runtimes.kubernetes import KubernetesRuntime, load_client
 
 if TYPE_CHECKING:
-    from conftest import Cluster  # tests/kubernetes/conftest.py
+    from tests.kubernetes.conftest import Cluster
 
 DEPLOYMENTS = "apps/v1/deployments"
 SERVICES = "v1/services"
