@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,8 @@ PERMANENT_STATUSES = {400, 401, 403, 404, 405, 410, 422}
 CONFLICT_RETRIES = 5
 LOG_TAIL_LINES = 5
 MAX_EVENTS = 10
+# Kubernetes events already handed to the tasks by this process (see _warning_events).
+_REPORTED_EVENTS: OrderedDict[str, None] = OrderedDict()
 
 # kind -> (API class, method suffix); each kind has read/create/replace/delete/list methods.
 _KINDS: dict[str, tuple[type, str]] = {
@@ -343,22 +346,33 @@ class KubernetesRuntime(Runtime):
         return ""
 
     def _warning_events(self, name: str, pods: list[dict]) -> list[str]:
+        """Kubernetes Warning events about the Deployment or its pods not reported before.
+
+        The tasks record every observation's events and the periodic sync observes again and
+        again, so each Kubernetes event (one object per repeated occurrence) is reported once
+        per worker process.
+        """
         involved = {name} | {p.get("metadata", {}).get("name") for p in pods}
         try:
             events = self._list("event", None, field_selector="type=Warning")
         except RuntimeFailure:
             return []  # events are a nicety; never fail an observation for them
         events.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
-        seen: list[str] = []
+        fresh: list[str] = []
         for event in events:
             obj = event.get("involvedObject") or {}
-            if obj.get("name") not in involved:
+            meta = event.get("metadata") or {}
+            key = meta.get("uid") or f"{meta.get('namespace')}/{meta.get('name')}"
+            if obj.get("name") not in involved or key in _REPORTED_EVENTS:
                 continue
+            _REPORTED_EVENTS[key] = None
             text = f"{event.get('reason')} ({obj.get('kind')} {obj.get('name')}): "
             text += (event.get("message") or "").strip()
-            if text not in seen:
-                seen.append(text)
-        return seen[-MAX_EVENTS:]
+            if text not in fresh:
+                fresh.append(text)
+        while len(_REPORTED_EVENTS) > 5000:
+            _REPORTED_EVENTS.popitem(last=False)
+        return fresh[-MAX_EVENTS:]
 
 
 def _selector(labels: dict[str, str]) -> str:
@@ -420,7 +434,7 @@ def _summarize(
             reason=reason,
             replicas_ready=ready,
             endpoint=endpoint,
-            events=problems + events,
+            events=events,
         )
 
     if desired == 0:

@@ -376,10 +376,12 @@ def test_crash_loop_shows_the_tail_of_the_container_log(
     assert "exit code 1" in seen.reason
     assert "error: artifact sha256 mismatch: expected abab, got 1234" in seen.reason
     assert seen.reason.endswith("(0/1 replicas ready)")
-    assert (
+    assert seen.events == [
         "BackOff (Pod iris-prod-7d9f-abcde): Back-off restarting failed container serving"
-        in seen.events
-    )
+    ]
+    # The periodic sync observes again: the same Kubernetes event is not reported twice.
+    again = runtime.observe(spec)
+    assert again.events == [] and again.reason == seen.reason
 
 
 @pytest.mark.parametrize("reason", ["ImagePullBackOff", "ErrImagePull"])
