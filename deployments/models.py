@@ -59,7 +59,13 @@ class ModelVersion(models.Model):
     feature_names = models.JSONField(null=True, blank=True)
     library_versions = models.JSONField(default=dict, blank=True)
     warnings = models.JSONField(default=list, blank=True)
+    # skops types serving is told to trust for this artifact (all trusted at upload).
     trusted_types = models.JSONField(default=list, blank=True)
+    types_approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Every global a pickle or joblib artifact imported while it was validated.
+    imported_globals = models.JSONField(default=list, blank=True)
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
