@@ -68,6 +68,16 @@ def load_client(kubeconfig: str | None = None, context: str | None = None) -> cl
     return client.ApiClient(configuration)
 
 
+_SHARED_CLIENT: list[client.ApiClient] = []
+
+
+def _shared_client() -> client.ApiClient:
+    """load_client() once per process (Celery forks first, so each child builds its own)."""
+    if not _SHARED_CLIENT:
+        _SHARED_CLIENT.append(load_client())
+    return _SHARED_CLIENT[0]
+
+
 def _api_message(exc: ApiException) -> str:
     """The API server's own message (its Status object), else the HTTP reason."""
     try:
@@ -122,9 +132,10 @@ class KubernetesRuntime(Runtime):
 
     @property
     def api_client(self) -> client.ApiClient:
-        # Built on first use so that constructing the runtime never needs a cluster.
+        # Built on first use so that constructing the runtime never needs a cluster, and shared
+        # by the runtimes of one process so that connections are reused across tasks.
         if self._api_client is None:
-            self._api_client = load_client()
+            self._api_client = _shared_client()
         return self._api_client
 
     def _call(self, kind: str, verb: str, action: str, *args: Any, **kwargs: Any) -> Any:

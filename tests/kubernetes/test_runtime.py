@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from deployments import manifests
+from deployments.runtimes import kubernetes as kubernetes_runtime
 from deployments.runtimes.base import Resources, RuntimeFailure, ServingSpec
 from deployments.runtimes.kubernetes import KubernetesRuntime, load_client
 
@@ -204,6 +205,21 @@ def test_update_of_replicas_and_version_rolls_the_deployment(
     assert new["spec"]["template"]["metadata"]["labels"][manifests.MODEL_VERSION_LABEL] == "4"
     config = cluster.get(CONFIGMAPS, "iris-prod-config")
     assert config is not None and "models/iris/4/model.joblib" in config["data"]["config.yaml"]
+
+
+def test_rollback_is_applying_the_previous_version_again(
+    cluster: Cluster, runtime: KubernetesRuntime
+) -> None:
+    runtime.apply(make_spec(version=3))
+    first = cluster.get(DEPLOYMENTS, "iris-prod")
+    runtime.apply(make_spec(version=4))
+    runtime.apply(make_spec(version=3))
+
+    deployment = cluster.get(DEPLOYMENTS, "iris-prod")
+    assert deployment is not None and first is not None
+    assert deployment["spec"]["template"] == first["spec"]["template"]
+    config = cluster.get(CONFIGMAPS, "iris-prod-config")
+    assert config is not None and config["data"]["config.yaml"] == config_yaml(3)
 
 
 def test_update_keeps_what_others_own(cluster: Cluster, runtime: KubernetesRuntime) -> None:
@@ -601,9 +617,12 @@ def test_kubeconfig_is_found_through_the_environment(
 ) -> None:
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     monkeypatch.setenv("KUBECONFIG", str(cluster.kubeconfig))
+    monkeypatch.setattr(kubernetes_runtime, "_SHARED_CLIENT", [])
     runtime = KubernetesRuntime(cluster.namespace, IMAGE)  # no client: configured on first use
     runtime.apply(make_spec())
     assert runtime.list_deployed() == {"iris-prod"}
+    # Later runtimes of the same process (one per task) share the client and its connections.
+    assert KubernetesRuntime(cluster.namespace, IMAGE).api_client is runtime.api_client
 
 
 def test_missing_configuration_is_a_permanent_failure(
@@ -611,6 +630,7 @@ def test_missing_configuration_is_a_permanent_failure(
 ) -> None:
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
+    monkeypatch.setattr(kubernetes_runtime, "_SHARED_CLIENT", [])
     runtime = KubernetesRuntime("models", IMAGE)
     with pytest.raises(RuntimeFailure) as failure:
         runtime.list_deployed()
