@@ -1,4 +1,5 @@
-"""Shared fixtures: a live console (web + real Celery worker + local runtime) per session."""
+"""Shared fixtures: a live console (web + real Celery worker + local runtime) per session, and a
+gcp-storage-emulator server for everything that talks to GCS."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.gcs import GcsEmulator
 from tests.support.stack import ConsoleStack
 
 
@@ -17,3 +19,19 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleStack]:
         yield stack.start()
     finally:
         stack.stop()
+
+
+@pytest.fixture(scope="session")
+def gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GcsEmulator]:
+    """A real gcp-storage-emulator server on a free loopback port."""
+    emulator = GcsEmulator(tmp_path_factory.mktemp("gcs") / "emulator.log")
+    try:
+        yield emulator.start()
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator(gcs: GcsEmulator) -> str:
+    """The emulator's base URL: point the real client at it with STORAGE_EMULATOR_HOST=<url>."""
+    return gcs.url

@@ -100,44 +100,6 @@ def start_serving() -> Iterator[Callable[..., ServingProcess]]:
 
 
 @pytest.fixture(scope="session")
-def gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real gcp-storage-emulator server on a free loopback port; yields its base URL.
-
-    Point the real google-cloud-storage client at it with STORAGE_EMULATOR_HOST=<url>.
-    """
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("gcs") / "emulator.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1"]
-            + ["--port", str(port), "--in-memory", "--quiet"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"gcp-storage-emulator exited: {log_path.read_text()}")
-            try:
-                httpx.get(f"{url}/storage/v1/b", timeout=1)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-@pytest.fixture(scope="session")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("serving")
 
