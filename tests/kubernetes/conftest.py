@@ -145,6 +145,9 @@ class ClusterEmulator(kmock.KubernetesEmulator):
                 message=fault.message,
                 details={},
             )
+        if request.resource.plural is None and request.method == kmock.method.GET:
+            # /api/v1 and /apis/G/V are discovery, not a LIST of some resource.
+            return aiohttp.web.json_response(await self._serve_version(request))
         if request.subresource == "log" and request.method == kmock.method.GET:
             return await self._serve_log(request)
         if request.method == kmock.method.PUT and request.name and not request.subresource:
