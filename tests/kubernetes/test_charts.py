@@ -370,3 +370,18 @@ def test_chart_and_console_produce_the_same_objects(helm: str, tmp_path: Path) -
     assert (
         chart["Ingress"]["metadata"]["annotations"] == console["Ingress"]["metadata"]["annotations"]
     )
+
+
+def test_console_values_keep_secrets_out_of_the_plain_config(helm: str) -> None:
+    result = run_helm(
+        helm,
+        "template",
+        "mc",
+        str(CHARTS / "console"),
+        "-f",
+        str(CHARTS / "console" / "ci" / "secrets-values.yaml"),
+        "--set",
+        "config.SECRET_KEY=leaked",
+    )
+    assert result.returncode != 0
+    assert "config.SECRET_KEY" in result.stderr
