@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Path, Request
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
@@ -214,6 +214,10 @@ def _add_v2_routes(app: FastAPI, state: State) -> None:
             orjson.dumps({"name": "serving", "version": "1", "extensions": []}), media_type=JSON
         )
 
+    # Enums in the OpenAPI document tell clients (and the fuzzing tests) the one valid name.
+    name_param = Path(json_schema_extra={"enum": [cfg.name]})
+    version_param = Path(json_schema_extra={"enum": [cfg.version]} if cfg.version else None)
+
     async def metadata(name: str, version: str | None = None) -> Response:
         check_model(name, version)
         return Response(orjson.dumps(v2.model_metadata(model)), media_type=JSON)
@@ -235,16 +239,45 @@ def _add_v2_routes(app: FastAPI, state: State) -> None:
             results[output] = await state.batcher.predict(output, features)
         return Response(v2.infer_response(model, results, request_id), media_type=JSON)
 
-    infer_body = _json_body(_infer_request_schema(cfg))
-    for prefix in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
-        app.get(prefix, responses=_ERRORS, summary="Model metadata")(metadata)
-        app.get(f"{prefix}/ready", responses=_ERRORS, summary="Model readiness")(model_ready)
-        app.post(
-            f"{prefix}/infer",
-            responses=_ERRORS,
-            summary="Inference (Open Inference Protocol)",
-            openapi_extra=infer_body,
-        )(infer)
+    infer_extra = _json_body(_infer_request_schema(cfg))
+    model_path = "/v2/models/{name}"
+    version_path = "/v2/models/{name}/versions/{version}"
+
+    @app.get(model_path, responses=_ERRORS)
+    async def model_metadata(name: str = name_param) -> Response:
+        """Model metadata: input shape [-1, inputSize], datatypes and outputs."""
+        return await metadata(name)
+
+    @app.get(f"{version_path}", responses=_ERRORS)
+    async def model_version_metadata(
+        name: str = name_param, version: str = version_param
+    ) -> Response:
+        """Model metadata for one version."""
+        return await metadata(name, version)
+
+    @app.get(f"{model_path}/ready", responses=_ERRORS)
+    async def model_is_ready(name: str = name_param) -> Response:
+        """Model readiness."""
+        return await model_ready(name)
+
+    @app.get(f"{version_path}/ready", responses=_ERRORS)
+    async def model_version_is_ready(
+        name: str = name_param, version: str = version_param
+    ) -> Response:
+        """Model readiness for one version."""
+        return await model_ready(name, version)
+
+    @app.post(f"{model_path}/infer", responses=_ERRORS, openapi_extra=infer_extra)
+    async def model_infer(request: Request, name: str = name_param) -> Response:
+        """Inference (Open Inference Protocol)."""
+        return await infer(request, name)
+
+    @app.post(f"{version_path}/infer", responses=_ERRORS, openapi_extra=infer_extra)
+    async def model_version_infer(
+        request: Request, name: str = name_param, version: str = version_param
+    ) -> Response:
+        """Inference on one version (Open Inference Protocol)."""
+        return await infer(request, name, version)
 
 
 def _infer_request_schema(cfg: ServingConfig) -> dict[str, Any]:
