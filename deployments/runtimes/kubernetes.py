@@ -308,6 +308,8 @@ class KubernetesRuntime(Runtime):
         return problems
 
     def _container_problem(self, pod_name: str, container: dict) -> str | None:
+        if container.get("ready"):
+            return None  # serving now, whatever happened before (lastState) is history
         state = container.get("state") or {}
         last = (container.get("lastState") or {}).get("terminated") or {}
         terminated = state.get("terminated") or {}

@@ -450,6 +450,26 @@ def test_out_of_memory_is_reported_as_oomkilled(
     assert seen.reason.endswith("(1/2 replicas ready)")
 
 
+def test_a_container_that_recovered_is_not_a_problem(
+    cluster: Cluster, runtime: KubernetesRuntime
+) -> None:
+    spec = make_spec(replicas=1)
+    runtime.apply(spec)
+    rolled_out(cluster, "iris-prod", ready=1)
+    add_pod(
+        cluster,
+        "iris-prod",
+        "iris-prod-1",
+        container={
+            "ready": True,
+            "state": {"running": {"startedAt": "2026-11-26T10:00:00Z"}},
+            "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137}},
+        },
+    )
+    seen = runtime.observe(spec)
+    assert (seen.status, seen.reason) == ("running", "1/1 replicas ready")
+
+
 def test_unschedulable_pod_names_the_missing_resource(
     cluster: Cluster, runtime: KubernetesRuntime
 ) -> None:
