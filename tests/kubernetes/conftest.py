@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import datetime
+import functools
 import itertools
 import threading
 import uuid
@@ -29,6 +30,8 @@ from kubernetes_validate import utils as kv
 
 # Versions every sent object must validate against: the oldest we support and the newest known.
 VALIDATE_VERSIONS = ("1.30", kv.latest_version())
+# kubernetes-validate reads and parses the (large) schema files on every call; read them once.
+kv.schema_contents = functools.lru_cache(maxsize=None)(kv.schema_contents)
 NAMESPACE = "models"
 
 RESOURCES = {
