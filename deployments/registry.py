@@ -7,17 +7,31 @@ a failure after storing removes the blob again, so a refused upload leaves nothi
 from __future__ import annotations
 
 import hashlib
+import logging
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import Max, ProtectedError, Q
 
-from deployments.models import ModelVersion, RegisteredModel
-from deployments.sandbox import ArtifactRejected, validate_artifact
-from deployments.stores import EXTENSIONS, BlobExists, blob_name, get_store
+from deployments.artifacts.stores import EXTENSIONS, BlobExists, blob_name, get_store
+from deployments.artifacts.uploads import too_large_message
+from deployments.models import Deployment, ModelVersion, RegisteredModel
+from deployments.sandbox import ArtifactRejected, ArtifactTooLarge, validate_artifact
+
+log = logging.getLogger(__name__)
+
+
+class ApprovalRefused(ArtifactRejected):
+    status_code = 403
+
+
+class VersionInUse(Exception):
+    """A version that a deployment serves (or may roll back to) cannot be deleted."""
 
 
 def _spool(chunks: Iterable[bytes], target: Path) -> tuple[str, int]:
@@ -29,33 +43,57 @@ def _spool(chunks: Iterable[bytes], target: Path) -> tuple[str, int]:
         for chunk in chunks:
             size += len(chunk)
             if size > limit:
-                raise ArtifactRejected(
-                    f"the file is larger than the limit of {limit} bytes (MAX_ARTIFACT_BYTES)"
-                )
+                raise ArtifactTooLarge(too_large_message(limit))
             digest.update(chunk)
             out.write(chunk)
-    if size == 0:
-        raise ArtifactRejected("the file is empty")
     return digest.hexdigest(), size
+
+
+@contextmanager
+def _local_artifact(artifact: Any, model_type: str) -> Iterator[tuple[Path, str, int]]:
+    """A local path to the artifact with its sha256 and size, without copying it when the
+    upload handler already wrote it to disk and hashed it on the way."""
+    with tempfile.TemporaryDirectory(dir=settings.FILE_UPLOAD_TEMP_DIR) as tmp:
+        if hasattr(artifact, "temporary_file_path") and getattr(artifact, "sha256", None):
+            size = artifact.size
+            if size > settings.MAX_ARTIFACT_BYTES:
+                raise ArtifactTooLarge(too_large_message(settings.MAX_ARTIFACT_BYTES))
+            yield Path(artifact.temporary_file_path()), artifact.sha256, size
+            return
+        chunks = artifact.chunks() if hasattr(artifact, "chunks") else artifact
+        local = Path(tmp) / f"artifact.{EXTENSIONS[model_type]}"
+        sha256, size = _spool(chunks, local)
+        yield local, sha256, size
 
 
 def upload_version(
     model: RegisteredModel,
-    chunks: Iterable[bytes],
+    artifact: Any,
     *,
     model_type: str,
-    uploaded_by: object | None = None,
+    uploaded_by: Any = None,
+    approve_types: Iterable[str] = (),
 ) -> ModelVersion:
-    """Validate and register a new version of `model`; raise ArtifactRejected if refused."""
+    """Validate and register a new version of `model`; raise ArtifactRejected if refused.
+
+    `artifact` is an uploaded file (ideally one from HashingUploadHandler, which is already on
+    disk and hashed) or an iterable of byte chunks. `approve_types` are skops types an admin
+    trusts for this upload only; the approval is recorded on the version.
+    """
     if model_type not in EXTENSIONS:
         raise ArtifactRejected(
             f"unknown model_type {model_type!r}: use one of {', '.join(EXTENSIONS)}"
         )
-    trusted = list(settings.SKOPS_TRUSTED_TYPES) if model_type == "skops" else []
-    store = get_store()
-    with tempfile.TemporaryDirectory(dir=settings.FILE_UPLOAD_TEMP_DIR) as tmp:
-        local = Path(tmp) / f"artifact.{EXTENSIONS[model_type]}"
-        sha256, size = _spool(chunks, local)
+    approved = sorted(set(approve_types))
+    if approved and not getattr(uploaded_by, "is_superuser", False):
+        raise ApprovalRefused("only an admin can approve untrusted skops types (approve_types)")
+    if approved and model_type != "skops":
+        raise ArtifactRejected("approve_types applies only to skops artifacts")
+    configured = set(settings.SKOPS_TRUSTED_TYPES)
+    trusted = sorted(configured | set(approved)) if model_type == "skops" else []
+    with _local_artifact(artifact, model_type) as (local, sha256, size):
+        if size == 0:
+            raise ArtifactRejected("the file is empty")
         report = validate_artifact(
             local,
             model_type=model_type,
@@ -63,35 +101,78 @@ def upload_version(
             input_size=model.input_size,
             trusted_types=trusted,
         )
-        number = model.versions.aggregate(n=Max("version"))["n"] or 0
-        for _attempt in range(20):
-            number += 1
-            try:
-                uri = store.put(local, blob_name(model.name, number, model_type))
-            except BlobExists:
-                # A concurrent upload (or a deleted version) holds this number: take the next.
-                continue
-            try:
-                with transaction.atomic():
-                    return ModelVersion.objects.create(
-                        model=model,
-                        version=number,
-                        model_type=model_type,
-                        uri=uri,
-                        sha256=sha256,
-                        size=size,
-                        estimator_class=report.estimator_class,
-                        n_features=report.n_features,
-                        feature_names=report.feature_names,
-                        classes=report.classes,
-                        library_versions=report.library_versions,
-                        warnings=report.warnings,
-                        trusted_types=trusted,
-                        uploaded_by=uploaded_by if getattr(uploaded_by, "pk", None) else None,
-                    )
-            except IntegrityError:
-                store.delete(uri)
-            except BaseException:
-                store.delete(uri)
-                raise
+        # Serving is told to trust exactly what this artifact needs, all of it trusted above.
+        needed = report.untrusted_types
+        approver = uploaded_by if any(t not in configured for t in needed) else None
+        return _store_and_record(
+            model,
+            local,
+            model_type,
+            sha256=sha256,
+            size=size,
+            estimator_class=report.estimator_class,
+            n_features=report.n_features,
+            feature_names=report.feature_names,
+            classes=report.classes,
+            library_versions=report.library_versions,
+            warnings=report.warnings,
+            imported_globals=report.globals,
+            trusted_types=needed,
+            types_approved_by=approver,
+            uploaded_by=uploaded_by if getattr(uploaded_by, "pk", None) else None,
+        )
+
+
+def _store_and_record(
+    model: RegisteredModel, local: Path, model_type: str, **fields: Any
+) -> ModelVersion:
+    store = get_store()
+    number = model.versions.aggregate(n=Max("version"))["n"] or 0
+    for _attempt in range(20):
+        number += 1
+        try:
+            uri = store.put(local, blob_name(model.name, number, model_type))
+        except BlobExists:
+            # A concurrent upload (or a blob left by a failed delete) holds this number.
+            continue
+        try:
+            with transaction.atomic():
+                return ModelVersion.objects.create(
+                    model=model, version=number, model_type=model_type, uri=uri, **fields
+                )
+        except IntegrityError:
+            store.delete(uri)
+        except BaseException:
+            store.delete(uri)
+            raise
     raise ArtifactRejected("could not assign a version number; please retry the upload")
+
+
+def delete_version(version: ModelVersion) -> None:
+    """Delete a version and its blob; VersionInUse while any deployment refers to it.
+
+    The blob is removed inside the transaction, so a store failure keeps the row (and the
+    caller can retry) instead of leaving a version whose artifact is gone.
+    """
+    with transaction.atomic():
+        locked = ModelVersion.objects.select_for_update().get(pk=version.pk)
+        users = sorted(
+            Deployment.objects.filter(
+                Q(model_version=locked) | Q(previous_version=locked)
+            ).values_list("name", flat=True)
+        )
+        if users:
+            raise VersionInUse(_in_use_message(locked, users))
+        try:
+            locked.delete()
+        except ProtectedError:  # a deployment was created since the check above
+            raise VersionInUse(_in_use_message(locked, ["a new deployment"])) from None
+        get_store().delete(locked.uri)
+    log.info("deleted %s and its artifact %s", locked, locked.uri)
+
+
+def _in_use_message(version: ModelVersion, users: list[str]) -> str:
+    return (
+        f"{version} is used by deployment(s) {', '.join(users)} (serving it or able to roll "
+        "back to it); delete or change those deployments first"
+    )

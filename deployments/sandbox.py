@@ -1,15 +1,19 @@
 """Validate an uploaded artifact without trusting it.
 
-Unpickling runs code, so the artifact is loaded only in a separate process with a wall-clock
-timeout and a memory limit, and it reports back plain JSON (never a pickle). The web and worker
-processes never load an artifact themselves.
+Unpickling runs code, so the artifact is loaded only in a separate process (sandbox_child.py)
+that limits its own address space (RLIMIT_AS) and CPU time before reading the artifact, runs in
+a throw-away working directory with HOME and TMPDIR pointing there and an environment holding
+nothing but PATH and PYTHONPATH (no secrets, no database or broker URLs, no cloud credentials),
+needs no network, and is killed with its whole process group at a wall-clock timeout. It
+reports back plain JSON, never a pickle. The web and worker processes never load an artifact.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -25,6 +29,12 @@ from deployments.models import CLASSIFICATION
 class ArtifactRejected(Exception):
     """The artifact is not a usable model for this registered model; the message says why."""
 
+    status_code = 400
+
+
+class ArtifactTooLarge(ArtifactRejected):
+    status_code = 413
+
 
 @dataclass
 class ArtifactReport:
@@ -34,12 +44,30 @@ class ArtifactReport:
     classes: list[Any] | None
     library_versions: dict[str, str]
     warnings: list[str] = field(default_factory=list)
+    globals: list[str] = field(default_factory=list)
+    untrusted_types: list[str] = field(default_factory=list)
 
 
-def _limit_resources(memory_bytes: int, cpu_seconds: int) -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+def _mib(n: int) -> str:
+    return f"{n / 1024**2:.0f} MiB"
+
+
+def _child_env(workdir: str) -> dict[str, str]:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": str(settings.BASE_DIR),
+        "HOME": workdir,
+        "TMPDIR": workdir,
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONNOUSERSITE": "1",
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
+    for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "LANG", "LC_ALL"):
+        if name in os.environ:
+            env[name] = os.environ[name]
+    return env
 
 
 def inspect_artifact(
@@ -52,50 +80,65 @@ def inspect_artifact(
         output = Path(workdir) / "report.json"
         command = [
             sys.executable,
+            "-s",
             "-m",
             "deployments.sandbox_child",
-            str(path),
+            str(Path(path).resolve()),
             "--model-type",
             model_type,
             "--input-size",
             str(input_size),
             "--output",
             str(output),
+            "--memory-bytes",
+            str(memory),
+            "--cpu-seconds",
+            str(timeout),
         ]
         for name in trusted_types:
             command += ["--trusted-type", name]
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "PYTHONPATH": str(settings.BASE_DIR),
-            "HOME": workdir,
-            "OMP_NUM_THREADS": "1",
-            "OPENBLAS_NUM_THREADS": "1",
-        }
-        for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
-            if name in os.environ:
-                env[name] = os.environ[name]
+        # A new session: on timeout the whole group goes, including anything the artifact
+        # started. stdout is discarded (an artifact may print anything); stderr keeps a tail.
+        proc = subprocess.Popen(
+            command,
+            cwd=workdir,
+            env=_child_env(workdir),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         try:
-            proc = subprocess.run(
-                command,
-                cwd=workdir,
-                env=env,
-                capture_output=True,
-                timeout=timeout,
-                preexec_fn=lambda: _limit_resources(memory, timeout),
-                check=False,
-            )
+            _, stderr = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
+            _kill_group(proc)
             raise ArtifactRejected(
-                f"validation took longer than {timeout} s; the artifact was refused"
+                f"loading the artifact took longer than the validation timeout of {timeout} s "
+                "(VALIDATION_TIMEOUT_SECONDS); it was stopped and the artifact refused"
             ) from None
-        if not output.exists():
-            tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
-            if proc.returncode < 0:
-                why = f"was killed by signal {-proc.returncode} (memory or CPU limit)"
+        finally:
+            _kill_group(proc)
+            proc.stderr.close()
+        try:
+            return json.loads(output.read_text())
+        except (OSError, ValueError):
+            tail = stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
+            if proc.returncode in (-signal.SIGKILL, -signal.SIGXCPU):
+                why = (
+                    f"was stopped by signal {-proc.returncode} (the CPU limit of {timeout} s "
+                    f"or the memory limit of {_mib(memory)})"
+                )
+            elif proc.returncode < 0:
+                why = f"was killed by signal {-proc.returncode}"
             else:
-                why = f"exited with code {proc.returncode}"
-            raise ArtifactRejected(f"loading the artifact {why} {tail[0]}".strip())
-        return json.loads(output.read_text())
+                why = f"exited with code {proc.returncode} without a report"
+            raise ArtifactRejected(f"loading the artifact {why} {tail[0]}".strip()) from None
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def validate_artifact(
@@ -106,6 +149,18 @@ def validate_artifact(
         path, model_type=model_type, input_size=input_size, trusted_types=trusted_types
     )
     if not info.get("ok"):
+        if info.get("untrusted_types"):
+            raise ArtifactRejected(
+                "the skops artifact contains types that are not trusted: "
+                f"{', '.join(info['untrusted_types'])}. Loading them could run their code; an "
+                "operator can trust them with the SKOPS_TRUSTED_TYPES setting, or an admin can "
+                "approve them for this upload (approve_types)"
+            )
+        if info.get("memory"):
+            raise ArtifactRejected(
+                "loading the artifact needed more memory than the validation limit of "
+                f"{_mib(settings.VALIDATION_MEMORY_BYTES)} (VALIDATION_MEMORY_BYTES); refused"
+            )
         raise ArtifactRejected(info.get("error") or "the artifact could not be loaded")
     cls = info["estimator_class"]
     if not info["has_predict"]:
@@ -126,19 +181,32 @@ def validate_artifact(
         raise ArtifactRejected(
             f"a trial prediction on {input_size} features failed: {info['predict_error']}"
         )
-    warnings = []
-    for lib, made in info["library_versions"].items():
-        serving = info["serving_library_versions"].get(lib)
-        if made and serving and made != serving:
-            warnings.append(
-                f"made with {lib} {made}, but serving runs {lib} {serving}: predictions may "
-                "differ or loading may fail; re-save the model with the serving version"
-            )
     return ArtifactReport(
         estimator_class=cls,
         n_features=n_features,
         feature_names=info["feature_names"],
         classes=info["classes"],
         library_versions=info["library_versions"],
-        warnings=warnings,
+        warnings=version_warnings(info["library_versions"], info["serving_library_versions"]),
+        globals=info.get("globals", []),
+        untrusted_types=info.get("untrusted_types", []),
     )
+
+
+def serving_library_versions(found: dict[str, str]) -> dict[str, str]:
+    """What the serving image runs: SERVING_LIBRARY_VERSIONS when set, else this install's."""
+    return {**found, **settings.SERVING_LIBRARY_VERSIONS}
+
+
+def version_warnings(made_with: dict[str, str], found: dict[str, str]) -> list[str]:
+    """A warning per library the artifact was made with in another version than serving's."""
+    serving = serving_library_versions(found)
+    warnings = []
+    for lib, made in sorted(made_with.items()):
+        runs = serving.get(lib)
+        if made and runs and made != runs:
+            warnings.append(
+                f"made with {lib} {made}, but serving runs {lib} {runs}: loading may fail or "
+                f"predictions may differ; re-save the model with {lib} {runs}"
+            )
+    return warnings

@@ -1,84 +1,21 @@
-"""Where artifacts live. Selected by ARTIFACT_STORE: `file://DIR` (default) or `gs://BUCKET/PREFIX`.
+"""Kept for existing imports: the stores live in `deployments.artifacts`."""
 
-Blob layout: PREFIX/MODEL/VERSION/model.EXT, written once and never overwritten.
-"""
+from deployments.artifacts.stores import (
+    EXTENSIONS,
+    ArtifactStore,
+    BlobExists,
+    FileStore,
+    StoreError,
+    blob_name,
+    get_store,
+)
 
-from __future__ import annotations
-
-import shutil
-from abc import ABC, abstractmethod
-from pathlib import Path
-
-from django.conf import settings
-
-EXTENSIONS = {"joblib": "joblib", "pkl": "pkl", "skops": "skops"}
-
-
-class StoreError(Exception):
-    pass
-
-
-class BlobExists(StoreError):
-    """Blobs are written once: this name is taken."""
-
-
-def blob_name(model_name: str, version: int, model_type: str) -> str:
-    return f"{model_name}/{version}/model.{EXTENSIONS[model_type]}"
-
-
-class ArtifactStore(ABC):
-    @abstractmethod
-    def put(self, local_path: Path, name: str) -> str:
-        """Copy a validated local file to the store under `name`; returns its uri."""
-
-    @abstractmethod
-    def delete(self, uri: str) -> None:
-        """Remove a stored artifact; absent is success."""
-
-    @abstractmethod
-    def exists(self, uri: str) -> bool: ...
-
-    @abstractmethod
-    def serving_source(self, uri: str) -> dict[str, str]:
-        """The `model:` block of a serving config (DESIGN.md 3.1) that reads this artifact."""
-
-
-class FileStore(ArtifactStore):
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def _path(self, uri: str) -> Path:
-        path = Path(uri.removeprefix("file://")).resolve()
-        if self.root.resolve() not in path.parents:
-            raise StoreError(f"{uri} is outside the artifact store {self.root}")
-        return path
-
-    def put(self, local_path: Path, name: str) -> str:
-        target = (self.root / name).resolve()
-        if target.exists():
-            raise BlobExists(f"artifact {name} already exists and is never overwritten")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".partial")
-        shutil.copyfile(local_path, partial)
-        partial.rename(target)
-        return f"file://{target}"
-
-    def delete(self, uri: str) -> None:
-        self._path(uri).unlink(missing_ok=True)
-
-    def exists(self, uri: str) -> bool:
-        return self._path(uri).exists()
-
-    def serving_source(self, uri: str) -> dict[str, str]:
-        return {"method": "LOCAL", "path": str(self._path(uri))}
-
-
-def get_store() -> ArtifactStore:
-    url = settings.ARTIFACT_STORE
-    if url.startswith("file://"):
-        root = Path(url.removeprefix("file://"))
-        root.mkdir(parents=True, exist_ok=True)
-        return FileStore(root)
-    raise StoreError(
-        f"ARTIFACT_STORE={url!r} is not supported (use file://DIR or gs://BUCKET/PREFIX)"
-    )
+__all__ = [
+    "EXTENSIONS",
+    "ArtifactStore",
+    "BlobExists",
+    "FileStore",
+    "StoreError",
+    "blob_name",
+    "get_store",
+]

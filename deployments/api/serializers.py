@@ -43,6 +43,10 @@ class ModelSerializer(serializers.ModelSerializer):
 class VersionSerializer(serializers.ModelSerializer):
     model = serializers.SlugRelatedField(slug_field="name", read_only=True)
     uploaded_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    types_approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    deployments = serializers.SerializerMethodField(
+        help_text="Deployments serving this version; it cannot be deleted while any exist."
+    )
 
     class Meta:
         model = ModelVersion
@@ -60,15 +64,26 @@ class VersionSerializer(serializers.ModelSerializer):
             "library_versions",
             "warnings",
             "trusted_types",
+            "types_approved_by",
+            "imported_globals",
+            "deployments",
             "uploaded_by",
             "created_at",
         ]
         read_only_fields = fields
 
+    def get_deployments(self, obj: ModelVersion) -> list[str]:
+        return sorted(d.name for d in obj.deployments.all())
+
 
 class VersionUploadSerializer(serializers.Serializer):
     file = serializers.FileField(allow_empty_file=True)
     model_type = serializers.ChoiceField(choices=MODEL_TYPE_CHOICES, default="joblib")
+    approve_types = serializers.ListField(
+        child=serializers.CharField(max_length=255),
+        required=False,
+        help_text="Admins only: skops types to trust for this upload (recorded on the version).",
+    )
 
 
 class DeploymentSerializer(serializers.ModelSerializer):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Max
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiTypes, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -23,9 +23,10 @@ from deployments.api.serializers import (
     VersionSerializer,
     VersionUploadSerializer,
 )
+from deployments.artifacts.stores import StoreError
 from deployments.models import Deployment, ModelVersion, RegisteredModel
 from deployments.predictions import forward_prediction
-from deployments.registry import upload_version
+from deployments.registry import VersionInUse, delete_version, upload_version
 from deployments.sandbox import ArtifactRejected
 
 
@@ -46,15 +47,39 @@ class ModelViewSet(
     serializer_class = ModelSerializer
     permission_classes = [ReadOrDeploy]
     lookup_field = "name"
-    queryset = RegisteredModel.objects.select_related("created_by").annotate(
-        latest_version=Max("versions__version")
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("name", str, description="Models whose name contains this text."),
+            OpenApiParameter("job", str, enum=["classification", "regression"]),
+        ]
     )
+    def list(self, request: Request, *args, **kwargs) -> Response:
+        """Registered models, by name; filter with `name` (contains) and `job`."""
+        return super().list(request, *args, **kwargs)
+
+    def get_queryset(self):
+        models = RegisteredModel.objects.select_related("created_by").annotate(
+            latest_version=Max("versions__version")
+        )
+        if self.action == "list":
+            params = self.request.query_params
+            if params.get("name"):
+                models = models.filter(name__icontains=params["name"])
+            if params.get("job"):
+                models = models.filter(job=params["job"])
+        return models
 
     def perform_create(self, serializer) -> None:
         serializer.save(created_by=self.request.user)
 
 
-class VersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class VersionViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
     serializer_class = VersionSerializer
     permission_classes = [ReadOrDeploy]
     lookup_field = "version"
@@ -64,29 +89,71 @@ class VersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         return get_object_or_404(RegisteredModel, name=self.kwargs["model_name"])
 
     def get_queryset(self):
-        return ModelVersion.objects.filter(model__name=self.kwargs["model_name"]).select_related(
-            "model", "uploaded_by"
+        versions = (
+            ModelVersion.objects.filter(model__name=self.kwargs["model_name"])
+            .select_related("model", "uploaded_by", "types_approved_by")
+            .prefetch_related("deployments")
         )
+        if self.action == "list":
+            params = self.request.query_params
+            for param in ("model_type", "sha256"):
+                if params.get(param):
+                    versions = versions.filter(**{param: params[param]})
+            if params.get("uploaded_by"):
+                versions = versions.filter(uploaded_by__username=params["uploaded_by"])
+        return versions
 
     @extend_schema(
-        request={"multipart/form-data": VersionUploadSerializer}, responses={201: VersionSerializer}
+        parameters=[
+            OpenApiParameter("model_type", str, enum=["joblib", "pkl", "skops"]),
+            OpenApiParameter("sha256", str, description="Versions with this exact digest."),
+            OpenApiParameter("uploaded_by", str, description="A username."),
+        ]
+    )
+    def list(self, request: Request, *args, **kwargs) -> Response:
+        """The model's versions, newest first (paginated with `limit` and `offset`)."""
+        self.get_model()  # 404 for an unknown model rather than an empty list
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(
+        request={"multipart/form-data": VersionUploadSerializer},
+        responses={201: VersionSerializer, 400: OpenApiTypes.OBJECT, 413: OpenApiTypes.OBJECT},
     )
     def create(self, request: Request, model_name: str) -> Response:
         """Upload an artifact; it is validated in a sandbox before a version is recorded."""
         model = self.get_model()
-        form = VersionUploadSerializer(data=request.data)
+        # request.data runs the multipart parser, which streams the file to disk and hashes
+        # it (HashingUploadHandler); a file over MAX_ARTIFACT_BYTES is dropped there.
+        data = request.data
+        refusal = getattr(request._request, "artifact_refusal", None)
+        if refusal:
+            return Response({"file": [refusal]}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+        form = VersionUploadSerializer(data=data)
         form.is_valid(raise_exception=True)
-        upload = form.validated_data["file"]
         try:
             version = upload_version(
                 model,
-                upload.chunks(),
+                form.validated_data["file"],
                 model_type=form.validated_data["model_type"],
                 uploaded_by=request.user,
+                approve_types=form.validated_data.get("approve_types", []),
             )
         except ArtifactRejected as exc:
-            raise ValidationError({"file": [str(exc)]}) from None
+            return Response({"file": [str(exc)]}, status=exc.status_code)
+        except StoreError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         return Response(VersionSerializer(version).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={204: None, 409: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT})
+    def destroy(self, request: Request, model_name: str, version: str) -> Response:
+        """Delete a version and its artifact; 409 while any deployment refers to it."""
+        try:
+            delete_version(self.get_object())
+        except VersionInUse as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        except StoreError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
