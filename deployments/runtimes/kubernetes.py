@@ -395,23 +395,32 @@ def _selector(labels: dict[str, str]) -> str:
 def _merge_for_replace(desired: dict, live: dict) -> dict:
     """`desired`, keeping what others legitimately own on the live object.
 
-    Labels and annotations set by controllers or people are kept (ours win), the
-    resourceVersion makes the replace conditional, and a Service keeps its allocated
-    cluster IPs (immutable).
+    Labels and annotations set by controllers or people are kept (ours win), including the
+    pod template's (a `kubectl rollout restart` stamp must not roll the pods again on every
+    sync); the resourceVersion makes the replace conditional; a Service keeps what the API
+    server allocated (cluster IPs are immutable).
     """
     body = json.loads(json.dumps(desired))
-    meta, live_meta = body["metadata"], live.get("metadata", {})
-    for field in ("labels", "annotations"):
-        merged = {**(live_meta.get(field) or {}), **(meta.get(field) or {})}
-        if merged:
-            meta[field] = merged
+    live_meta = live.get("metadata") or {}
+    _merge_metadata(body["metadata"], live_meta)
     if live_meta.get("resourceVersion"):
-        meta["resourceVersion"] = live_meta["resourceVersion"]
+        body["metadata"]["resourceVersion"] = live_meta["resourceVersion"]
+    live_spec = live.get("spec") or {}
+    if body["kind"] == "Deployment":
+        live_template = (live_spec.get("template") or {}).get("metadata") or {}
+        _merge_metadata(body["spec"]["template"]["metadata"], live_template)
     if body["kind"] == "Service":
-        for field in ("clusterIP", "clusterIPs"):
-            if field in (live.get("spec") or {}):
-                body["spec"][field] = live["spec"][field]
+        for field in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
+            if field in live_spec:
+                body["spec"][field] = live_spec[field]
     return body
+
+
+def _merge_metadata(ours: dict, theirs: dict) -> None:
+    for field in ("labels", "annotations"):
+        merged = {**(theirs.get(field) or {}), **(ours.get(field) or {})}
+        if merged:
+            ours[field] = merged
 
 
 def _deployment_problems(deployment: dict) -> list[str]:

@@ -228,8 +228,11 @@ def test_update_keeps_what_others_own(cluster: Cluster, runtime: KubernetesRunti
     service = cluster.get(SERVICES, "iris-prod")
     assert deployment is not None and service is not None
     deployment["metadata"]["annotations"] = {"deployment.kubernetes.io/revision": "1"}
+    restarted = {"kubectl.kubernetes.io/restartedAt": "2026-11-26T10:00:00Z"}
+    deployment["spec"]["template"]["metadata"]["annotations"].update(restarted)
     service["spec"]["clusterIP"] = "10.0.0.12"
     service["spec"]["clusterIPs"] = ["10.0.0.12"]
+    service["spec"]["ipFamilies"] = ["IPv4"]
     cluster.add(DEPLOYMENTS, deployment)
     cluster.add(SERVICES, service)
 
@@ -239,7 +242,12 @@ def test_update_keeps_what_others_own(cluster: Cluster, runtime: KubernetesRunti
     service = cluster.get(SERVICES, "iris-prod")
     assert deployment is not None and service is not None
     assert deployment["metadata"]["annotations"] == {"deployment.kubernetes.io/revision": "1"}
+    assert deployment["spec"]["template"]["metadata"]["annotations"] == {
+        **restarted,
+        manifests.CHECKSUM_ANNOTATION: make_spec().config_checksum,
+    }
     assert service["spec"]["clusterIP"] == "10.0.0.12"
+    assert service["spec"]["ipFamilies"] == ["IPv4"]
 
 
 def test_undeploy_removes_everything_and_is_idempotent(cluster: Cluster) -> None:
