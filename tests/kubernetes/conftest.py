@@ -3,9 +3,10 @@
 kmock 0.8's emulator stores objects but lacks a few things the official client relies on;
 `ClusterEmulator` fills exactly those gaps (DESIGN.md section 4): label and field selectors on
 LIST, PUT (replace) with resourceVersion conflicts, uid/resourceVersion/creationTimestamp/
-generation, the core group version, pod logs, and injected API failures. There are no
-controllers: a test plays the cluster by setting `.status`, pods, events and logs through
-`Cluster`. Every object the code under test sends is validated with kubernetes-validate.
+generation, the core group version, strategic-merge PATCH of named lists, pod logs, and
+injected API failures. There are no controllers: a test plays the cluster by setting
+`.status`, pods, events and logs through `Cluster`. Every object the code under test sends
+is validated with kubernetes-validate.
 """
 
 from __future__ import annotations
@@ -96,6 +97,49 @@ def _matches_fields(obj: dict, selector: str) -> bool:
     return True
 
 
+# Strategic merge: lists of objects merge by these keys (the first one all items have).
+_MERGE_KEYS = ("name", "mountPath", "containerPort", "port")
+
+
+def _merge_key(live: Any, patch: Any) -> str | None:
+    if not (isinstance(live, list) and isinstance(patch, list)):
+        return None
+    items = [*live, *patch]
+    for key in _MERGE_KEYS:
+        if items and all(isinstance(item, dict) and key in item for item in items):
+            return key
+    return None
+
+
+def _merged(live: Any, patch: Any) -> Any:
+    """The full strategic-merge result of `patch` over `live` (None deletes a key)."""
+    if isinstance(live, dict) and isinstance(patch, dict):
+        out = dict(live)
+        for key, value in patch.items():
+            if value is None:
+                out.pop(key, None)
+            else:
+                out[key] = _merged(live.get(key), value)
+        return out
+    key = _merge_key(live, patch)
+    if key is not None:
+        by_key = {item[key]: item for item in live}
+        for item in patch:
+            by_key[item[key]] = _merged(by_key.get(item[key]), item)
+        return list(by_key.values())
+    return patch
+
+
+def _strategic(live: Any, patch: Any) -> Any:
+    """`patch` rewritten so that kmock's JSON merge gives the strategic-merge result: dicts stay
+    patches, lists of named objects become the merged list (kmock replaces lists whole)."""
+    if isinstance(live, dict) and isinstance(patch, dict):
+        return {key: _strategic(live.get(key), value) for key, value in patch.items()}
+    if _merge_key(live, patch) is not None:
+        return _merged(live, patch)
+    return patch
+
+
 class ClusterEmulator(kmock.KubernetesEmulator):
     """kmock's emulator plus what kmock 0.8 misses (see the module docstring)."""
 
@@ -159,6 +203,15 @@ class ClusterEmulator(kmock.KubernetesEmulator):
             if request.action == kmock.action.CREATE:
                 self.stamp_new(request.data, request.namespace)
             elif request.action == kmock.action.UPDATE:
+                if "strategic-merge" in request.headers.get("Content-Type", ""):
+                    key = (request.resource, request.namespace, request.name)
+                    async with self._lock:
+                        live: dict = {}
+                        if key in self._objects and not self._objects[key].deleted:
+                            live = self._objects[key].raw
+                    rewritten = _strategic(live, request.data)
+                    request.data.clear()
+                    request.data.update(rewritten)
                 request.data.setdefault("metadata", {})["resourceVersion"] = self._next_version()
         return await super()._handle(request)
 

@@ -104,3 +104,50 @@ def test_group_discovery_lists_the_resources(cluster: Cluster) -> None:
     apps = client.AppsV1Api(load_client(str(cluster.kubeconfig))).get_api_resources()
     assert apps.group_version == "apps/v1"
     assert {r.name for r in apps.resources} == {"deployments"}
+
+
+def test_strategic_merge_patch_merges_named_lists(cluster: Cluster) -> None:
+    apps = client.AppsV1Api(load_client(str(cluster.kubeconfig)))
+    container = {"name": "serving", "image": "img:1", "env": [{"name": "A", "value": "1"}]}
+    sidecar = {"name": "sidecar", "image": "side:1"}
+    apps.create_namespaced_deployment(
+        "models",
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "d"},
+            "spec": {
+                "selector": {"matchLabels": {"a": "b"}},
+                "template": {
+                    "metadata": {"labels": {"a": "b"}},
+                    "spec": {"containers": [container, sidecar]},
+                },
+            },
+        },
+    )
+    patch = {
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [
+                        {"name": "serving", "image": "img:2", "env": [{"name": "B", "value": "2"}]}
+                    ]
+                }
+            }
+        }
+    }
+    apps.patch_namespaced_deployment(
+        "d", "models", patch, _content_type="application/strategic-merge-patch+json"
+    )
+
+    stored = cluster.get("apps/v1/deployments", "d")
+    assert stored is not None
+    containers = stored["spec"]["template"]["spec"]["containers"]
+    assert containers == [
+        {
+            "name": "serving",
+            "image": "img:2",
+            "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}],
+        },
+        sidecar,
+    ]
