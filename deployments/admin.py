@@ -36,7 +36,8 @@ class EventInline(admin.TabularInline):
     model = DeploymentEvent
     extra = 0
     can_delete = False
-    readonly_fields = ["created_at", "actor", "action", "status", "message"]
+    fields = ["created_at", "actor_name", "source_ip", "via", "action", "status", "message"]
+    readonly_fields = fields
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False

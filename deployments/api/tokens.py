@@ -10,6 +10,7 @@ from django.contrib.auth import authenticate
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.authtoken.models import Token
+from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -42,10 +43,7 @@ class TokenView(APIView):
             username = form.validated_data.get("username")
             password = form.validated_data.get("password")
             if not username or not password:
-                return Response(
-                    {"detail": "Log in, or send your username and password."},
-                    status=status.HTTP_401_UNAUTHORIZED,
-                )
+                raise NotAuthenticated("Log in, or send your username and password.")
             if login_blocked(request._request, username):
                 return Response(
                     {"detail": "Too many failed login attempts; try again later."},
@@ -53,10 +51,7 @@ class TokenView(APIView):
                 )
             user = authenticate(request._request, username=username, password=password)
             if user is None:
-                return Response(
-                    {"detail": "Wrong username or password."},
-                    status=status.HTTP_401_UNAUTHORIZED,
-                )
+                raise AuthenticationFailed("Wrong username or password.")
         Token.objects.filter(user=user).delete()
         token = Token.objects.create(user=user)
         return Response(
@@ -67,9 +62,6 @@ class TokenView(APIView):
     def delete(self, request: Request) -> Response:
         """Revoke your token (the one you are using, if you authenticate with it)."""
         if not request.user.is_authenticated:
-            return Response(
-                {"detail": "Authentication credentials were not provided."},
-                status=status.HTTP_401_UNAUTHORIZED,
-            )
+            raise NotAuthenticated()
         Token.objects.filter(user=request.user).delete()
         return Response(status=status.HTTP_204_NO_CONTENT)
