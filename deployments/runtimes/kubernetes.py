@@ -223,6 +223,8 @@ class KubernetesRuntime(Runtime):
                             "choose another deployment name or remove it",
                             permanent=True,
                         )
+                    if _contains(live, desired):
+                        return  # already as wanted: no write (the periodic sync stays cheap)
                     body = _merge_for_replace(desired, live)
                     self._call(kind, "replace", f"update {kind} {name}", name, self.namespace, body)
                 return
@@ -390,6 +392,21 @@ class KubernetesRuntime(Runtime):
 
 def _selector(labels: dict[str, str]) -> str:
     return ",".join(f"{key}={value}" for key, value in labels.items())
+
+
+def _contains(live: Any, desired: Any) -> bool:
+    """Whether `live` already holds every value of `desired` (the API server adds defaults)."""
+    if isinstance(desired, dict):
+        return isinstance(live, dict) and all(
+            key in live and _contains(live[key], value) for key, value in desired.items()
+        )
+    if isinstance(desired, list):
+        return (
+            isinstance(live, list)
+            and len(live) == len(desired)
+            and all(_contains(a, b) for a, b in zip(live, desired, strict=True))
+        )
+    return live == desired
 
 
 def _merge_for_replace(desired: dict, live: dict) -> dict:

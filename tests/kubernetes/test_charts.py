@@ -202,7 +202,7 @@ def test_console_role_allows_exactly_what_the_runtime_does(helm: str, cluster: C
         },
     )
     runtime.observe(spec)
-    runtime.apply(spec)
+    runtime.apply(ServingSpec("iris", "iris", 2, "modelType: skops\n", replicas=2))  # an update
     runtime.list_deployed()
     runtime.remove("iris")
 

@@ -181,8 +181,25 @@ def test_apply_twice_changes_nothing(cluster: Cluster, runtime: KubernetesRuntim
         assert new["metadata"]["uid"] == old["metadata"]["uid"]
         assert new["spec"] == old["spec"]
         assert new["metadata"]["generation"] == old["metadata"]["generation"]
-    creates = [r for r in cluster.requests() if r.method.value == "POST"]
-    assert len(creates) == 3  # ConfigMap, Service, Deployment: only the first apply creates
+    writes = [r.method.value for r in cluster.requests() if r.method.value in ("POST", "PUT")]
+    assert writes == ["POST"] * 3  # ConfigMap, Service, Deployment; the second apply writes nothing
+
+
+def test_fields_the_api_server_defaults_do_not_cause_writes(
+    cluster: Cluster, runtime: KubernetesRuntime
+) -> None:
+    runtime.apply(make_spec())
+    deployment = cluster.get(DEPLOYMENTS, "iris-prod")
+    assert deployment is not None
+    pod = deployment["spec"]["template"]["spec"]
+    pod.update(dnsPolicy="ClusterFirst", restartPolicy="Always", schedulerName="default-scheduler")
+    pod["containers"][0]["terminationMessagePath"] = "/dev/termination-log"
+    cluster.add(DEPLOYMENTS, deployment)
+    before = len(cluster.requests())
+
+    runtime.apply(make_spec())
+
+    assert [r.method.value for r in cluster.requests()[before:]] == ["GET"] * 4  # 3 + Ingress
 
 
 def test_update_of_replicas_and_version_rolls_the_deployment(
