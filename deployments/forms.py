@@ -1,12 +1,17 @@
-"""Browser forms. They validate input; the work is done by registry and lifecycle functions."""
+"""Browser forms. They validate input and say what is wrong in plain words; the work is done by
+registry and lifecycle functions."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import math
+import re
+from typing import Any
 
 from django import forms
+from django.core.validators import RegexValidator
 
 from deployments.models import (
     DNS_LABEL,
@@ -16,69 +21,238 @@ from deployments.models import (
     RegisteredModel,
 )
 
+# Kubernetes resource quantities such as 100m, 0.5, 1, 256Mi, 1Gi.
+QUANTITY = RegexValidator(
+    r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$",
+    "Use a Kubernetes quantity such as 100m, 0.5, 1 (CPU) or 256Mi, 1Gi (memory).",
+)
+MAX_PREDICT_ROWS = 1000
+
 
 class ModelForm(forms.ModelForm):
     class Meta:
         model = RegisteredModel
         fields = ["name", "job", "input_size", "description"]
-        help_texts = {"name": "Lower-case letters, digits and '-' (used in URLs)."}
+        labels = {"input_size": "Number of features"}
+        help_texts = {
+            "name": "Lower-case letters, digits and '-', e.g. iris (used in URLs).",
+            "input_size": "How many numbers one row of input holds.",
+        }
+        widgets = {"description": forms.Textarea(attrs={"rows": 2})}
 
 
 class UploadForm(forms.Form):
-    file = forms.FileField(help_text="A model saved with joblib, pickle or skops.")
-    model_type = forms.ChoiceField(choices=MODEL_TYPE_CHOICES, initial="joblib")
+    file = forms.FileField(
+        label="Model file", help_text="A fitted estimator saved with joblib, pickle or skops."
+    )
+    model_type = forms.ChoiceField(
+        label="Format",
+        choices=MODEL_TYPE_CHOICES,
+        initial="joblib",
+        help_text="How the file was saved.",
+    )
+
+
+def version_choices() -> list[tuple[str, list[tuple[int, str]]]]:
+    """Versions grouped by model, newest first, for a select with one group per model."""
+    groups: dict[str, list[tuple[int, str]]] = {}
+    for v in ModelVersion.objects.select_related("model").order_by("model__name", "-version"):
+        estimator = v.estimator_class.rsplit(".", 1)[-1]
+        label = f"{v.model.name} v{v.version}" + (f" ({estimator})" if estimator else "")
+        groups.setdefault(v.model.name, []).append((v.pk, label))
+    return list(groups.items())
 
 
 class DeployForm(forms.Form):
     name = forms.CharField(
-        max_length=63, validators=[DNS_LABEL], help_text="A DNS-1123 label, e.g. iris-prod."
+        label="Deployment name",
+        max_length=63,
+        validators=[DNS_LABEL],
+        help_text="Lower-case letters, digits and '-', e.g. iris-prod. It names the endpoint.",
     )
-    version = forms.ModelChoiceField(queryset=ModelVersion.objects.select_related("model"))
-    replicas = forms.IntegerField(min_value=0, max_value=50, initial=1)
+    version = forms.TypedChoiceField(label="Model version", coerce=int)
+    replicas = forms.IntegerField(
+        min_value=0, max_value=50, initial=1, help_text="Serving processes (0 to 50)."
+    )
+    cpu_request = forms.CharField(label="CPU request", initial="100m", validators=[QUANTITY])
+    memory_request = forms.CharField(label="Memory request", initial="256Mi", validators=[QUANTITY])
+    cpu_limit = forms.CharField(
+        label="CPU limit", initial="1", required=False, validators=[QUANTITY]
+    )
+    memory_limit = forms.CharField(
+        label="Memory limit", initial="1Gi", required=False, validators=[QUANTITY]
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["version"].choices = [("", "Choose a model version"), *version_choices()]
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"]
         if Deployment.objects.filter(name=name).exists():
-            raise forms.ValidationError(f"A deployment named {name!r} already exists.")
+            raise forms.ValidationError(
+                f"A deployment named {name} already exists. Choose another name."
+            )
         return name
+
+    def clean_version(self) -> ModelVersion:
+        version = ModelVersion.objects.select_related("model").filter(
+            pk=self.cleaned_data["version"]
+        )
+        if not version:
+            raise forms.ValidationError("That model version no longer exists.")
+        return version[0]
+
+    def resources(self) -> dict[str, str]:
+        keys = ("cpu_request", "memory_request", "cpu_limit", "memory_limit")
+        return {k: self.cleaned_data[k] for k in keys}
+
+
+def check_deployment_name(name: str) -> str:
+    """The first problem with `name` as a new deployment's name, or '' when it is fine."""
+    form = DeployForm(data={"name": name})
+    errors = form.errors.get("name")
+    return errors[0] if errors else ""
 
 
 class ChangeVersionForm(forms.Form):
-    version = forms.ModelChoiceField(queryset=ModelVersion.objects.none())
+    version = forms.ModelChoiceField(
+        label="Version",
+        queryset=ModelVersion.objects.none(),
+        empty_label=None,
+        error_messages={"invalid_choice": "Choose one of this model's versions."},
+    )
 
-    def __init__(self, *args, deployment: Deployment, **kwargs) -> None:
+    def __init__(self, *args: Any, deployment: Deployment, **kwargs: Any) -> None:
+        kwargs.setdefault("initial", {"version": deployment.model_version_id})
         super().__init__(*args, **kwargs)
-        self.fields["version"].queryset = ModelVersion.objects.filter(
+        field = self.fields["version"]
+        field.queryset = ModelVersion.objects.filter(
             model=deployment.model_version.model
         ).select_related("model")
+        field.label_from_instance = lambda v: f"v{v.version}"
+
+
+class ScaleForm(forms.Form):
+    replicas = forms.IntegerField(
+        label="Replicas",
+        min_value=0,
+        max_value=50,
+        error_messages={
+            "min_value": "Use 0 to 50 replicas.",
+            "max_value": "Use 0 to 50 replicas.",
+            "required": "Enter a number of replicas.",
+        },
+    )
+
+
+def _number(value: Any, row: int, column: int) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise forms.ValidationError(
+            f"Row {row}, value {column} is {json.dumps(value)}, not a number."
+        )
+    return value
+
+
+def parse_rows(text: str) -> list[list[float]]:
+    """Rows from a JSON matrix (or one JSON row, or {"instances": ...}) or from CSV lines."""
+    text = text.strip()
+    if text.startswith(("[", "{")):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(
+                f"This is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
+            ) from None
+        if isinstance(data, dict):
+            data = data.get("instances")
+        if not isinstance(data, list) or not data:
+            raise forms.ValidationError("Give a JSON matrix such as [[5.1, 3.5, 1.4, 0.2]].")
+        if not isinstance(data[0], list):
+            data = [data]
+        rows = []
+        for r, row in enumerate(data, start=1):
+            if not isinstance(row, list):
+                raise forms.ValidationError(f"Row {r} is not a list of numbers.")
+            rows.append([_number(v, r, c) for c, v in enumerate(row, start=1)])
+        return rows
+    rows = []
+    for number, line in enumerate(csv.reader(io.StringIO(text)), start=1):
+        cells = [cell.strip() for cell in line]
+        if not any(cells):
+            continue
+        try:
+            rows.append([float(cell) for cell in cells])
+        except ValueError:
+            bad = next(c for c in cells if not re.fullmatch(r"[-+0-9.eE]+", c or "x"))
+            raise forms.ValidationError(
+                f"Line {number} holds {bad!r}, which is not a number."
+            ) from None
+    return rows
 
 
 class PredictForm(forms.Form):
+    """One input per feature (named after the model's features when known), or many rows pasted
+    as CSV or JSON. Rows win when both are given."""
+
     rows = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 4}),
-        help_text="A JSON matrix such as [[5.1, 3.5, 1.4, 0.2]], or CSV rows, one per line.",
+        label="Rows (CSV or JSON)",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+        help_text="One row per line as CSV, or a JSON matrix such as [[5.1, 3.5, 1.4, 0.2]].",
     )
 
-    def clean_rows(self) -> list[list[float]]:
-        text = self.cleaned_data["rows"].strip()
-        if text.startswith("["):
+    def __init__(self, *args: Any, feature_names: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.feature_names = feature_names
+        self.feature_fields = []
+        for i, name in enumerate(feature_names):
+            key = f"f{i}"
+            self.fields[key] = forms.FloatField(
+                label=name,
+                required=False,
+                widget=forms.NumberInput(attrs={"step": "any"}),
+                error_messages={"invalid": f"Enter a number for {name}."},
+            )
+            self.feature_fields.append(key)
+
+    def features(self) -> list[forms.BoundField]:
+        return [self[key] for key in self.feature_fields]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        n = len(self.feature_names)
+        if self.errors:
+            return cleaned
+        text = (cleaned.get("rows") or "").strip()
+        if text:
             try:
-                rows = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise forms.ValidationError(
-                    f"Not valid JSON: {exc.msg} at column {exc.colno}."
-                ) from None
-            if rows and not isinstance(rows[0], list):
-                rows = [rows]
-            return rows
-        rows = []
-        for number, line in enumerate(csv.reader(io.StringIO(text)), start=1):
-            if not line:
-                continue
-            try:
-                rows.append([float(cell) for cell in line])
-            except ValueError:
-                raise forms.ValidationError(
-                    f"Row {number} holds something that is not a number."
-                ) from None
-        return rows
+                rows = parse_rows(text)
+            except forms.ValidationError as exc:
+                self.add_error("rows", exc)
+                return cleaned
+            if not rows:
+                self.add_error("rows", "Give at least one row.")
+            elif len(rows) > MAX_PREDICT_ROWS:
+                self.add_error("rows", f"Give at most {MAX_PREDICT_ROWS} rows at a time.")
+            for r, row in enumerate(rows, start=1):
+                if len(row) != n:
+                    self.add_error(
+                        "rows", f"Row {r} has {len(row)} values; this model takes {n} features."
+                    )
+                    break
+                if not all(math.isfinite(v) for v in row):
+                    self.add_error("rows", f"Row {r} holds NaN or infinity.")
+                    break
+            cleaned["matrix"] = rows
+            return cleaned
+        values = [cleaned.get(key) for key in self.feature_fields]
+        if all(v is None for v in values):
+            raise forms.ValidationError("Fill in the features, or paste rows as CSV or JSON.")
+        for key, name, value in zip(self.feature_fields, self.feature_names, values, strict=True):
+            if value is None:
+                self.add_error(key, f"Enter a number for {name}.")
+            elif not math.isfinite(value):
+                self.add_error(key, f"{name} must be a finite number.")
+        cleaned["matrix"] = [values]
+        return cleaned

@@ -1,22 +1,41 @@
-"""Browser UI. Views are thin: forms validate, registry and lifecycle functions do the work."""
+"""Browser UI. Views are thin: forms validate, registry and lifecycle functions do the work.
+
+Live parts are server-rendered fragments that htmx polls (`*_fragment` views); every page also
+works as plain HTML forms without JavaScript.
+"""
 
 from __future__ import annotations
+
+import json
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Max
-from django.http import HttpRequest, HttpResponse
+from django.db.models import Count, Max
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
 
 from deployments import lifecycle
+from deployments import status as st
 from deployments.api.permissions import can_deploy
-from deployments.forms import ChangeVersionForm, DeployForm, ModelForm, PredictForm, UploadForm
-from deployments.models import Deployment, RegisteredModel
-from deployments.predictions import forward_prediction
+from deployments.forms import (
+    ChangeVersionForm,
+    DeployForm,
+    ModelForm,
+    PredictForm,
+    ScaleForm,
+    UploadForm,
+    check_deployment_name,
+)
+from deployments.models import CLASSIFICATION, Deployment, ModelVersion, RegisteredModel
+from deployments.predictions import PredictionResult, forward_prediction
 from deployments.registry import upload_version
 from deployments.sandbox import ArtifactRejected
+
+ACTIONS = ("deploy", "undeploy", "rollback", "change", "scale")
 
 
 def _require_deployer(request: HttpRequest) -> None:
@@ -24,10 +43,35 @@ def _require_deployer(request: HttpRequest) -> None:
         raise PermissionDenied("You need the deployer role for this action.")
 
 
+def _is_fragment(request: HttpRequest) -> bool:
+    """htmx and the upload script ask for a fragment; plain form posts get whole pages."""
+    return (
+        request.headers.get("HX-Request") == "true"
+        or request.headers.get("X-Requested-With") == "XMLHttpRequest"
+    )
+
+
+def _deployments():
+    return Deployment.objects.select_related("model_version__model")
+
+
+# Dashboard ----------------------------------------------------------------------------------
+
+
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    deployments = Deployment.objects.select_related("model_version__model")
-    return render(request, "deployments/dashboard.html", {"deployments": deployments})
+    return render(request, "deployments/dashboard.html", {"deployments": _deployments()})
+
+
+@login_required
+@require_GET
+def dashboard_fragment(request: HttpRequest) -> HttpResponse:
+    return render(
+        request, "deployments/partials/deployment_table.html", {"deployments": _deployments()}
+    )
+
+
+# Models and versions ------------------------------------------------------------------------
 
 
 @login_required
@@ -39,18 +83,40 @@ def model_list(request: HttpRequest) -> HttpResponse:
             model = form.save(commit=False)
             model.created_by = request.user
             model.save()
-            messages.success(request, f"Model {model.name} registered. Upload a version next.")
-            return redirect("model-detail", name=model.name)
-    models = RegisteredModel.objects.annotate(latest=Max("versions__version"))
-    return render(request, "deployments/models.html", {"models": models, "form": form})
+            messages.success(request, f"Model {model.name} registered. Upload its first version.")
+            return redirect("model-upload", name=model.name)
+    models = RegisteredModel.objects.annotate(
+        latest=Max("versions__version"), version_count=Count("versions")
+    )
+    status = 400 if form.errors else 200
+    return render(
+        request, "deployments/models.html", {"models": models, "form": form}, status=status
+    )
 
 
 @login_required
+@require_GET
 def model_detail(request: HttpRequest, name: str) -> HttpResponse:
     model = get_object_or_404(RegisteredModel, name=name)
+    versions = model.versions.select_related("uploaded_by")
+    deployments = _deployments().filter(model_version__model=model)
+    return render(
+        request,
+        "deployments/model.html",
+        {"model": model, "versions": versions, "deployments": deployments},
+    )
+
+
+@login_required
+def model_upload(request: HttpRequest, name: str) -> HttpResponse:
+    """Upload page. The upload script posts here with XMLHttpRequest (to show progress) and puts
+    the returned fragment (the form with its errors, or the validation result) in place."""
+    _require_deployer(request)
+    model = get_object_or_404(RegisteredModel, name=name)
     form = UploadForm(request.POST or None, request.FILES or None)
+    version = None
+    status = 200
     if request.method == "POST":
-        _require_deployer(request)
         if form.is_valid():
             try:
                 version = upload_version(
@@ -60,20 +126,24 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
                     uploaded_by=request.user,
                 )
             except ArtifactRejected as exc:
-                form.add_error("file", str(exc))
+                form.add_error("file", f"Refused: {exc}")
             else:
-                messages.success(request, f"Version {version.version} uploaded and validated.")
-                return redirect("model-detail", name=model.name)
-    versions = model.versions.select_related("uploaded_by")
-    return render(
-        request, "deployments/model.html", {"model": model, "versions": versions, "form": form}
-    )
+                form = UploadForm()
+        if form.errors:
+            status = 422
+    context = {"model": model, "form": form, "version": version}
+    template = "deployments/partials/upload_area.html" if _is_fragment(request) else None
+    return render(request, template or "deployments/upload.html", context, status=status)
+
+
+# Creating deployments ---------------------------------------------------------------------
 
 
 @login_required
 def deployment_new(request: HttpRequest) -> HttpResponse:
     _require_deployer(request)
-    form = DeployForm(request.POST or None, initial={"version": request.GET.get("version")})
+    initial = {"version": request.GET.get("version")}
+    form = DeployForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
             deployment = lifecycle.create_deployment(
@@ -81,61 +151,243 @@ def deployment_new(request: HttpRequest) -> HttpResponse:
                 version=form.cleaned_data["version"],
                 replicas=form.cleaned_data["replicas"],
                 actor=request.user,
+                **form.resources(),
             )
         except lifecycle.LifecycleError as exc:
-            form.add_error("name", str(exc))
+            form.add_error("name", f"{str(exc)[:1].upper()}{str(exc)[1:]}.")
         else:
+            messages.success(request, f"Deploying {deployment.name}. Its status updates below.")
             return redirect("deployment-detail", name=deployment.name)
-    return render(request, "deployments/deploy.html", {"form": form})
+    status = 400 if form.errors else 200
+    context = {"form": form, "has_versions": ModelVersion.objects.exists()}
+    return render(request, "deployments/deploy.html", context, status=status)
 
 
 @login_required
+@require_GET
+def deployment_name_check(request: HttpRequest) -> HttpResponse:
+    """Checked as the user types (htmx): is this a valid and free deployment name?"""
+    name = request.GET.get("name", "").strip()
+    error = check_deployment_name(name) if name else ""
+    return render(request, "deployments/partials/name_check.html", {"name": name, "error": error})
+
+
+# One deployment -----------------------------------------------------------------------------
+
+
+def _get_deployment(name: str) -> Deployment:
+    return get_object_or_404(
+        _deployments().select_related("previous_version", "created_by"), name=name
+    )
+
+
+def _feature_names(deployment: Deployment) -> list[str]:
+    version = deployment.model_version
+    n = version.n_features or version.model.input_size
+    names = version.feature_names or []
+    if len(names) == n:
+        return [str(x) for x in names]
+    return [f"x{i}" for i in range(1, n + 1)]
+
+
+def _state_key(deployment: Deployment) -> str:
+    """What the action buttons depend on; the live fragment re-renders them when it changes."""
+    return (
+        f"{deployment.status}-{deployment.model_version_id}-"
+        f"{deployment.previous_version_id or 0}-{deployment.replicas}"
+    )
+
+
+def _actions_context(
+    deployment: Deployment,
+    change_form: ChangeVersionForm | None = None,
+    scale_form: ScaleForm | None = None,
+) -> dict[str, Any]:
+    busy = deployment.status in (st.PENDING, st.STOPPING)
+    return {
+        "can_redeploy": deployment.status in st.DEPLOYABLE,
+        "can_undeploy": deployment.status in st.UNDEPLOYABLE,
+        "can_change": not busy,
+        "change_form": change_form or ChangeVersionForm(deployment=deployment),
+        "scale_form": scale_form or ScaleForm(initial={"replicas": deployment.replicas}),
+        "version_count": deployment.model_version.model.versions.count(),
+    }
+
+
+def _snippets(request: HttpRequest, deployment: Deployment, rows: list[list[float]]) -> dict:
+    body = json.dumps({"instances": rows})
+    endpoint = deployment.endpoint or "http://ENDPOINT"
+    api = request.build_absolute_uri(reverse("deployment-detail", args=[deployment.name])).replace(
+        f"/deployments/{deployment.name}/", f"/api/deployments/{deployment.name}/predict/"
+    )
+    curl = (
+        f"curl -sS -X POST {endpoint}/predict \\\n"
+        f"  -H 'Content-Type: application/json' \\\n"
+        f"  -d '{body}'"
+    )
+    python = (
+        "import json\n"
+        "import urllib.request\n\n"
+        "request = urllib.request.Request(\n"
+        f'    "{endpoint}/predict",\n'
+        f"    data=json.dumps({body}).encode(),\n"
+        '    headers={"Content-Type": "application/json"},\n'
+        ")\n"
+        "with urllib.request.urlopen(request, timeout=30) as response:\n"
+        "    print(json.load(response))"
+    )
+    return {"curl": curl, "python": python, "api": api}
+
+
+def _result_rows(result: PredictionResult, classes: list | None) -> list[dict[str, Any]]:
+    """Table rows: per row the predicted label and each class's probability, best marked."""
+    predictions = result.body.get("predictions", []) if isinstance(result.body, dict) else []
+    rows = []
+    for i, prediction in enumerate(predictions, start=1):
+        if classes and isinstance(prediction, list):
+            best = max(range(len(prediction)), key=prediction.__getitem__)
+            rows.append(
+                {
+                    "number": i,
+                    "label": classes[best],
+                    "cells": [{"value": p, "best": j == best} for j, p in enumerate(prediction)],
+                }
+            )
+        else:
+            rows.append({"number": i, "value": prediction})
+    return rows
+
+
+def _error_text(result: PredictionResult) -> str:
+    """Serving errors in plain words: FastAPI lists validation problems as dicts."""
+    body = result.body
+    detail = body.get("detail", body) if isinstance(body, dict) else body
+    if isinstance(detail, list):
+        return "; ".join(
+            str(item.get("msg", item)) if isinstance(item, dict) else str(item) for item in detail
+        )
+    return str(detail)
+
+
+def _predict_context(
+    request: HttpRequest,
+    deployment: Deployment,
+    form: PredictForm | None = None,
+    result: PredictionResult | None = None,
+    rows: list[list[float]] | None = None,
+) -> dict[str, Any]:
+    classes = None
+    if result is not None and isinstance(result.body, dict):
+        classes = result.body.get("classes")
+    example = rows or [[0.0] * len(_feature_names(deployment))]
+    return {
+        "predict_form": form or PredictForm(feature_names=_feature_names(deployment)),
+        "result": result,
+        "result_classes": classes,
+        "result_rows": _result_rows(result, classes) if result else [],
+        "result_error": _error_text(result) if result and result.status_code != 200 else "",
+        "is_classifier": deployment.model_version.model.job == CLASSIFICATION,
+        "snippets": _snippets(request, deployment, example),
+        "tried": rows is not None,
+    }
+
+
+def _detail(
+    request: HttpRequest,
+    deployment: Deployment,
+    status: int = 200,
+    *,
+    change_form: ChangeVersionForm | None = None,
+    scale_form: ScaleForm | None = None,
+    predict: dict[str, Any] | None = None,
+) -> HttpResponse:
+    context = {
+        "deployment": deployment,
+        "events": deployment.events.select_related("actor")[:50],
+        "state_key": _state_key(deployment),
+        **_actions_context(deployment, change_form, scale_form),
+        **(predict or _predict_context(request, deployment)),
+    }
+    return render(request, "deployments/deployment.html", context, status=status)
+
+
+@login_required
+@require_GET
 def deployment_detail(request: HttpRequest, name: str) -> HttpResponse:
-    deployment = get_object_or_404(
-        Deployment.objects.select_related("model_version__model", "previous_version"), name=name
-    )
-    predict_form = PredictForm(request.POST or None)
-    result = None
-    if request.method == "POST" and predict_form.is_valid():
-        result = forward_prediction(deployment, predict_form.cleaned_data["rows"])
-    return render(
-        request,
-        "deployments/deployment.html",
-        {
-            "deployment": deployment,
-            "events": deployment.events.select_related("actor")[:50],
-            "predict_form": predict_form,
-            "change_form": ChangeVersionForm(deployment=deployment),
-            "result": result,
-            "classes": (
-                result.body.get("classes") if result and isinstance(result.body, dict) else None
-            ),
-        },
-    )
+    return _detail(request, _get_deployment(name))
+
+
+@login_required
+@require_GET
+def deployment_live_fragment(request: HttpRequest, name: str) -> HttpResponse:
+    """Status, reason and events, polled by htmx; the actions too when the state has moved."""
+    deployment = _get_deployment(name)
+    key = _state_key(deployment)
+    context = {
+        "deployment": deployment,
+        "events": deployment.events.select_related("actor")[:50],
+        "state_key": key,
+        "oob": True,
+        "state_changed": request.GET.get("seen") != key,
+    }
+    if context["state_changed"]:
+        context.update(_actions_context(deployment))
+    return render(request, "deployments/partials/deployment_live.html", context)
+
+
+@login_required
+@require_POST
+def deployment_predict(request: HttpRequest, name: str) -> HttpResponse:
+    """The test-prediction form: viewers may use it too."""
+    deployment = _get_deployment(name)
+    form = PredictForm(request.POST, feature_names=_feature_names(deployment))
+    result = rows = None
+    if form.is_valid():
+        rows = form.cleaned_data["matrix"]
+        result = forward_prediction(deployment, rows)
+    context = _predict_context(request, deployment, form, result, rows)
+    if _is_fragment(request):
+        # htmx swaps only 2xx answers; the errors are in the fragment, next to their fields.
+        context["deployment"] = deployment
+        return render(request, "deployments/partials/predict.html", context)
+    status = 200 if form.is_valid() else 400
+    return _detail(request, deployment, status=status, predict=context)
 
 
 @login_required
 @require_POST
 def deployment_action(request: HttpRequest, name: str, action: str) -> HttpResponse:
+    if action not in ACTIONS:
+        raise Http404(f"no action {action}")
     _require_deployer(request)
-    deployment = get_object_or_404(Deployment, name=name)
+    deployment = _get_deployment(name)
     try:
         if action == "undeploy":
             lifecycle.undeploy(deployment, actor=request.user)
+            done = "Undeploy requested: the serving processes are being stopped."
         elif action == "deploy":
             lifecycle.deploy(deployment, actor=request.user)
+            done = "Deploy requested."
         elif action == "rollback":
+            previous = deployment.previous_version
             lifecycle.rollback(deployment, actor=request.user)
+            done = f"Rolling back to v{previous.version}." if previous else "Rolled back."
         elif action == "change":
             form = ChangeVersionForm(request.POST, deployment=deployment)
             if not form.is_valid():
-                messages.error(request, "Choose a version of this model.")
-                return redirect("deployment-detail", name=name)
-            lifecycle.change(deployment, version=form.cleaned_data["version"], actor=request.user)
+                return _detail(request, deployment, status=400, change_form=form)
+            version = form.cleaned_data["version"]
+            lifecycle.change(deployment, version=version, actor=request.user)
+            done = f"Changing to v{version.version}."
         else:
-            raise PermissionDenied(f"unknown action {action}")
+            form = ScaleForm(request.POST)
+            if not form.is_valid():
+                return _detail(request, deployment, status=400, scale_form=form)
+            replicas = form.cleaned_data["replicas"]
+            lifecycle.change(deployment, replicas=replicas, actor=request.user, action="scale")
+            done = f"Scaling to {replicas} replica(s)."
     except lifecycle.LifecycleError as exc:
-        messages.error(request, str(exc))
+        messages.error(request, f"{str(exc)[:1].upper()}{str(exc)[1:]}.")
     else:
-        messages.success(request, f"{action.capitalize()} requested.")
+        messages.success(request, done)
     return redirect("deployment-detail", name=name)

@@ -1,0 +1,321 @@
+"""The console in a real browser: Debian's Chromium driven by Playwright against a live console
+(gunicorn, a real Celery worker, the local runtime starting real serving processes)."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.browser.conftest import PHONE
+from tests.integration.helpers import create_model, upload, wait_for_status
+from tests.support.models import iris_classifier, save
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+RUNNING_TIMEOUT = 90_000
+
+
+def _table(page) -> np.ndarray:
+    """The probabilities shown in the prediction table, at full precision (data-value)."""
+    rows = page.locator("#prediction-table tbody tr")
+    return np.array(
+        [
+            [
+                float(v)
+                for v in row.locator("td.prob").evaluate_all("els => els.map(e => e.dataset.value)")
+            ]
+            for row in rows.all()
+        ]
+    )
+
+
+def _wait_status(page, status: str) -> None:
+    page.locator(f'#status[data-status="{status}"]').wait_for(timeout=RUNNING_TIMEOUT)
+
+
+def _submit_prediction(page, wait_for: str = "#prediction") -> None:
+    """Press Predict and wait until htmx has swapped in the new answer."""
+    page.evaluate("document.getElementById('predict').dataset.stale = 'yes'")
+    page.get_by_role("button", name="Predict").click()
+    page.locator(f"#predict:not([data-stale]) {wait_for}").wait_for()
+
+
+def _predict_rows(page, rows: np.ndarray) -> None:
+    details = page.locator("#rows-details")
+    if details.get_attribute("open") is None:
+        details.locator("summary").click()
+    page.get_by_label("Rows (CSV or JSON)").fill(json.dumps(rows.tolist()))
+    _submit_prediction(page, "#prediction-table")
+
+
+def test_deployer_uploads_deploys_predicts_changes_rolls_back_and_undeploys(visit, tmp_path):
+    v1, X = iris_classifier()
+    v1.feature_names_in_ = np.array(FEATURES, dtype=object)
+    v2 = type(v1)(C=0.05, max_iter=1000).fit(X, v1.predict(X))
+    art1 = save(v1, tmp_path / "iris-v1.joblib", "joblib")
+    art2 = save(v2, tmp_path / "iris-v2.joblib", "joblib")
+    junk = tmp_path / "notes.joblib"
+    junk.write_bytes(b"this is not a model\n" * 100)
+
+    me = visit(None)
+    page = me.page
+    page.goto(f"{me.console_url}/")
+    page.wait_for_url("**/accounts/login/**")
+    me.screenshot("01-login")
+    page.get_by_label("Username").fill("deployer")
+    page.get_by_label("Password").fill("wrong-password")
+    page.get_by_role("button", name="Log in").click()
+    page.locator(".form-errors").wait_for()
+    page.get_by_label("Password").fill("deployer-password-1")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{me.console_url}/")
+    assert "deployer" in page.get_by_test_id("who").inner_text()
+
+    # Register a model; a bad name is explained next to the field.
+    me.goto("/models/")
+    page.get_by_label("Name").fill("Iris UI")
+    page.get_by_label("Job").select_option("classification")
+    page.get_by_label("Number of features").fill("4")
+    page.get_by_role("button", name="Register model").click()
+    page.locator("#field-name .field-error").wait_for()
+    assert "DNS-1123" in page.locator("#field-name .field-error").inner_text()
+    page.get_by_label("Name").fill("iris-ui")
+    page.get_by_role("button", name="Register model").click()
+    page.wait_for_url("**/models/iris-ui/upload/")
+
+    # A file that is not a model is refused, with the reason next to the file field.
+    page.get_by_label("Model file").set_input_files(str(junk))
+    page.get_by_role("button", name="Upload and validate").click()
+    page.locator("#upload-result.refused").wait_for(timeout=60_000)
+    assert "Refused" in page.locator("#field-file .field-error").inner_text()
+    assert page.locator("#upload-progress").get_attribute("data-state") == "refused"
+    me.screenshot("03-upload-refused")
+
+    # A real model: the progress bar fills, then the validation result is shown.
+    page.get_by_label("Model file").set_input_files(str(art1))
+    page.get_by_role("button", name="Upload and validate").click()
+    page.locator("#upload-result.ok").wait_for(timeout=60_000)
+    bar = page.locator("#upload-progress-bar")
+    assert bar.evaluate("b => [b.value, b.max]") == [100, 100]
+    assert "validated" in page.locator("#upload-progress-label").inner_text()
+    result = page.locator("#upload-result")
+    assert "Version 1 of iris-ui" in result.inner_text()
+    assert hashlib.sha256(art1.read_bytes()).hexdigest() in result.inner_text()
+    assert "0, 1, 2" in result.inner_text()
+    assert "scikit-learn" in result.inner_text()
+    me.screenshot("04-upload-validated")
+    page.get_by_label("Model file").set_input_files(str(art2))
+    page.get_by_role("button", name="Upload and validate").click()
+    page.locator("#upload-result.ok", has_text="Version 2").wait_for(timeout=60_000)
+
+    me.goto("/models/iris-ui/")
+    assert page.locator("article.version").count() == 2
+    me.screenshot("05-model")
+    me.goto("/models/")
+    me.screenshot("02-models")
+
+    # Deploy v1; the name is checked as it is typed.
+    me.goto("/models/iris-ui/")
+    page.get_by_role("button", name="Deploy v1").click()
+    page.wait_for_url("**/deploy/?version=*")
+    name = page.get_by_label("Deployment name")
+    name.press_sequentially("Iris_UI", delay=20)
+    page.locator('#name-check[data-valid="false"]').wait_for()
+    assert "DNS-1123" in page.locator("#name-check").inner_text()
+    assert name.get_attribute("aria-invalid") == "true"
+    name.fill("")
+    name.press_sequentially("iris-ui-prod", delay=20)
+    page.locator('#name-check[data-valid="true"]').wait_for()
+    assert "iris-ui v1" in page.get_by_label("Model version").locator("option:checked").inner_text()
+    me.screenshot("06-deploy-form")
+    page.get_by_role("button", name="Deploy").click()
+    page.wait_for_url("**/deployments/iris-ui-prod/")
+
+    # The status turns running while the page stays loaded (htmx polls a fragment).
+    page.evaluate("window.notReloaded = true")
+    _wait_status(page, "running")
+    assert page.evaluate("window.notReloaded") is True
+    assert page.locator("#endpoint code").inner_text().startswith("http://127.0.0.1:")
+    assert page.locator("#actions #undeploy-button").is_visible()
+
+    # One row through the per-feature inputs (named after the model's features).
+    rows = X[::30]
+    for feature, value in zip(FEATURES, X[0], strict=True):
+        page.get_by_label(feature, exact=True).fill(str(value))
+    _submit_prediction(page, "#prediction-table")
+    np.testing.assert_allclose(_table(page), v1.predict_proba(X[:1]), rtol=0, atol=1e-9)
+
+    # Several rows as JSON: the table equals scikit-learn's probabilities.
+    _predict_rows(page, rows)
+    expected = v1.predict_proba(rows)
+    shown = _table(page)
+    np.testing.assert_allclose(shown, expected, rtol=0, atol=1e-9)
+    texts = page.locator("#prediction-table td.prob").all_inner_texts()
+    assert texts == [f"{p:.4f}" for p in expected.ravel()]
+    best = page.locator("#prediction-table td.best")
+    assert best.count() == len(rows)
+    labels = page.locator("#prediction-table td.label").all_inner_texts()
+    assert labels == [str(c) for c in v1.classes_[expected.argmax(axis=1)]]
+    assert page.locator("th.class-label").all_inner_texts() == ["0", "1", "2"]
+    assert "ms" in page.locator("#latency").inner_text()
+    me.screenshot("07-deployment-prediction")
+
+    # The Python snippet is the same request: run it.
+    snippet = page.locator("#snippet-python").inner_text()
+    out = subprocess.run(
+        [sys.executable, "-c", snippet], capture_output=True, text=True, timeout=60, check=True
+    )
+    np.testing.assert_allclose(
+        np.array(ast.literal_eval(out.stdout)["predictions"]), expected, rtol=0, atol=1e-9
+    )
+    curl = page.locator("#snippet-curl").inner_text()
+    assert curl.startswith("curl") and json.dumps({"instances": rows.tolist()}) in curl
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.locator('button[data-copy="snippet-curl"]').click()
+    assert page.evaluate("navigator.clipboard.readText()") == curl
+
+    # Bad rows are explained next to the field, not sent.
+    page.get_by_label("Rows (CSV or JSON)").fill("1, 2, 3")
+    _submit_prediction(page, "#field-rows .field-error")
+    assert "this model takes 4 features" in page.locator("#field-rows .field-error").inner_text()
+
+    # The name is now taken.
+    me.goto("/deploy/")
+    page.get_by_label("Deployment name").press_sequentially("iris-ui-prod", delay=10)
+    page.locator('#name-check[data-valid="false"]').wait_for()
+    assert "already exists" in page.locator("#name-check").inner_text()
+
+    # Change to v2, then roll back to v1: each time the answers are that version's.
+    me.goto("/deployments/iris-ui-prod/")
+    page.get_by_label("Change version").select_option(label="v2")
+    page.locator("#change-button").click()
+    page.wait_for_url("**/deployments/iris-ui-prod/")
+    page.locator("#current-version", has_text="v2").wait_for()
+    _wait_status(page, "running")
+    _predict_rows(page, rows)
+    np.testing.assert_allclose(_table(page), v2.predict_proba(rows), rtol=0, atol=1e-9)
+
+    page.locator("#rollback-button", has_text="Roll back to v1").click()
+    page.wait_for_url("**/deployments/iris-ui-prod/")
+    page.locator("#current-version", has_text="v1").wait_for()
+    _wait_status(page, "running")
+    _predict_rows(page, rows)
+    np.testing.assert_allclose(_table(page), v1.predict_proba(rows), rtol=0, atol=1e-9)
+
+    # Scale down asks first; cancelling keeps it as it is.
+    page.get_by_label("Scale (replicas)").fill("0")
+    page.locator("#scale-button").click()
+    dialog = page.locator("#confirm-dialog")
+    dialog.wait_for()
+    assert "Scale iris-ui-prod down?" in dialog.inner_text()
+    page.locator("#confirm-cancel").click()
+    assert not dialog.is_visible()
+    assert page.locator("#replicas").inner_text() == "1/1"
+
+    me.goto("/")
+    page.locator('tr[data-deployment="iris-ui-prod"] [data-status="running"]').wait_for()
+    me.screenshot("08-dashboard")
+
+    # Undeploy asks for confirmation, then the status becomes stopped without reloading.
+    me.goto("/deployments/iris-ui-prod/")
+    page.locator("#undeploy-button").click()
+    dialog.wait_for()
+    assert "Undeploy iris-ui-prod?" in dialog.inner_text()
+    me.screenshot("09-confirm-undeploy", full_page=False)
+    page.locator("#confirm-ok").click()
+    page.wait_for_url("**/deployments/iris-ui-prod/")
+    page.evaluate("window.notReloaded = true")
+    _wait_status(page, "stopped")
+    assert page.evaluate("window.notReloaded") is True
+    page.locator("#redeploy-button", has_text="Deploy again").wait_for()
+    events = page.locator("#events").inner_text()
+    for action in ("create", "update", "rollback", "undeploy", "stopped"):
+        assert action in events
+    assert "by deployer" in events
+    me.screenshot("10-deployment-stopped")
+
+    me.goto("/")
+    assert page.locator('tr[data-deployment="iris-ui-prod"] [data-status="stopped"]').is_visible()
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_url("**/accounts/login/")
+
+
+@pytest.fixture
+def viewer_demo(console, tmp_path):
+    """A running deployment made through the API, for the viewer to look at."""
+    client = console.client("deployer")
+    estimator, X = iris_classifier()
+    create_model(client, "iris-view", "classification", 4)
+    response = upload(
+        client, "iris-view", save(estimator, tmp_path / "m.joblib", "joblib"), "joblib"
+    )
+    assert response.status_code == 201, response.text
+    response = client.post("/api/deployments/", json={"name": "iris-view", "model": "iris-view"})
+    assert response.status_code == 202, response.text
+    deployment = wait_for_status(client, "iris-view", {"running", "failed"})
+    assert deployment["status"] == "running", deployment["status_reason"]
+    yield estimator, X
+    client.post("/api/deployments/iris-view/undeploy/")
+    wait_for_status(client, "iris-view", {"stopped"})
+
+
+def test_viewer_sees_no_deploy_buttons_and_is_refused_anyway(visit, console, viewer_demo):
+    estimator, X = viewer_demo
+    me = visit("viewer")
+    page = me.page
+    assert "viewer" in page.get_by_test_id("who").inner_text()
+    assert page.locator("#deploy-link").count() == 0
+    me.goto("/models/iris-view/")
+    assert page.locator("#upload-link").count() == 0
+    assert page.get_by_role("button", name="Deploy v1").count() == 0
+    assert page.locator("#register").count() == 0
+    me.goto("/deployments/iris-view/")
+    assert page.locator("#actions").count() == 0
+    assert page.get_by_role("button", name="Undeploy…").count() == 0
+
+    # Viewers may try predictions.
+    _predict_rows(page, X[:3])
+    np.testing.assert_allclose(_table(page), estimator.predict_proba(X[:3]), rtol=0, atol=1e-9)
+    me.screenshot("11-viewer-deployment")
+
+    # Posting anyway (with a valid CSRF token, so only the role decides) is refused.
+    token = me.csrf_token()
+    form = {"csrfmiddlewaretoken": token}
+    for path in (
+        "/deployments/iris-view/undeploy/",
+        "/deployments/iris-view/deploy/",
+        "/deployments/iris-view/rollback/",
+        "/deployments/iris-view/scale/",
+        "/deploy/",
+        "/models/",
+        "/models/iris-view/upload/",
+    ):
+        response = page.request.post(console.url + path, form=form, max_redirects=0)
+        assert response.status == 403, (path, response.status)
+        assert "deployer role" in response.text(), path
+    response = page.goto(console.url + "/deploy/")
+    assert response.status == 403
+    assert "deployer role" in page.locator("#forbidden-reason").inner_text()
+    me.screenshot("12-viewer-forbidden")
+    deployment = console.client("viewer").get("/api/deployments/iris-view/").json()
+    assert deployment["status"] == "running"
+
+
+def test_pages_fit_a_narrow_screen(visit):
+    me = visit("deployer", viewport=PHONE)
+    page = me.page
+    for path, name in (("/", "13-phone-dashboard"), ("/models/", "14-phone-models")):
+        me.goto(path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], (path, width)
+        me.screenshot(name)
+    if page.goto(me.console_url + "/deployments/iris-ui-prod/").status == 200:
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        me.screenshot("15-phone-deployment")
