@@ -6,7 +6,12 @@ CONSOLE_STAMP := $(VENV)/.console-installed
 DEV_STAMP := $(VENV)/.dev-installed
 PYTEST_ARGS ?=
 
-.PHONY: run test install lint format clean
+# The production configuration of the integration tests: PostgreSQL and Redis on this machine.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/console_test
+TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
+PRODUCTION_TESTS ?= tests/integration tests/hardening
+
+.PHONY: run test test-production check-deploy bench install lint format clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +37,21 @@ run: $(CONSOLE_STAMP)
 ## test: install and run the whole test suite
 test: $(DEV_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## test-production: the integration and hardening tests on PostgreSQL + Redis (servers must run)
+test-production: $(DEV_STAMP)
+	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_BROKER_URL=$(TEST_BROKER_URL) \
+		$(PY) -m pytest $(PRODUCTION_TESTS) $(PYTEST_ARGS)
+
+## check-deploy: Django's deployment checklist under the production settings (CONSOLE_HTTPS=true)
+check-deploy: $(CONSOLE_STAMP)
+	CONSOLE_HTTPS=true DEBUG=false ALLOWED_HOSTS=console.example.com \
+		CONSOLE_VAR_DIR=$$(mktemp -d) SECRET_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(64))') \
+		$(PY) manage.py check --deploy --tag security --fail-level WARNING
+
+## bench: scale figures of the console on PostgreSQL (10,000 deployments, 50,000 events)
+bench: $(DEV_STAMP)
+	TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(PY) bench/console.py
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
