@@ -1,16 +1,23 @@
 """Artifacts in Google Cloud Storage, through the official client.
 
-Uploads are resumable, in chunks of GCS_UPLOAD_CHUNK_BYTES, so a large artifact is never held in
-memory whole, and they carry `if_generation_match=0`: GCS itself refuses to overwrite a blob.
+Uploads use a resumable session opened by the client with `if_generation_match=0`, so GCS itself
+refuses to overwrite a blob. The file is then streamed to the session in one request, a MiB at a
+time, instead of the client's chunked uploads, which hold a whole chunk (100 MiB by default) in
+memory and cost a request each. If the connection breaks, the upload resumes from the offset
+GCS reports as persisted. The CRC32C GCS computes is compared with the file's.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
+import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
+import google_crc32c
+import requests
 from google.api_core import exceptions as gexc
 from google.auth.exceptions import GoogleAuthError
 
@@ -32,6 +39,75 @@ def _client(project: str | None) -> storage.Client:
 def _why(exc: Exception) -> str:
     text = " ".join(str(exc).split())[:300]
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+STREAM_BLOCK = 1024 * 1024
+UPLOAD_ATTEMPTS = 4
+
+
+class _FileBody:
+    """A request body read from `path` a block at a time, from `offset` on; its length is
+    known, so it goes as one request with Content-Length (not chunked encoding)."""
+
+    def __init__(self, path: Path, offset: int, size: int) -> None:
+        self.path, self.offset, self.size = path, offset, size
+
+    def __len__(self) -> int:
+        return self.size - self.offset
+
+    def __iter__(self) -> Iterator[bytes]:
+        with self.path.open("rb") as f:
+            f.seek(self.offset)
+            while block := f.read(STREAM_BLOCK):
+                yield block
+
+
+def _persisted(http: requests.Session, session: str, size: int) -> int:
+    """How many bytes GCS holds for this session (asks with an empty `bytes */SIZE` PUT)."""
+    answer = http.put(
+        session, data=b"", headers={"Content-Range": f"bytes */{size}"}, timeout=(10, 60)
+    )
+    if answer.status_code in (200, 201):
+        return size
+    match = re.match(r"bytes=0-(\d+)", answer.headers.get("Range", ""))
+    return int(match.group(1)) + 1 if match else 0
+
+
+def _stream_to_session(session: str, path: Path, size: int, uri: str) -> dict[str, Any]:
+    # The session URL is itself the credential for these requests (as GCS documents).
+    offset = 0
+    with requests.Session() as http:
+        for _attempt in range(UPLOAD_ATTEMPTS):
+            headers = {"Content-Type": "application/octet-stream"}
+            if offset:
+                headers["Content-Range"] = f"bytes {offset}-{size - 1}/{size}"
+            try:
+                answer = http.put(
+                    session, data=_FileBody(path, offset, size), headers=headers, timeout=(10, 600)
+                )
+            except requests.ConnectionError:
+                offset = _persisted(http, session, size)
+                continue
+            if answer.status_code in (200, 201):
+                return answer.json()
+            if answer.status_code == 412:
+                raise BlobExists(f"artifact {uri} already exists and is never overwritten")
+            if answer.status_code == 308 or answer.status_code == 429 or answer.status_code >= 500:
+                offset = _persisted(http, session, size)
+                continue
+            raise StoreError(
+                f"could not upload {uri}: HTTP {answer.status_code} {answer.text[:200]}"
+            )
+    raise StoreError(f"could not upload {uri}: gave up after {UPLOAD_ATTEMPTS} attempts")
+
+
+def _file_crc32c(path: Path) -> str:
+    """Base64 of the big-endian CRC32C, as GCS reports it in `crc32c`."""
+    checksum = google_crc32c.Checksum()
+    with path.open("rb") as f:
+        while block := f.read(STREAM_BLOCK):
+            checksum.update(block)
+    return base64.b64encode(checksum.digest()).decode()
 
 
 class GCSStore(ArtifactStore):
@@ -60,22 +136,28 @@ class GCSStore(ArtifactStore):
     def put(self, local_path: Path, name: str) -> str:
         full = f"{self.prefix}/{name}" if self.prefix else name
         uri = f"gs://{self.bucket_name}/{full}"
-        blob = self.bucket.blob(full, chunk_size=settings.GCS_UPLOAD_CHUNK_BYTES)
+        blob = self.bucket.blob(full)
         try:
             # The precondition below is what keeps artifacts write-once on GCS; this check only
             # covers stores that ignore preconditions (gcp-storage-emulator does).
             if blob.exists():
                 raise BlobExists(f"artifact {uri} already exists and is never overwritten")
-            blob.upload_from_filename(
-                str(local_path),
+            size = local_path.stat().st_size
+            session = blob.create_resumable_upload_session(
                 content_type="application/octet-stream",
+                size=size,
                 if_generation_match=0,
-                timeout=(10, 300),
+                timeout=30,
             )
+            stored = _stream_to_session(session, local_path, size, uri)
         except gexc.PreconditionFailed:
             raise BlobExists(f"artifact {uri} already exists and is never overwritten") from None
-        except (gexc.GoogleAPIError, GoogleAuthError, OSError) as exc:
+        except (gexc.GoogleAPIError, GoogleAuthError, OSError, requests.RequestException) as exc:
             raise StoreError(f"could not upload {uri}: {_why(exc)}") from None
+        expected = _file_crc32c(local_path)
+        if stored.get("crc32c") and stored["crc32c"] != expected:
+            self.delete(uri)
+            raise StoreError(f"{uri} arrived corrupted (CRC32C mismatch); it was removed")
         return uri
 
     def delete(self, uri: str) -> None:
