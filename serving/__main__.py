@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import uvicorn
 
+    _limit_blas_threads()
+
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal with the previous
     # handler restored; this handler turns that into a clean exit status 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
@@ -82,6 +84,15 @@ def main(argv: list[str] | None = None) -> int:
         server_header=False,
     )
     return 0
+
+
+def _limit_blas_threads() -> None:
+    """One BLAS thread by default: throughput comes from batching, and BLAS threads that
+    spin on a small (or CPU-limited) machine starve the event loop. SERVING_BLAS_THREADS
+    overrides it."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(int(os.environ.get("SERVING_BLAS_THREADS", "1")), user_api="blas")
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:

@@ -1,8 +1,9 @@
 """The FastAPI app: thin protocol adapters over one ServedModel and its MicroBatcher.
 
-Bodies are read and parsed here with orjson + numpy and answered with pre-rendered JSON:
-FastAPI's pydantic body path costs more than the model itself (DESIGN.md 6). The OpenAPI
-document still describes every body, through `openapi_extra`.
+Prediction bodies are parsed here with orjson + numpy and answered with pre-rendered JSON,
+and the prediction routes are plain Starlette routes: FastAPI's pydantic body path and
+per-request dependency solving cost more than the model itself (DESIGN.md 6). Their OpenAPI
+entries come from serving/openapi.py. The other routes are ordinary FastAPI routes.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from typing import Any
 import numpy as np
 import orjson
 from fastapi import FastAPI, Path, Request
+from fastapi.openapi.utils import get_openapi
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
+from starlette.routing import Match, Route
 
-from serving import v2
+from serving import openapi, v2
 from serving.batching import MicroBatcher
 from serving.config import ServingConfig
 from serving.errors import ModelNotFound, ModelNotReady, PayloadTooLarge, register_error_handlers
@@ -29,6 +32,7 @@ from serving.model import ServedModel
 log = logging.getLogger("serving")
 
 JSON = "application/json"
+_ERRORS = openapi.ERRORS
 
 
 class State:
@@ -46,7 +50,28 @@ class State:
             max_batch_rows=batching.max_batch_rows,
             max_wait_ms=batching.max_wait_ms,
             on_batch=metrics.observe_batch,
+            on_thread_start=model.prepare_thread,
         )
+
+    def check_model(self, name: str, version: str | None = None) -> None:
+        if name != self.cfg.name:
+            raise ModelNotFound(f"model {name!r} is not served here (this is {self.cfg.name!r})")
+        if version is not None and version != (self.cfg.version or ""):
+            raise ModelNotFound(f"version {version!r} of model {name!r} is not served here")
+
+    def check_ready(self) -> None:
+        if not self.ready:
+            raise ModelNotReady("the model is not ready")
+
+
+class _Route(Route):
+    """A Starlette route that records itself in the scope, so metrics can label by template."""
+
+    def matches(self, scope: dict[str, Any]) -> tuple[Match, dict[str, Any]]:
+        match, child = super().matches(scope)
+        if match is not Match.NONE:
+            child["route"] = self
+        return match, child
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -62,31 +87,6 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise PayloadTooLarge(f"the body is more than the limit of {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _matrix_schema(cfg: ServingConfig) -> dict[str, Any]:
-    row = {
-        "type": "array",
-        "items": {"type": "number"},
-        "minItems": cfg.input_size,
-        "maxItems": cfg.input_size,
-    }
-    return {"type": "array", "items": row, "minItems": 1, "maxItems": cfg.max_batch_rows}
-
-
-def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"requestBody": {"required": True, "content": {JSON: {"schema": schema}}}}
-
-
-_ERROR = {
-    "content": {JSON: {"schema": {"type": "object", "properties": {"error": {"type": "string"}}}}}
-}
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    404: {"description": "Unknown model or version", **_ERROR},
-    413: {"description": "Too many rows or too large a body", **_ERROR},
-    422: {"description": "Invalid input: the message names the row and the problem", **_ERROR},
-    503: {"description": "The model is not ready", **_ERROR},
-}
 
 
 def create_app(
@@ -125,51 +125,38 @@ def create_app(
     )
     app.state.serving = state
     register_error_handlers(app)
-    _add_predict_routes(app, state)
+    # Prediction routes first: the router tries routes in order.
+    app.router.routes[0:0] = _prediction_routes(state)
     _add_v2_routes(app, state)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics_page() -> Response:
+        """Prometheus metrics."""
+        return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    def openapi_document() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            document["paths"].update(openapi.prediction_paths(cfg, model))
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi_document  # type: ignore[method-assign]
     app.add_middleware(AccessLogMiddleware, metrics=metrics)
     return app
 
 
-def _add_predict_routes(app: FastAPI, state: State) -> None:
-    cfg, model = state.cfg, state.model
-    matrix = _matrix_schema(cfg)
-    body_schema = {
-        "oneOf": [
-            matrix,
-            {
-                "type": "object",
-                "required": ["instances"],
-                "properties": {"instances": matrix},
-            },
-        ]
-    }
-    if model.classes is not None:
-        answer = {
-            "type": "object",
-            "properties": {
-                "predictions": {
-                    "type": "array",
-                    "items": {"type": "array", "items": {"type": "number"}},
-                },
-                "classes": {"type": "array"},
-            },
-        }
-    else:
-        answer = {"type": "object", "properties": {"predictions": {"type": "array"}}}
+def _prediction_routes(state: State) -> list[Route]:
+    cfg, model, batcher = state.cfg, state.model, state.batcher
 
-    @app.post(
-        "/predict",
-        openapi_extra=_json_body(body_schema),
-        responses={200: {"content": {JSON: {"schema": answer}}}, **_ERRORS},
-    )
     async def predict(request: Request) -> Response:
-        """Predict: class probabilities for classification, values for regression."""
         body = await read_body(request, cfg.max_body_bytes)
         rows = predict_rows(parse_json(body))
         maybe_bool = b"true" in body or b"false" in body
         features = to_matrix(rows, cfg.input_size, cfg.max_batch_rows, maybe_bool=maybe_bool)
-        result = await state.batcher.predict(model.primary_output, features)
+        result = await batcher.predict(model.primary_output, features)
         payload = orjson.dumps(np.ascontiguousarray(result), option=orjson.OPT_SERIALIZE_NUMPY)
         if model.classes is not None:
             content = b'{"predictions":' + payload + b',"classes":' + model.classes_json + b"}"
@@ -177,24 +164,31 @@ def _add_predict_routes(app: FastAPI, state: State) -> None:
             content = b'{"predictions":' + payload + b"}"
         return Response(content, media_type=JSON)
 
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        """Prometheus metrics."""
-        return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    async def infer(request: Request) -> Response:
+        params = request.path_params
+        state.check_model(params["name"], params.get("version"))
+        body = await read_body(request, cfg.max_body_bytes)
+        header = request.headers.get("inference-header-content-length")
+        features, outputs, request_id = v2.parse_infer_request(
+            body, header, model, cfg.max_batch_rows
+        )
+        results = {}
+        for output in outputs:
+            results[output] = await batcher.predict(output, features)
+        return Response(v2.infer_response(model, results, request_id), media_type=JSON)
+
+    return [
+        _Route("/predict", predict, methods=["POST"]),
+        _Route("/v2/models/{name}/infer", infer, methods=["POST"]),
+        _Route("/v2/models/{name}/versions/{version}/infer", infer, methods=["POST"]),
+    ]
 
 
 def _add_v2_routes(app: FastAPI, state: State) -> None:
     cfg, model = state.cfg, state.model
-
-    def check_model(name: str, version: str | None = None) -> None:
-        if name != cfg.name:
-            raise ModelNotFound(f"model {name!r} is not served here (this is {cfg.name!r})")
-        if version is not None and version != (cfg.version or ""):
-            raise ModelNotFound(f"version {version!r} of model {name!r} is not served here")
-
-    def check_ready() -> None:
-        if not state.ready:
-            raise ModelNotReady("the model is not ready")
+    # Enums in the OpenAPI document tell clients (and the fuzzing tests) the one valid name.
+    name_param = Path(json_schema_extra={"enum": [cfg.name]})
+    version_param = Path(json_schema_extra={"enum": [cfg.version]} if cfg.version else None)
 
     @app.get("/v2/health/live", responses=_ERRORS)
     async def live() -> Response:
@@ -204,7 +198,7 @@ def _add_v2_routes(app: FastAPI, state: State) -> None:
     @app.get("/v2/health/ready", responses=_ERRORS)
     async def ready() -> Response:
         """Readiness: the model is loaded and a warm-up prediction succeeded."""
-        check_ready()
+        state.check_ready()
         return Response(b'{"ready":true}', media_type=JSON)
 
     @app.get("/v2", responses=_ERRORS)
@@ -214,97 +208,35 @@ def _add_v2_routes(app: FastAPI, state: State) -> None:
             orjson.dumps({"name": "serving", "version": "1", "extensions": []}), media_type=JSON
         )
 
-    # Enums in the OpenAPI document tell clients (and the fuzzing tests) the one valid name.
-    name_param = Path(json_schema_extra={"enum": [cfg.name]})
-    version_param = Path(json_schema_extra={"enum": [cfg.version]} if cfg.version else None)
-
-    async def metadata(name: str, version: str | None = None) -> Response:
-        check_model(name, version)
+    def metadata(name: str, version: str | None = None) -> Response:
+        state.check_model(name, version)
         return Response(orjson.dumps(v2.model_metadata(model)), media_type=JSON)
 
-    async def model_ready(name: str, version: str | None = None) -> Response:
-        check_model(name, version)
-        check_ready()
+    def model_ready(name: str, version: str | None = None) -> Response:
+        state.check_model(name, version)
+        state.check_ready()
         return Response(orjson.dumps({"name": name, "ready": True}), media_type=JSON)
 
-    async def infer(request: Request, name: str, version: str | None = None) -> Response:
-        check_model(name, version)
-        body = await read_body(request, cfg.max_body_bytes)
-        header = request.headers.get("inference-header-content-length")
-        features, outputs, request_id = v2.parse_infer_request(
-            body, header, model, cfg.max_batch_rows
-        )
-        results = {}
-        for output in outputs:
-            results[output] = await state.batcher.predict(output, features)
-        return Response(v2.infer_response(model, results, request_id), media_type=JSON)
-
-    infer_extra = _json_body(_infer_request_schema(cfg))
-    model_path = "/v2/models/{name}"
-    version_path = "/v2/models/{name}/versions/{version}"
-
-    @app.get(model_path, responses=_ERRORS)
+    @app.get("/v2/models/{name}", responses=_ERRORS)
     async def model_metadata(name: str = name_param) -> Response:
         """Model metadata: input shape [-1, inputSize], datatypes and outputs."""
-        return await metadata(name)
+        return metadata(name)
 
-    @app.get(f"{version_path}", responses=_ERRORS)
+    @app.get("/v2/models/{name}/versions/{version}", responses=_ERRORS)
     async def model_version_metadata(
         name: str = name_param, version: str = version_param
     ) -> Response:
         """Model metadata for one version."""
-        return await metadata(name, version)
+        return metadata(name, version)
 
-    @app.get(f"{model_path}/ready", responses=_ERRORS)
+    @app.get("/v2/models/{name}/ready", responses=_ERRORS)
     async def model_is_ready(name: str = name_param) -> Response:
         """Model readiness."""
-        return await model_ready(name)
+        return model_ready(name)
 
-    @app.get(f"{version_path}/ready", responses=_ERRORS)
+    @app.get("/v2/models/{name}/versions/{version}/ready", responses=_ERRORS)
     async def model_version_is_ready(
         name: str = name_param, version: str = version_param
     ) -> Response:
         """Model readiness for one version."""
-        return await model_ready(name, version)
-
-    @app.post(f"{model_path}/infer", responses=_ERRORS, openapi_extra=infer_extra)
-    async def model_infer(request: Request, name: str = name_param) -> Response:
-        """Inference (Open Inference Protocol)."""
-        return await infer(request, name)
-
-    @app.post(f"{version_path}/infer", responses=_ERRORS, openapi_extra=infer_extra)
-    async def model_version_infer(
-        request: Request, name: str = name_param, version: str = version_param
-    ) -> Response:
-        """Inference on one version (Open Inference Protocol)."""
-        return await infer(request, name, version)
-
-
-def _infer_request_schema(cfg: ServingConfig) -> dict[str, Any]:
-    tensor = {
-        "type": "object",
-        "required": ["name", "shape", "datatype", "data"],
-        "properties": {
-            "name": {"type": "string"},
-            "shape": {
-                "type": "array",
-                "items": {"type": "integer", "minimum": 0, "maximum": cfg.max_batch_rows},
-                "minItems": 2,
-                "maxItems": 2,
-            },
-            "datatype": {"enum": list(v2.INPUT_DATATYPES)},
-            "data": {"type": "array", "items": {"type": "number"}},
-        },
-    }
-    return {
-        "type": "object",
-        "required": ["inputs"],
-        "properties": {
-            "id": {"type": "string"},
-            "inputs": {"type": "array", "items": tensor, "minItems": 1, "maxItems": 1},
-            "outputs": {
-                "type": "array",
-                "items": {"type": "object", "properties": {"name": {"type": "string"}}},
-            },
-        },
-    }
+        return model_ready(name, version)

@@ -31,6 +31,9 @@ class _Item:
     loop: asyncio.AbstractEventLoop
 
 
+# (request, its rows' results, or the error it gets)
+Answer = tuple[_Item, "np.ndarray | None", "BaseException | None"]
+
 _STOP = object()
 
 
@@ -45,12 +48,14 @@ class MicroBatcher:
         max_batch_rows: int = 256,
         max_wait_ms: float = 0.0,
         on_batch: Callable[[int], None] | None = None,
+        on_thread_start: Callable[[], None] | None = None,
     ) -> None:
         self._run = run
         self._enabled = enabled
         self._max_rows = max_batch_rows
         self._max_wait = max_wait_ms / 1000.0
         self._on_batch = on_batch
+        self._on_thread_start = on_thread_start
         self._queue: queue.SimpleQueue[_Item | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -78,7 +83,7 @@ class MicroBatcher:
             except queue.Empty:
                 return
             if isinstance(item, _Item):
-                _resolve(item, None, ModelNotReady("the server is shutting down"))
+                _settle([(item, None, ModelNotReady("the server is shutting down"))])
 
     async def predict(self, output: str, matrix: np.ndarray) -> np.ndarray:
         """Run `output` (predict or predict_proba) on these rows; returns exactly their results."""
@@ -94,6 +99,8 @@ class MicroBatcher:
     # --- model thread -------------------------------------------------------------------------
 
     def _loop(self) -> None:
+        if self._on_thread_start is not None:
+            self._on_thread_start()
         carry: _Item | None = None
         while True:
             first = carry if carry is not None else self._queue.get()
@@ -149,7 +156,7 @@ class MicroBatcher:
             result = self._run(output, matrix)
         except Exception as exc:
             if len(batch) == 1:
-                _resolve(batch[0], None, exc)
+                _settle([(batch[0], None, exc)])
                 return
             # Which request broke the batch is unknown: retry each alone so only it fails.
             for item in batch:
@@ -157,22 +164,31 @@ class MicroBatcher:
             return
         if self._on_batch is not None:
             self._on_batch(matrix.shape[0])
+        answers: list[Answer] = []
         start = 0
         for item in batch:
             end = start + item.matrix.shape[0]
-            _resolve(item, result[start:end], None)
+            answers.append((item, result[start:end], None))
             start = end
+        _settle(answers)
 
 
-def _resolve(item: _Item, result: np.ndarray | None, exc: BaseException | None) -> None:
-    def settle() -> None:
+def _settle(answers: list[Answer]) -> None:
+    """Hand results back to their event loops: one wake-up per loop per batch."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[Answer]] = {}
+    for answer in answers:
+        by_loop.setdefault(answer[0].loop, []).append(answer)
+    for loop, group in by_loop.items():
+        # A closed loop means nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_set_results, group)
+
+
+def _set_results(answers: list[Answer]) -> None:
+    for item, result, exc in answers:
         if item.future.done():  # the caller went away (cancelled)
-            return
+            continue
         if exc is not None:
             item.future.set_exception(exc)
         else:
             item.future.set_result(result)  # type: ignore[arg-type]
-
-    # A closed loop means nobody is waiting any more.
-    with contextlib.suppress(RuntimeError):
-        item.loop.call_soon_threadsafe(settle)

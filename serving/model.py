@@ -65,6 +65,16 @@ class ServedModel:
             )
         return result
 
+    def prepare_thread(self) -> None:
+        """Run once in the model thread: scikit-learn settings are per thread.
+
+        Inputs are validated as finite numbers before they get here, so scikit-learn's own
+        finiteness and parameter checks are skipped: a measurable part of a small call.
+        """
+        import sklearn
+
+        sklearn.set_config(assume_finite=True, skip_parameter_validation=True)
+
     def warm_up(self) -> None:
         """One prediction on a row of zeros, so readiness means a prediction has succeeded."""
         try:

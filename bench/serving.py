@@ -1,0 +1,417 @@
+"""Serving benchmark: this server vs MLServer 1.7.1 vs a constant-answer floor, side by side.
+
+    .venv/bin/python bench/serving.py            # about 4 minutes; --duration 3 for a quicker run
+
+Starts each server alone on loopback, drives it with wrk (Debian's) using the same Open
+Inference Protocol request, and prints requests/s, p50/p99 latency, cold start and RSS, with
+ratios to MLServer and to the floor. Only ratios from one run mean anything on shared machines.
+MLServer lives in its own venv (.tools/mlserver-venv, created on first use; it needs
+uvloop<0.22). Artifacts and logs go to var/bench-serving/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "var" / "bench-serving"
+MLSERVER_VENV = ROOT / ".tools" / "mlserver-venv"
+MLSERVER_PACKAGES = [
+    "mlserver==1.7.1",
+    "mlserver-sklearn==1.7.1",
+    "uvloop<0.22",  # MLServer 1.7.1 fails to start with uvloop 0.22+
+    "scikit-learn==1.9.1",  # the same as serving, so both load the same joblib file
+    "joblib==1.6.0",
+    "numpy==2.4.6",
+]
+N_FEATURES = 20
+
+
+@dataclass
+class Case:
+    model: str  # "lr" or "rf"
+    rows: int
+    connections: int
+
+    @property
+    def label(self) -> str:
+        name = {"lr": "LogReg", "rf": "RandomForest"}[self.model]
+        return f"{name} {self.rows} row{'s' if self.rows > 1 else ''} c={self.connections}"
+
+
+CASES = [
+    Case("lr", 1, 1),
+    Case("lr", 1, 8),
+    Case("lr", 1, 64),
+    Case("lr", 64, 8),
+    Case("rf", 1, 1),
+    Case("rf", 1, 8),
+    Case("rf", 1, 64),
+]
+
+
+@dataclass
+class Result:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+@dataclass
+class ServerRun:
+    name: str
+    cold_start_s: dict[str, float] = field(default_factory=dict)
+    rss_mb: dict[str, float] = field(default_factory=dict)
+    results: dict[str, Result] = field(default_factory=dict)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --- models and requests --------------------------------------------------------------------
+
+
+def train_models() -> dict[str, Path]:
+    import joblib
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = make_classification(
+        n_samples=4000, n_features=N_FEATURES, n_informative=10, n_classes=3, random_state=0
+    )
+    paths = {}
+    for name, estimator in (
+        ("lr", LogisticRegression(max_iter=2000)),
+        ("rf", RandomForestClassifier(n_estimators=100, max_depth=10, random_state=0)),
+    ):
+        folder = WORK / name
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "model.joblib"
+        joblib.dump(estimator.fit(X, y), path)
+        paths[name] = path
+    return paths
+
+
+def infer_body(model: str, rows: int) -> bytes:
+    import numpy as np
+
+    data = np.random.default_rng(rows).normal(size=(rows, N_FEATURES)).round(6)
+    return json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input-0",
+                    "shape": [rows, N_FEATURES],
+                    "datatype": "FP64",
+                    "data": data.reshape(-1).tolist(),
+                }
+            ],
+            "outputs": [{"name": "predict_proba"}],
+        }
+    ).encode()
+
+
+# --- servers --------------------------------------------------------------------------------
+
+
+class Server:
+    """A server process started alone; `command` and `url` are set by the subclasses."""
+
+    name = ""
+
+    def __init__(self, model: str, artifact: Path) -> None:
+        self.model = model
+        self.artifact = artifact
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def infer_url(self) -> str:
+        return f"{self.base}/v2/models/{self.model}/infer"
+
+    def command(self) -> tuple[list[str], Path]:
+        raise NotImplementedError
+
+    def start(self) -> float:
+        """Start and return the cold start: process start to the first correct answer."""
+        argv, cwd = self.command()
+        log = open(WORK / f"{self.name}-{self.model}.log", "wb")  # noqa: SIM115
+        started = time.perf_counter()
+        self.proc = subprocess.Popen(
+            argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        body = infer_body(self.model, 1)
+        deadline = started + 120
+        while time.perf_counter() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited early; see {log.name}")
+            try:
+                request = urllib.request.Request(
+                    self.infer_url(), data=body, headers={"Content-Type": "application/json"}
+                )
+                with urllib.request.urlopen(request, timeout=2) as response:
+                    if response.status == 200:
+                        return time.perf_counter() - started
+            except OSError:
+                time.sleep(0.01)
+        raise RuntimeError(f"{self.name} did not answer within 120 s; see {log.name}")
+
+    def rss_mb(self) -> float:
+        """Resident memory of the process and its children (MLServer runs worker processes)."""
+        assert self.proc is not None
+        pids = {self.proc.pid}
+        changed = True
+        while changed:
+            changed = False
+            for stat in Path("/proc").glob("[0-9]*/stat"):
+                try:
+                    fields = stat.read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                pid, ppid = int(stat.parent.name), int(fields[1])
+                if ppid in pids and pid not in pids:
+                    pids.add(pid)
+                    changed = True
+        total_kb = 0
+        for pid in pids:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
+            total_kb += int(match.group(1)) if match else 0
+        return total_kb / 1024
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+class OurServer(Server):
+    name = "serving"
+
+    def command(self) -> tuple[list[str], Path]:
+        config = WORK / self.model / "serving.yaml"
+        config.write_text(
+            "modelType: joblib\njob: classification\n"
+            f"model:\n  method: LOCAL\n  path: {self.artifact}\n"
+            f"inputSize: {N_FEATURES}\nname: {self.model}\n"
+        )
+        argv = [sys.executable, "-m", "serving", "--config", str(config), "--host", "127.0.0.1"]
+        return argv + ["--port", str(self.port)], ROOT
+
+
+class MLServer(Server):
+    name = "mlserver"
+
+    def command(self) -> tuple[list[str], Path]:
+        folder = WORK / f"mlserver-{self.model}"
+        model_dir = folder / self.model
+        model_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copy(self.artifact, model_dir / "model.joblib")
+        (folder / "settings.json").write_text(
+            json.dumps(
+                {
+                    "http_port": self.port,
+                    "grpc_port": free_port(),
+                    "metrics_port": free_port(),
+                    "host": "127.0.0.1",
+                }
+            )
+        )
+        (model_dir / "model-settings.json").write_text(
+            json.dumps(
+                {
+                    "name": self.model,
+                    "implementation": "mlserver_sklearn.SKLearnModel",
+                    "parameters": {"uri": "./model.joblib"},
+                }
+            )
+        )
+        return [str(MLSERVER_VENV / "bin" / "mlserver"), "start", str(folder)], folder
+
+
+class FloorServer(Server):
+    name = "floor"
+
+    def command(self) -> tuple[list[str], Path]:
+        argv = [sys.executable, str(ROOT / "bench" / "serving_floor.py"), "--port", str(self.port)]
+        return argv, ROOT
+
+
+def ensure_mlserver() -> str | None:
+    """Create MLServer's venv if needed; return why it cannot be used, or None."""
+    mlserver = MLSERVER_VENV / "bin" / "mlserver"
+    if mlserver.exists():
+        return None
+    print("installing MLServer 1.7.1 into .tools/mlserver-venv ...", flush=True)
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(MLSERVER_VENV)], check=True)
+        subprocess.run(
+            [str(MLSERVER_VENV / "bin" / "pip"), "install", "-q", *MLSERVER_PACKAGES],
+            check=True,
+            timeout=1200,
+        )
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        return f"could not install MLServer: {exc}"
+    return None
+
+
+# --- load -----------------------------------------------------------------------------------
+
+_LATENCY = re.compile(r"^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", re.M)
+
+
+def run_wrk(url: str, body: bytes, connections: int, duration: float) -> Result:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(
+            'wrk.method = "POST"\n'
+            'wrk.headers["Content-Type"] = "application/json"\n'
+            f"wrk.body = {json.dumps(body.decode())}\n"
+        )
+    try:
+        out = subprocess.run(
+            ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency", "-s", script.name]
+            + ["--timeout", "10s", url],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=duration + 60,
+        ).stdout
+    finally:
+        os.unlink(script.name)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    latency = {p: float(v) * scale[u] for p, v, u in _LATENCY.findall(out)}
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    errors = 0
+    for pattern in (r"Non-2xx or 3xx responses: (\d+)", r"Socket errors: .*?timeout (\d+)"):
+        match = re.search(pattern, out)
+        errors += int(match.group(1)) if match else 0
+    return Result(rps, latency.get("50", float("nan")), latency.get("99", float("nan")), errors)
+
+
+def bench_server(server: Server, cases: list[Case], duration: float, run: ServerRun) -> None:
+    print(f"-- {server.name} ({server.model})", flush=True)
+    try:
+        run.cold_start_s[server.model] = server.start()
+        url = server.infer_url()
+        run_wrk(url, infer_body(server.model, 1), 8, 1.0)  # warm-up, not reported
+        for case in cases:
+            result = run_wrk(url, infer_body(case.model, case.rows), case.connections, duration)
+            run.results[case.label] = result
+            print(
+                f"   {case.label:<28} {result.rps:9.0f} req/s  p50 {result.p50_ms:7.2f} ms"
+                f"  p99 {result.p99_ms:7.2f} ms  errors {result.errors}",
+                flush=True,
+            )
+        run.rss_mb[server.model] = server.rss_mb()
+    finally:
+        server.stop()
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b and b == b and a == a else "-"
+
+
+def print_table(runs: dict[str, ServerRun], cases: list[Case]) -> None:
+    ours, ml, floor = runs["serving"], runs.get("mlserver"), runs["floor"]
+    print()
+    columns = ["case", "server", "req/s", "p50 ms", "p99 ms", "errors"]
+    columns += ["vs MLServer req/s", "vs MLServer p99", "vs floor req/s"]
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * 9)
+    for case in cases:
+        for run in (ours, ml, floor):
+            if run is None or case.label not in run.results:
+                continue
+            r = run.results[case.label]
+            vs_ml = vs_p99 = vs_floor = ""
+            if run is ours:
+                if ml is not None and case.label in ml.results:
+                    vs_ml = ratio(r.rps, ml.results[case.label].rps)
+                    vs_p99 = ratio(r.p99_ms, ml.results[case.label].p99_ms)
+                if case.label in floor.results:
+                    vs_floor = ratio(r.rps, floor.results[case.label].rps)
+            print(
+                f"| {case.label} | {run.name} | {r.rps:.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} "
+                f"| {r.errors} | {vs_ml} | {vs_p99} | {vs_floor} |"
+            )
+    print()
+    print("| server | model | cold start s | RSS MiB |")
+    print("|---|---|---|---|")
+    for run in (ours, ml):
+        if run is None:
+            continue
+        for model, seconds in run.cold_start_s.items():
+            print(f"| {run.name} | {model} | {seconds:.2f} | {run.rss_mb.get(model, 0):.0f} |")
+    if ml is not None:
+        for model in ours.cold_start_s:
+            if model in ml.cold_start_s:
+                print(
+                    f"cold start {model}: serving/MLServer = "
+                    f"{ratio(ours.cold_start_s[model], ml.cold_start_s[model])}"
+                )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds per case")
+    parser.add_argument("--no-mlserver", action="store_true", help="skip the MLServer anchor")
+    parser.add_argument("--only", choices=["lr", "rf"], help="run one model's cases only")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is not installed: apt-get install wrk", file=sys.stderr)
+        return 2
+    WORK.mkdir(parents=True, exist_ok=True)
+    artifacts = train_models()
+    cases = [c for c in CASES if args.only in (None, c.model)]
+    models = sorted({c.model for c in cases}, key=["lr", "rf"].index)
+
+    runs = {"serving": ServerRun("serving"), "floor": ServerRun("floor")}
+    why_not = "--no-mlserver" if args.no_mlserver else ensure_mlserver()
+    if why_not is None:
+        runs["mlserver"] = ServerRun("mlserver")
+    else:
+        print(f"MLServer skipped: {why_not}")
+    for model in models:
+        model_cases = [c for c in cases if c.model == model]
+        bench_server(
+            OurServer(model, artifacts[model]), model_cases, args.duration, runs["serving"]
+        )
+        if "mlserver" in runs:
+            bench_server(
+                MLServer(model, artifacts[model]), model_cases, args.duration, runs["mlserver"]
+            )
+        bench_server(
+            FloorServer(model, artifacts[model]), model_cases, args.duration, runs["floor"]
+        )
+    print_table(runs, cases)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
