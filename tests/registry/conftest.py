@@ -88,8 +88,8 @@ def registries(
             list(pool.map(ConsoleStack.start, stacks))
         yield {"file": Registry("file", file_stack), "gcs": Registry("gcs", gcs_stack, gcs)}
     finally:
-        for stack in stacks:
-            stack.stop()
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(ConsoleStack.stop, stacks))
 
 
 @pytest.fixture(params=["file", "gcs"])
