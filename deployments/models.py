@@ -19,6 +19,11 @@ DNS_LABEL = RegexValidator(
     "digit (a DNS-1123 label).",
 )
 
+KUBERNETES_QUANTITY = RegexValidator(
+    r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$",
+    "Use a Kubernetes quantity such as 100m, 0.5, 1 (CPU) or 256Mi, 1Gi (memory).",
+)
+
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
 JOB_CHOICES = [(CLASSIFICATION, "classification"), (REGRESSION, "regression")]

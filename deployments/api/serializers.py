@@ -7,6 +7,7 @@ from rest_framework import serializers
 from deployments.models import (
     DNS_LABEL,
     JOB_CHOICES,
+    KUBERNETES_QUANTITY,
     MODEL_TYPE_CHOICES,
     Deployment,
     DeploymentEvent,
@@ -124,10 +125,18 @@ class DeploymentCreateSerializer(serializers.Serializer):
         min_value=1, required=False, help_text="Defaults to the model's latest version."
     )
     replicas = serializers.IntegerField(min_value=0, max_value=50, default=1)
-    cpu_request = serializers.CharField(max_length=16, default="100m")
-    memory_request = serializers.CharField(max_length=16, default="256Mi")
-    cpu_limit = serializers.CharField(max_length=16, default="1", allow_blank=True)
-    memory_limit = serializers.CharField(max_length=16, default="1Gi", allow_blank=True)
+    cpu_request = serializers.CharField(
+        max_length=16, default="100m", validators=[KUBERNETES_QUANTITY]
+    )
+    memory_request = serializers.CharField(
+        max_length=16, default="256Mi", validators=[KUBERNETES_QUANTITY]
+    )
+    cpu_limit = serializers.CharField(
+        max_length=16, default="1", allow_blank=True, validators=[KUBERNETES_QUANTITY]
+    )
+    memory_limit = serializers.CharField(
+        max_length=16, default="1Gi", allow_blank=True, validators=[KUBERNETES_QUANTITY]
+    )
 
     # A taken name is a 409 from lifecycle.create_deployment (the unique constraint decides,
     # so 20 racing requests get one deployment and 19 identical conflicts).

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import codecs
+import json
+import math
+
 from django.db.models import Max
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ParseError, ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -28,6 +33,31 @@ from deployments.models import Deployment, ModelVersion, RegisteredModel
 from deployments.predictions import forward_prediction
 from deployments.registry import VersionInUse, delete_version, upload_version
 from deployments.sandbox import ArtifactRejected
+
+
+class FiniteJSONParser(JSONParser):
+    """JSON whose numbers are all finite: 1e400 would become infinity, which is no number."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return json.load(
+                codecs.getreader("utf-8")(stream),
+                parse_constant=_refuse_constant,
+                parse_float=_finite_float,
+            )
+        except ValueError as exc:
+            raise ParseError(f"JSON parse error - {exc}") from None
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
 
 
 def _lifecycle_response(call, *args, **kwargs) -> Response:
@@ -171,6 +201,12 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         "model_version__model", "previous_version", "created_by"
     )
 
+    def get_object(self) -> Deployment:
+        try:
+            return super().get_object()
+        except Http404:
+            raise NotFound(f"No deployment named {self.kwargs['name']!r}.") from None
+
     @extend_schema(request=DeploymentCreateSerializer, responses={202: DeploymentSerializer})
     def create(self, request: Request) -> Response:
         """Create a deployment; it is deployed by a worker (status `pending`, then onwards)."""
@@ -227,7 +263,7 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         return _lifecycle_response(lifecycle.rollback, self.get_object(), actor=request.user)
 
     @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
-    @action(detail=True, methods=["post"], parser_classes=[JSONParser])
+    @action(detail=True, methods=["post"], parser_classes=[FiniteJSONParser])
     def predict(self, request: Request, name: str) -> Response:
         """Forward a prediction body (same forms as serving's /predict) to the deployment."""
         result = forward_prediction(self.get_object(), request.data)
