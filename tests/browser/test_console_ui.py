@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.browser.conftest import PHONE
+from tests.browser.conftest import PHONE, log_in
 from tests.integration.helpers import create_model, upload, wait_for_status
 from tests.support.models import iris_classifier, save
 
@@ -37,7 +37,14 @@ def _table(page) -> np.ndarray:
 
 
 def _wait_status(page, status: str) -> None:
-    page.locator(f'#status[data-status="{status}"]').wait_for(timeout=RUNNING_TIMEOUT)
+    """Wait for `status` (or `failed`, which ends the wait with its reason) without reloading."""
+    page.locator(f'#status[data-status="{status}"], #status[data-status="failed"]').wait_for(
+        timeout=RUNNING_TIMEOUT
+    )
+    shown = page.locator("#status").get_attribute("data-status")
+    if shown != status:
+        reason = page.locator("#reason").inner_text() if page.locator("#reason").count() else ""
+        raise AssertionError(f"the deployment is {shown}, not {status}: {reason}")
 
 
 def _submit_prediction(page, wait_for: str = "#prediction") -> None:
@@ -59,6 +66,7 @@ def test_deployer_uploads_deploys_predicts_changes_rolls_back_and_undeploys(visi
     v1, X = iris_classifier()
     v1.feature_names_in_ = np.array(FEATURES, dtype=object)
     v2 = type(v1)(C=0.05, max_iter=1000).fit(X, v1.predict(X))
+    v2.padding_ = np.random.default_rng(0).random(60_000)  # ~0.5 MB, to watch the progress
     art1 = save(v1, tmp_path / "iris-v1.joblib", "joblib")
     art2 = save(v2, tmp_path / "iris-v2.joblib", "joblib")
     junk = tmp_path / "notes.joblib"
@@ -111,9 +119,21 @@ def test_deployer_uploads_deploys_predicts_changes_rolls_back_and_undeploys(visi
     assert "0, 1, 2" in result.inner_text()
     assert "scikit-learn" in result.inner_text()
     me.screenshot("04-upload-validated")
+    # A slow link (Chromium's network throttling) shows the bar moving.
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    conditions = {"offline": False, "latency": 0, "downloadThroughput": -1}
+    cdp.send("Network.emulateNetworkConditions", {**conditions, "uploadThroughput": 200_000})
     page.get_by_label("Model file").set_input_files(str(art2))
     page.get_by_role("button", name="Upload and validate").click()
+    page.wait_for_function(
+        "() => { const b = document.getElementById('upload-progress-bar');"
+        " return b.value > 0 && b.value < 100; }"
+    )
+    assert "Uploading…" in page.locator("#upload-progress-label").inner_text()
+    me.screenshot("04a-upload-progress", full_page=False)
     page.locator("#upload-result.ok", has_text="Version 2").wait_for(timeout=60_000)
+    cdp.send("Network.emulateNetworkConditions", {**conditions, "uploadThroughput": -1})
 
     me.goto("/models/iris-ui/")
     assert page.locator("article.version").count() == 2
@@ -134,6 +154,7 @@ def test_deployer_uploads_deploys_predicts_changes_rolls_back_and_undeploys(visi
     name.press_sequentially("iris-ui-prod", delay=20)
     page.locator('#name-check[data-valid="true"]').wait_for()
     assert "iris-ui v1" in page.get_by_label("Model version").locator("option:checked").inner_text()
+    page.wait_for_timeout(300)  # let the field's colour transition finish for the picture
     me.screenshot("06-deploy-form")
     page.get_by_role("button", name="Deploy").click()
     page.wait_for_url("**/deployments/iris-ui-prod/")
@@ -247,14 +268,17 @@ def test_deployer_uploads_deploys_predicts_changes_rolls_back_and_undeploys(visi
     page.wait_for_url("**/accounts/login/")
 
 
-@pytest.fixture
-def viewer_demo(console, tmp_path):
+@pytest.fixture(scope="module")
+def viewer_demo(console, tmp_path_factory):
     """A running deployment made through the API, for the viewer to look at."""
     client = console.client("deployer")
     estimator, X = iris_classifier()
     create_model(client, "iris-view", "classification", 4)
     response = upload(
-        client, "iris-view", save(estimator, tmp_path / "m.joblib", "joblib"), "joblib"
+        client,
+        "iris-view",
+        save(estimator, tmp_path_factory.mktemp("view") / "m.joblib", "joblib"),
+        "joblib",
     )
     assert response.status_code == 201, response.text
     response = client.post("/api/deployments/", json={"name": "iris-view", "model": "iris-view"})
@@ -262,8 +286,8 @@ def viewer_demo(console, tmp_path):
     deployment = wait_for_status(client, "iris-view", {"running", "failed"})
     assert deployment["status"] == "running", deployment["status_reason"]
     yield estimator, X
-    client.post("/api/deployments/iris-view/undeploy/")
-    wait_for_status(client, "iris-view", {"stopped"})
+    # Not waiting for `stopped` saves ~20 s; the undeploy itself is tested above.
+    assert client.post("/api/deployments/iris-view/undeploy/").status_code == 202
 
 
 def test_viewer_sees_no_deploy_buttons_and_is_refused_anyway(visit, console, viewer_demo):
@@ -306,6 +330,29 @@ def test_viewer_sees_no_deploy_buttons_and_is_refused_anyway(visit, console, vie
     me.screenshot("12-viewer-forbidden")
     deployment = console.client("viewer").get("/api/deployments/iris-view/").json()
     assert deployment["status"] == "running"
+
+
+def test_prediction_form_works_without_javascript(browser, console, viewer_demo):
+    estimator, X = viewer_demo
+    context = browser.new_context(
+        java_script_enabled=False, viewport={"width": 1280, "height": 900}
+    )
+    try:
+        page = context.new_page()
+        log_in(page, console.url, "viewer")
+        page.goto(f"{console.url}/deployments/iris-view/")
+        page.locator("#rows-details summary").click()
+        page.get_by_label("Rows (CSV or JSON)").fill(
+            "\n".join(",".join(map(str, r)) for r in X[:2])
+        )
+        page.get_by_role("button", name="Predict").click()
+        page.locator("#prediction-table").wait_for()
+        np.testing.assert_allclose(_table(page), estimator.predict_proba(X[:2]), rtol=0, atol=1e-9)
+        page.get_by_label("Rows (CSV or JSON)").fill("1,2,x")
+        page.get_by_role("button", name="Predict").click()
+        assert "not a number" in page.locator("#field-rows .field-error").inner_text()
+    finally:
+        context.close()
 
 
 def test_pages_fit_a_narrow_screen(visit):

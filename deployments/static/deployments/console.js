@@ -19,6 +19,8 @@
     var button = form.querySelector("button[type=submit]");
     var input = form.querySelector("input[type=file]");
     var fileSize = input && input.files.length ? input.files[0].size : null;
+    var previous = document.getElementById("upload-result");
+    if (previous) previous.classList.add("stale");
     box.hidden = false;
     bar.max = 100;
     bar.value = 0;
