@@ -1,6 +1,6 @@
 """Serving benchmark: this server vs MLServer 1.7.1 vs a constant-answer floor, side by side.
 
-    .venv/bin/python bench/serving.py            # about 4 minutes; --duration 3 for a quicker run
+    .venv/bin/python bench/serving.py       # about 5 minutes; --rounds 1 for a quicker look
 
 Starts each server alone on loopback, drives it with wrk (Debian's) using the same Open
 Inference Protocol request, and prints requests/s, p50/p99 latency, cold start and RSS, with
@@ -18,6 +18,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -295,7 +296,15 @@ def run_wrk(url: str, body: bytes, connections: int, duration: float) -> Result:
         )
     try:
         out = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency", "-s", script.name]
+            [
+                "wrk",
+                "-t1",
+                f"-c{connections}",
+                f"-d{max(1, round(duration))}s",
+                "--latency",
+                "-s",
+                script.name,
+            ]
             + ["--timeout", "10s", url],
             capture_output=True,
             text=True,
@@ -314,23 +323,49 @@ def run_wrk(url: str, body: bytes, connections: int, duration: float) -> Result:
     return Result(rps, latency.get("50", float("nan")), latency.get("99", float("nan")), errors)
 
 
-def bench_server(server: Server, cases: list[Case], duration: float, run: ServerRun) -> None:
-    print(f"-- {server.name} ({server.model})", flush=True)
+def bench_model(
+    servers: list[Server],
+    cases: list[Case],
+    duration: float,
+    rounds: int,
+    runs: dict[str, ServerRun],
+) -> None:
+    """Start the servers one at a time, then drive them one at a time in interleaved rounds.
+
+    Load on a shared machine drifts over minutes; interleaving (case by case, server by
+    server, several rounds, medians) keeps that drift out of the ratios. A server that is not
+    being driven is idle.
+    """
+    samples: dict[tuple[str, str], list[Result]] = {}
     try:
-        run.cold_start_s[server.model] = server.start()
-        url = server.infer_url()
-        run_wrk(url, infer_body(server.model, 1), 8, 1.0)  # warm-up, not reported
-        for case in cases:
-            result = run_wrk(url, infer_body(case.model, case.rows), case.connections, duration)
-            run.results[case.label] = result
-            print(
-                f"   {case.label:<28} {result.rps:9.0f} req/s  p50 {result.p50_ms:7.2f} ms"
-                f"  p99 {result.p99_ms:7.2f} ms  errors {result.errors}",
-                flush=True,
-            )
-        run.rss_mb[server.model] = server.rss_mb()
+        for server in servers:
+            runs[server.name].cold_start_s[server.model] = server.start()
+            run_wrk(server.infer_url(), infer_body(server.model, 1), 8, 1.0)  # warm-up
+            print(f"-- {server.name} ({server.model}) ready", flush=True)
+        for round_no in range(rounds):
+            for case in cases:
+                body = infer_body(case.model, case.rows)
+                for server in servers:
+                    result = run_wrk(server.infer_url(), body, case.connections, duration)
+                    samples.setdefault((server.name, case.label), []).append(result)
+                    print(
+                        f"   round {round_no + 1} {case.label:<26} {server.name:<9}"
+                        f" {result.rps:8.0f} req/s  p50 {result.p50_ms:7.2f} ms"
+                        f"  p99 {result.p99_ms:7.2f} ms  errors {result.errors}",
+                        flush=True,
+                    )
+        for server in servers:
+            runs[server.name].rss_mb[server.model] = server.rss_mb()
     finally:
-        server.stop()
+        for server in servers:
+            server.stop()
+    for (name, label), results in samples.items():
+        runs[name].results[label] = Result(
+            statistics.median(r.rps for r in results),
+            statistics.median(r.p50_ms for r in results),
+            statistics.median(r.p99_ms for r in results),
+            sum(r.errors for r in results),
+        )
 
 
 def ratio(a: float, b: float) -> str:
@@ -379,7 +414,8 @@ def print_table(runs: dict[str, ServerRun], cases: list[Case]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--duration", type=float, default=8.0, help="seconds per case")
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians)")
     parser.add_argument("--no-mlserver", action="store_true", help="skip the MLServer anchor")
     parser.add_argument("--only", choices=["lr", "rf"], help="run one model's cases only")
     args = parser.parse_args()
@@ -399,16 +435,11 @@ def main() -> int:
         print(f"MLServer skipped: {why_not}")
     for model in models:
         model_cases = [c for c in cases if c.model == model]
-        bench_server(
-            OurServer(model, artifacts[model]), model_cases, args.duration, runs["serving"]
-        )
+        servers: list[Server] = [OurServer(model, artifacts[model])]
         if "mlserver" in runs:
-            bench_server(
-                MLServer(model, artifacts[model]), model_cases, args.duration, runs["mlserver"]
-            )
-        bench_server(
-            FloorServer(model, artifacts[model]), model_cases, args.duration, runs["floor"]
-        )
+            servers.append(MLServer(model, artifacts[model]))
+        servers.append(FloorServer(model, artifacts[model]))
+        bench_model(servers, model_cases, args.duration, args.rounds, runs)
     print_table(runs, cases)
     return 0
 

@@ -1,7 +1,8 @@
-"""The benchmark's floor: a constant answer from the same stack (FastAPI on uvicorn).
+"""The benchmark's floor: a constant answer from the same stack as serving's hot path.
 
-It reads the request body and answers pre-rendered JSON, doing no parsing and no model
-work, so it bounds what any handler on this stack can reach.
+A FastAPI app on uvicorn whose infer and predict routes are plain Starlette routes, as in
+serving/app.py: they read the body and answer pre-rendered JSON, with no parsing, model or
+metrics, which bounds what any handler on this stack can reach.
 """
 
 from __future__ import annotations
@@ -9,25 +10,36 @@ from __future__ import annotations
 import argparse
 
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
+from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
-app = FastAPI()
-ANSWER = b'{"model_name":"floor","outputs":[{"name":"predict_proba","shape":[1,3],"datatype":"FP64","data":[0.2,0.3,0.5]}]}'  # noqa: E501
+INFER = (
+    b'{"model_name":"floor","outputs":[{"name":"predict_proba","shape":[1,3],'
+    b'"datatype":"FP64","data":[0.2,0.3,0.5]}]}'
+)
+PREDICT = b'{"predictions":[[0.2,0.3,0.5]],"classes":[0,1,2]}'
 
 
-@app.post("/v2/models/{name}/infer")
-async def infer(request: Request, name: str) -> Response:
+async def infer(request: Request) -> Response:
     await request.body()
-    return Response(ANSWER, media_type="application/json")
+    return Response(INFER, media_type="application/json")
 
 
-@app.post("/predict")
 async def predict(request: Request) -> Response:
     await request.body()
-    return Response(
-        b'{"predictions":[[0.2,0.3,0.5]],"classes":[0,1,2]}', media_type="application/json"
-    )
+    return Response(PREDICT, media_type="application/json")
+
+
+# Configured as serving/app.py configures its app (no OpenTelemetry hooks).
+app = FastAPI(
+    telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
+)
+app.router.routes[0:0] = [
+    Route("/predict", predict, methods=["POST"]),
+    Route("/v2/models/{name}/infer", infer, methods=["POST"]),
+]
 
 
 @app.get("/v2/health/ready")

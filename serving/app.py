@@ -33,6 +33,7 @@ log = logging.getLogger("serving")
 
 JSON = "application/json"
 _ERRORS = openapi.ERRORS
+NO_TELEMETRY: Any = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
 
 
 class State:
@@ -122,6 +123,9 @@ def create_app(
         version=cfg.version or "0",
         description="Predictions from one model version (DESIGN.md 3.2).",
         lifespan=lifespan,
+        # serving exports its own Prometheus metrics; FastAPI's OpenTelemetry hooks would cost
+        # a check per request even with no provider configured.
+        telemetry=NO_TELEMETRY,
     )
     app.state.serving = state
     register_error_handlers(app)
