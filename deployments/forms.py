@@ -15,6 +15,7 @@ from django.core.validators import RegexValidator
 
 from deployments.models import (
     DNS_LABEL,
+    JOB_CHOICES,
     MODEL_TYPE_CHOICES,
     Deployment,
     ModelVersion,
@@ -30,6 +31,11 @@ MAX_PREDICT_ROWS = 1000
 
 
 class ModelForm(forms.ModelForm):
+    job = forms.ChoiceField(
+        choices=[("", "Choose one"), *JOB_CHOICES],
+        help_text="Classification answers class probabilities; regression answers values.",
+    )
+
     class Meta:
         model = RegisteredModel
         fields = ["name", "job", "input_size", "description"]

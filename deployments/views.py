@@ -7,10 +7,12 @@ works as plain HTML forms without JavaScript.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.decorators import login_required as django_login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Max
 from django.http import Http404, HttpRequest, HttpResponse
@@ -36,6 +38,21 @@ from deployments.registry import upload_version
 from deployments.sandbox import ArtifactRejected
 
 ACTIONS = ("deploy", "undeploy", "rollback", "change", "scale")
+
+
+def login_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Django's login_required, except that htmx requests (polls, the name check) whose session
+    has ended reload the page, which then goes to the login page, instead of having the login
+    page swapped into a fragment."""
+    plain = django_login_required(view)
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.headers.get("HX-Request") == "true" and not request.user.is_authenticated:
+            return HttpResponse(status=204, headers={"HX-Refresh": "true"})
+        return plain(request, *args, **kwargs)
+
+    return wrapper
 
 
 def _require_deployer(request: HttpRequest) -> None:

@@ -74,8 +74,10 @@ def test_deployer_uploads_deploys_predicts_changes_rolls_back_and_undeploys(visi
 
     me = visit(None)
     page = me.page
-    page.goto(f"{me.console_url}/")
+    response = page.goto(f"{me.console_url}/")
     page.wait_for_url("**/accounts/login/**")
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self';" in policy and "style-src 'self';" in policy
     me.screenshot("01-login")
     page.get_by_label("Username").fill("deployer")
     page.get_by_label("Password").fill("wrong-password")
@@ -366,3 +368,12 @@ def test_pages_fit_a_narrow_screen(visit):
     if page.goto(me.console_url + "/deployments/iris-ui-prod/").status == 200:
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
         me.screenshot("15-phone-deployment")
+
+
+def test_an_ended_session_sends_live_pages_to_the_login_page(visit):
+    me = visit("viewer")
+    page = me.page
+    me.goto("/")
+    page.context.clear_cookies()
+    page.wait_for_url("**/accounts/login/?next=/", timeout=10_000)
+    page.get_by_label("Username").wait_for()
