@@ -138,10 +138,6 @@ class GCSStore(ArtifactStore):
         uri = f"gs://{self.bucket_name}/{full}"
         blob = self.bucket.blob(full)
         try:
-            # The precondition below is what keeps artifacts write-once on GCS; this check only
-            # covers stores that ignore preconditions (gcp-storage-emulator does).
-            if blob.exists():
-                raise BlobExists(f"artifact {uri} already exists and is never overwritten")
             size = local_path.stat().st_size
             session = blob.create_resumable_upload_session(
                 content_type="application/octet-stream",

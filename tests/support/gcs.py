@@ -1,4 +1,8 @@
-"""gcp-storage-emulator as a real server on loopback, and the real client pointed at it."""
+"""gcp-storage-emulator as a real server on loopback, and the real client pointed at it.
+
+The server runs through tests/support/gcs_emulator.py, which makes it honour
+`ifGenerationMatch=0` on uploads as GCS does.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ from pathlib import Path
 import httpx
 
 from tests.support.net import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class GcsEmulator:
@@ -24,8 +30,9 @@ class GcsEmulator:
     def start(self, timeout: float = 30) -> GcsEmulator:
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1"]
+                [sys.executable, "-m", "tests.support.gcs_emulator", "start", "--host", "127.0.0.1"]
                 + ["--port", str(self.port), "--in-memory", "--quiet"],
+                cwd=ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
