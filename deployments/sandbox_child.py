@@ -15,7 +15,6 @@ serving's own loader, with the trusted types the console passed and nothing the 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import pickle
 import resource
@@ -203,8 +202,6 @@ def _limit(memory_bytes: int, cpu_seconds: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_NPROC, (64, 64))
 
 
 def main() -> int:
