@@ -185,8 +185,10 @@ def describe(path: Path, model_type: str, trusted_types: list[str], input_size: 
     if "torch" in sys.modules:
         import torch
 
+        # A torch version is known only if the estimator recorded it (torch_version_); a
+        # saved module does not say which torch made it. Unknown is null, never a guess.
         made = getattr(estimator, "torch_version_", None)
-        info["library_versions"]["torch"] = str(made or torch.__version__)
+        info["library_versions"]["torch"] = str(made) if made else None
         info["serving_library_versions"]["torch"] = torch.__version__
     if info["has_predict"]:
         try:
