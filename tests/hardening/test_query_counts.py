@@ -62,3 +62,43 @@ def test_pages_make_a_constant_number_of_queries(console, iris_model):
     for page, by_size in counts.items():
         assert by_size["5"] == by_size["60"], (page, by_size)
         assert by_size["60"] <= CEILING, (page, by_size)
+
+
+def test_list_rows_match_the_detail(console, iris_model):
+    """The list API builds its rows without the serializer; they must say exactly the same."""
+    console.shell(
+        """
+import json
+from django.contrib.auth.models import User
+from deployments.models import Deployment, ModelVersion
+v1 = ModelVersion.objects.get(model__name="hard-iris", version=1)
+v2 = ModelVersion.objects.get(model__name="hard-iris", version=2)
+Deployment.objects.get_or_create(
+    name="list-eq", defaults=dict(model_version=v2, previous_version=v1, status="stopped",
+    status_reason="seeded for the list test", created_by=User.objects.get(username="admin"),
+    cpu_limit="", replicas=3))
+Deployment.objects.get_or_create(
+    name="list-eq-2", defaults=dict(model_version=v1, status="stopped"))
+print("RESULT=" + json.dumps(True))
+"""
+    )
+    client = console.client("viewer")
+    listed = client.get("/api/deployments/", params={"limit": 1000}).json()
+    assert listed["count"] == len(listed["results"]) >= 2
+    assert [d["name"] for d in listed["results"]] == sorted(d["name"] for d in listed["results"])
+    rows = {d["name"]: d for d in listed["results"]}
+    for name in ("list-eq", "list-eq-2"):
+        assert rows[name] == client.get(f"/api/deployments/{name}/").json()
+    assert rows["list-eq"]["previous_version"] == 1
+    assert rows["list-eq"]["created_by"] == "admin"
+    assert rows["list-eq-2"]["previous_version"] is None
+    # Pages join up without gaps or repeats.
+    names = []
+    offset = 0
+    while True:
+        page = client.get("/api/deployments/", params={"limit": 1, "offset": offset}).json()
+        if not page["results"]:
+            break
+        names += [d["name"] for d in page["results"]]
+        offset += 1
+    assert names == [d["name"] for d in listed["results"]]
