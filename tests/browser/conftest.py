@@ -23,6 +23,9 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 DESKTOP = {"width": 1280, "height": 900}
+UNLABELLED = """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+    .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
+    .map(e => e.name || e.id)"""
 PHONE = {"width": 390, "height": 844}
 
 
@@ -60,6 +63,9 @@ class Visitor:
         return response
 
     def screenshot(self, name: str, full_page: bool = True) -> None:
+        """Save a picture of the page, after checking that every form control has a label."""
+        unlabelled = self.page.evaluate(UNLABELLED)
+        assert not unlabelled, f"inputs without a label on {self.page.url}: {unlabelled}"
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
 

@@ -16,7 +16,12 @@ from tests.browser.conftest import PHONE, log_in
 from tests.integration.helpers import create_model, upload, wait_for_status
 from tests.support.models import iris_classifier, save
 
-pytestmark = [pytest.mark.browser, pytest.mark.integration]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.integration,
+    # v1 carries feature names but is called with plain arrays, as serving does.
+    pytest.mark.filterwarnings("ignore:X does not have valid feature names"),
+]
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 RUNNING_TIMEOUT = 90_000
@@ -214,6 +219,10 @@ def test_deployer_uploads_deploys_predicts_changes_rolls_back_and_undeploys(visi
     page.get_by_label("Deployment name").press_sequentially("iris-ui-prod", delay=10)
     page.locator('#name-check[data-valid="false"]').wait_for()
     assert "already exists" in page.locator("#name-check").inner_text()
+    page.get_by_label("Model version").select_option(label="iris-ui v1 (LogisticRegression)")
+    page.get_by_role("button", name="Deploy").click()
+    page.locator("#field-name .field-error").wait_for()
+    assert "already exists" in page.locator("#field-name .field-error").inner_text()
 
     # Change to v2, then roll back to v1: each time the answers are that version's.
     me.goto("/deployments/iris-ui-prod/")
@@ -231,6 +240,12 @@ def test_deployer_uploads_deploys_predicts_changes_rolls_back_and_undeploys(visi
     _wait_status(page, "running")
     _predict_rows(page, rows)
     np.testing.assert_allclose(_table(page), v1.predict_proba(rows), rtol=0, atol=1e-9)
+
+    # A replica count out of range is explained next to the field.
+    page.get_by_label("Scale (replicas)").fill("99")
+    page.locator("#scale-button").click()
+    page.locator("#actions .field-error").wait_for()
+    assert "Use 0 to 50 replicas." in page.locator("#actions .field-error").inner_text()
 
     # Scale down asks first; cancelling keeps it as it is.
     page.get_by_label("Scale (replicas)").fill("0")
@@ -254,9 +269,15 @@ def test_deployer_uploads_deploys_predicts_changes_rolls_back_and_undeploys(visi
     me.screenshot("09-confirm-undeploy", full_page=False)
     page.locator("#confirm-ok").click()
     page.wait_for_url("**/deployments/iris-ui-prod/")
+    page.locator("#status").wait_for()
+    # The dashboard follows it to stopped without reloading.
+    me.goto("/")
     page.evaluate("window.notReloaded = true")
-    _wait_status(page, "stopped")
+    page.locator('tr[data-deployment="iris-ui-prod"] [data-status="stopped"]').wait_for(
+        timeout=RUNNING_TIMEOUT
+    )
     assert page.evaluate("window.notReloaded") is True
+    me.goto("/deployments/iris-ui-prod/")
     page.locator("#redeploy-button", has_text="Deploy again").wait_for()
     events = page.locator("#events").inner_text()
     for action in ("create", "update", "rollback", "undeploy", "stopped"):
@@ -264,8 +285,6 @@ def test_deployer_uploads_deploys_predicts_changes_rolls_back_and_undeploys(visi
     assert "by deployer" in events
     me.screenshot("10-deployment-stopped")
 
-    me.goto("/")
-    assert page.locator('tr[data-deployment="iris-ui-prod"] [data-status="stopped"]').is_visible()
     page.get_by_role("button", name="Log out").click()
     page.wait_for_url("**/accounts/login/")
 
@@ -357,9 +376,10 @@ def test_prediction_form_works_without_javascript(browser, console, viewer_demo)
         context.close()
 
 
-def test_pages_fit_a_narrow_screen(visit):
-    me = visit("deployer", viewport=PHONE)
+def test_pages_fit_a_narrow_screen_and_admins_find_the_users(visit):
+    me = visit("admin", viewport=PHONE)
     page = me.page
+    assert page.get_by_role("link", name="Users").get_attribute("href") == "/admin/auth/user/"
     for path, name in (("/", "13-phone-dashboard"), ("/models/", "14-phone-models")):
         me.goto(path)
         width = page.evaluate("document.documentElement.scrollWidth")
