@@ -27,9 +27,26 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "classes",
         "library_versions",
         "warnings",
+        "trusted_types",
+        "types_approved_by",
+        "imported_globals",
         "uploaded_by",
         "created_at",
     ]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # versions come only through an upload, which validates them
+
+    def delete_model(self, request, obj: ModelVersion) -> None:
+        from deployments.registry import delete_version
+
+        delete_version(obj)  # the blob goes too
+
+    def delete_queryset(self, request, queryset) -> None:
+        from deployments.registry import delete_version
+
+        for version in queryset:
+            delete_version(version)
 
 
 class EventInline(admin.TabularInline):
