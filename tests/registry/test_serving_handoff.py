@@ -65,3 +65,27 @@ def test_a_skops_model_on_gcs_deploys_with_its_trusted_types_and_sha256(registri
     assert answer.status_code == 200, answer.text
     np.testing.assert_allclose(answer.json()["predictions"], expected, rtol=0, atol=1e-12)
     assert client.post("/api/deployments/gcs-forest/undeploy/").status_code == 202
+
+
+def test_serving_refuses_a_blob_changed_after_registration(registries, tmp_path):
+    registry = registries["gcs"]
+    client = registry.client()
+    create_model(client, "tampered", "classification", 4)
+    artifact = save(iris_classifier()[0], tmp_path / "iris.joblib", "joblib")
+    version = upload(client, "tampered", artifact, "joblib").json()
+    # Someone with write access to the bucket swaps the blob for another valid model.
+    other, _ = iris_classifier()
+    other.coef_ = other.coef_ * 2
+    swapped = save(other, tmp_path / "other.joblib", "joblib").read_bytes()
+    blob_name = version["uri"].removeprefix(f"gs://{BUCKET}/")
+    registry.gcs.client().bucket(BUCKET).blob(blob_name).upload_from_string(swapped)
+
+    response = client.post(
+        "/api/deployments/", json={"name": "tampered", "model": "tampered", "version": 1}
+    )
+    assert response.status_code == 202, response.text
+    deployment = wait_for_status(client, "tampered", {"running", "failed"})
+
+    assert deployment["status"] == "failed"
+    assert "sha256 mismatch" in deployment["status_reason"]
+    assert version["sha256"] in deployment["status_reason"]
