@@ -7,6 +7,7 @@ with the command to run; with CI=true the script is run and the tests must pass.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -20,7 +21,7 @@ import yaml
 from deployments import manifests
 from deployments.runtimes.base import Resources, ServingSpec
 from deployments.runtimes.kubernetes import KubernetesRuntime, load_client
-from serving.config import dump_config, parse_config
+from serving.config import ServingConfig, dump_config, parse_config
 
 if TYPE_CHECKING:
     from tests.kubernetes.conftest import Cluster
@@ -170,6 +171,23 @@ def test_serving_values_schema_refuses_a_bad_config(helm: str) -> None:
     assert result.returncode != 0
     assert "config.modelType" in result.stderr
     assert "path is required" in result.stderr
+
+
+def _keys(schema: dict, defs: dict) -> dict[str, Any]:
+    """Property names of a JSON schema, nested objects as sub-dicts ($ref resolved)."""
+    if "$ref" in schema:
+        schema = defs[schema["$ref"].rsplit("/", 1)[-1]]
+    for option in schema.get("anyOf", []):  # Optional[Model] in pydantic's schema
+        if "$ref" in option or "properties" in option:
+            return _keys(option, defs)
+    return {name: _keys(sub, defs) for name, sub in schema.get("properties", {}).items()}
+
+
+def test_serving_values_schema_knows_every_serving_config_key() -> None:
+    """serving refuses unknown keys and so does the chart's schema: they must list the same."""
+    serving = ServingConfig.model_json_schema(by_alias=True)
+    chart = json.loads((CHARTS / "model-serving" / "values.schema.json").read_text())
+    assert _keys(chart["properties"]["config"], {}) == _keys(serving, serving.get("$defs", {}))
 
 
 def _rbac_verb(method: str, has_name: bool) -> str:
