@@ -260,8 +260,9 @@ class FloorServer(Server):
     name = "floor"
 
     def command(self) -> tuple[list[str], Path]:
-        argv = [sys.executable, str(ROOT / "bench" / "serving_floor.py"), "--port", str(self.port)]
-        return argv, ROOT
+        # As a module from the repository root: run as a script, bench/serving.py would shadow
+        # the serving package.
+        return [sys.executable, "-m", "bench.serving_floor", "--port", str(self.port)], ROOT
 
 
 def ensure_mlserver() -> str | None:

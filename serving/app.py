@@ -26,7 +26,7 @@ from serving.batching import MicroBatcher
 from serving.config import ServingConfig
 from serving.errors import ModelNotFound, ModelNotReady, PayloadTooLarge, register_error_handlers
 from serving.inputs import parse_json, predict_rows, to_matrix
-from serving.metrics import AccessLogMiddleware, Metrics
+from serving.metrics import AccessLogMiddleware, AccessLogWriter, Metrics
 from serving.model import ServedModel
 
 log = logging.getLogger("serving")
@@ -50,8 +50,8 @@ class State:
             enabled=batching.enabled,
             max_batch_rows=batching.max_batch_rows,
             max_wait_ms=batching.max_wait_ms,
+            inline_below_ms=batching.inline_below_ms,
             on_batch=metrics.observe_batch,
-            on_thread_start=model.prepare_thread,
         )
 
     def check_model(self, name: str, version: str | None = None) -> None:
@@ -100,6 +100,7 @@ def create_app(
     model = ServedModel(cfg, estimator)
     model.warm_up()
     metrics = Metrics()
+    access_log = AccessLogWriter()
     state = State(cfg, model, metrics)
     metrics.model_info.labels(cfg.name, cfg.version or "", cfg.model.sha256 or "").set(1)
     if load_seconds is not None:
@@ -117,6 +118,7 @@ def create_app(
         finally:
             state.ready = False
             state.batcher.stop()
+            access_log.flush()
 
     app = FastAPI(
         title=f"serving: {cfg.name}",
@@ -148,7 +150,7 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi_document  # type: ignore[method-assign]
-    app.add_middleware(AccessLogMiddleware, metrics=metrics)
+    app.add_middleware(AccessLogMiddleware, metrics=metrics, writer=access_log)
     return app
 
 

@@ -1,9 +1,19 @@
-"""Adaptive micro-batching: concurrent requests share one model call in a dedicated thread.
+"""Adaptive micro-batching: concurrent requests share one model call.
 
-scikit-learn pays a large fixed cost per call (DESIGN.md 6), so rows that queue up while the
-model is busy are concatenated into the next call. Nothing waits when the model is idle
-(unless max_wait_ms asks it to), so a lone request pays no batching delay. The model runs in
-its own thread so the event loop keeps accepting and answering connections meanwhile.
+scikit-learn pays a large fixed cost per call (DESIGN.md 6), so requests that arrive while
+the model is busy are concatenated into the next call, and each caller gets back exactly its
+own rows. Nothing waits on purpose when the model is idle (unless max_wait_ms asks for it),
+so a lone request pays no batching delay.
+
+Where a call runs depends on what it costs, measured as a moving average per output:
+
+- Slow calls (a forest, a neural network) run in one dedicated model thread, so the event
+  loop keeps accepting and answering connections meanwhile.
+- Calls cheaper than `inline_below_ms` run on the event loop itself, once per loop iteration,
+  for everything queued in that iteration. For such models a thread buys nothing (the call
+  holds the GIL throughout) and costs two thread hand-offs per batch plus GIL convoys that
+  measured here as milliseconds of queueing at 8 connections; blocking the loop for well
+  under a millisecond per batch costs far less.
 """
 
 from __future__ import annotations
@@ -35,10 +45,11 @@ class _Item:
 Answer = tuple[_Item, "np.ndarray | None", "BaseException | None"]
 
 _STOP = object()
+_SMOOTHING = 0.2  # weight of the newest call in the moving average of call durations
 
 
 class MicroBatcher:
-    """Queue of pending requests drained by one model thread."""
+    """Coalesces concurrent predictions into model calls, inline or in the model thread."""
 
     def __init__(
         self,
@@ -47,19 +58,23 @@ class MicroBatcher:
         enabled: bool = True,
         max_batch_rows: int = 256,
         max_wait_ms: float = 0.0,
+        inline_below_ms: float = 0.0,
         on_batch: Callable[[int], None] | None = None,
-        on_thread_start: Callable[[], None] | None = None,
     ) -> None:
         self._run = run
         self._enabled = enabled
         self._max_rows = max_batch_rows
         self._max_wait = max_wait_ms / 1000.0
+        self._inline_below = inline_below_ms / 1000.0
         self._on_batch = on_batch
-        self._on_thread_start = on_thread_start
+        self._cost: dict[str, float] = {}  # moving average of seconds per call, per output
+        self._calls = 0
         self._queue: queue.SimpleQueue[_Item | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._stopped = False
+        self._pending: list[_Item] = []  # inline path: queued in this loop iteration
+        self._flush_scheduled = False
 
     def start(self) -> None:
         """Start the model thread (idempotent; predict() also starts it on first use)."""
@@ -85,22 +100,64 @@ class MicroBatcher:
             if isinstance(item, _Item):
                 _settle([(item, None, ModelNotReady("the server is shutting down"))])
 
+    def record_cost(self, output: str, seconds: float) -> None:
+        """Fold one call's duration into the moving average that picks inline or thread."""
+        previous = self._cost.get(output)
+        self._cost[output] = (
+            seconds if previous is None else previous + _SMOOTHING * (seconds - previous)
+        )
+
     async def predict(self, output: str, matrix: np.ndarray) -> np.ndarray:
         """Run `output` (predict or predict_proba) on these rows; returns exactly their results."""
-        if self._thread is None:
-            self.start()
         if self._stopped:
             raise ModelNotReady("the server is shutting down")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[np.ndarray] = loop.create_future()
-        self._queue.put(_Item(output, matrix, future, loop))
+        item = _Item(output, matrix, future, loop)
+        cost = self._cost.get(output)
+        if cost is not None and cost < self._inline_below:
+            self._pending.append(item)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                if self._max_wait > 0:
+                    loop.call_later(self._max_wait, self._flush_inline)
+                else:
+                    # Runs after the handlers already scheduled in this iteration have queued
+                    # their rows, so requests that arrived together share the call.
+                    loop.call_soon(self._flush_inline)
+        else:
+            if self._thread is None:
+                self.start()
+            self._queue.put(item)
         return await future
 
-    # --- model thread -------------------------------------------------------------------------
+    # --- event loop path ------------------------------------------------------------------------
+
+    def _flush_inline(self) -> None:
+        self._flush_scheduled = False
+        pending, self._pending = self._pending, []
+        for batch in self._batches(pending):
+            _set_results(self._process(batch))
+
+    def _batches(self, items: list[_Item]) -> list[list[_Item]]:
+        """Split items into batches of one output each, at most max rows (one item at least)."""
+        if not self._enabled:
+            return [[item] for item in items]
+        batches: list[list[_Item]] = []
+        open_batches: dict[str, tuple[list[_Item], int]] = {}
+        for item in items:
+            n = item.matrix.shape[0]
+            batch, rows = open_batches.get(item.output, (None, 0))
+            if batch is None or rows + n > self._max_rows:
+                batch, rows = [], 0
+                batches.append(batch)
+            batch.append(item)
+            open_batches[item.output] = (batch, rows + n)
+        return batches
+
+    # --- model thread ---------------------------------------------------------------------------
 
     def _loop(self) -> None:
-        if self._on_thread_start is not None:
-            self._on_thread_start()
         carry: _Item | None = None
         while True:
             first = carry if carry is not None else self._queue.get()
@@ -109,12 +166,12 @@ class MicroBatcher:
                 return
             assert isinstance(first, _Item)
             batch = [first]
+            stop = False
             if self._enabled:
                 carry, stop = self._collect(batch)
-                if stop:
-                    self._process(batch)
-                    return
-            self._process(batch)
+            _settle(self._process(batch))
+            if stop:
+                return
 
     def _collect(self, batch: list[_Item]) -> tuple[_Item | None, bool]:
         """Add queued items of the same output to batch, up to max rows. Returns (carry, stop)."""
@@ -145,23 +202,30 @@ class MicroBatcher:
             rows += n
         return None, False
 
-    def _process(self, batch: list[_Item]) -> None:
+    # --- both paths -----------------------------------------------------------------------------
+
+    def _process(self, batch: list[_Item]) -> list[Answer]:
+        """One model call for the batch; a failure is retried item by item to isolate it."""
         output = batch[0].output
         matrix = (
             batch[0].matrix
             if len(batch) == 1
             else np.concatenate([item.matrix for item in batch], axis=0)
         )
+        # Timing every call costs more than it tells once the average has settled (clock reads
+        # are slow on some virtual machines), so after the first calls only every 8th is timed.
+        self._calls += 1
+        timed = self._calls <= 16 or self._calls % 8 == 0
+        started = time.perf_counter() if timed else 0.0
         try:
             result = self._run(output, matrix)
         except Exception as exc:
             if len(batch) == 1:
-                _settle([(batch[0], None, exc)])
-                return
+                return [(batch[0], None, exc)]
             # Which request broke the batch is unknown: retry each alone so only it fails.
-            for item in batch:
-                self._process([item])
-            return
+            return [answer for item in batch for answer in self._process([item])]
+        if timed:
+            self.record_cost(output, time.perf_counter() - started)
         if self._on_batch is not None:
             self._on_batch(matrix.shape[0])
         answers: list[Answer] = []
@@ -170,11 +234,11 @@ class MicroBatcher:
             end = start + item.matrix.shape[0]
             answers.append((item, result[start:end], None))
             start = end
-        _settle(answers)
+        return answers
 
 
 def _settle(answers: list[Answer]) -> None:
-    """Hand results back to their event loops: one wake-up per loop per batch."""
+    """From the model thread: hand results to their event loops, one wake-up per loop."""
     by_loop: dict[asyncio.AbstractEventLoop, list[Answer]] = {}
     for answer in answers:
         by_loop.setdefault(answer[0].loop, []).append(answer)

@@ -73,6 +73,9 @@ class BatchingConfig(_Schema):
     # 0 means adaptive: no waiting when the model is idle, coalescing whatever queued while it
     # was busy. A positive value waits that long for more rows before calling the model.
     max_wait_ms: float = Field(default=0.0, ge=0, le=1000)
+    # Model calls that take less than this (a moving average) run on the event loop, once per
+    # loop iteration for all queued rows; slower ones run in the model thread. 0: always thread.
+    inline_below_ms: float = Field(default=2.0, ge=0, le=100)
 
 
 class ServingConfig(_Schema):

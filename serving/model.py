@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+import sklearn
 
 from serving.config import ServingConfig
 from serving.errors import PredictionFailed
@@ -55,7 +56,10 @@ class ServedModel:
     def run(self, output: str, matrix: np.ndarray) -> np.ndarray:
         """Call the estimator (blocking: run it off the event loop)."""
         try:
-            result = np.asarray(getattr(self.estimator, output)(matrix))
+            # Inputs were validated as finite numbers before they got here, so scikit-learn's
+            # own finiteness and parameter checks (a measurable part of a small call) are off.
+            with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+                result = np.asarray(getattr(self.estimator, output)(matrix))
         except Exception as exc:
             raise PredictionFailed(f"{output} failed: {type(exc).__name__}: {exc}") from None
         if result.ndim == 0 or result.shape[0] != matrix.shape[0]:
@@ -64,16 +68,6 @@ class ServedModel:
                 f"results for {matrix.shape[0]} rows"
             )
         return result
-
-    def prepare_thread(self) -> None:
-        """Run once in the model thread: scikit-learn settings are per thread.
-
-        Inputs are validated as finite numbers before they get here, so scikit-learn's own
-        finiteness and parameter checks are skipped: a measurable part of a small call.
-        """
-        import sklearn
-
-        sklearn.set_config(assume_finite=True, skip_parameter_validation=True)
 
     def warm_up(self) -> None:
         """One prediction on a row of zeros, so readiness means a prediction has succeeded."""

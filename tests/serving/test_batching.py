@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+import threading
 import time
 
 import httpx
@@ -117,3 +118,43 @@ def test_batching_off_or_with_a_wait_still_answers_correctly(kw) -> None:
         batcher.stop()
     if kw.get("enabled") is False:
         assert calls == [1] * 10
+
+
+def test_cheap_calls_run_on_the_event_loop_coalesced_per_iteration() -> None:
+    threads: list[int] = []
+    calls: list[int] = []
+
+    def run(output: str, matrix: np.ndarray) -> np.ndarray:
+        threads.append(threading.get_ident())
+        calls.append(matrix.shape[0])
+        if (matrix[:, 0] < 0).any():
+            raise PredictionFailed("predict failed: negative first feature")
+        return matrix * 3
+
+    batcher = MicroBatcher(run, max_batch_rows=16, inline_below_ms=50)
+
+    async def main() -> tuple[list[object], int]:
+        await batcher.predict("predict_proba", np.ones((1, 2)))  # measured in the thread
+        loop_thread = threading.get_ident()
+        calls.clear()
+        threads.clear()
+        inputs = [
+            np.full((n, 2), -1.0 if i == 3 else float(i)) for i, n in enumerate([1, 2, 5] * 6)
+        ]
+        results = await asyncio.gather(
+            *(batcher.predict("predict_proba", m) for m in inputs), return_exceptions=True
+        )
+        for i, (m, r) in enumerate(zip(inputs, results, strict=True)):
+            if i == 3:
+                assert isinstance(r, PredictionFailed)
+            else:
+                np.testing.assert_array_equal(r, m * 3)
+        return results, loop_thread
+
+    try:
+        _, loop_thread = asyncio.run(main())
+    finally:
+        batcher.stop()
+    assert set(threads) == {loop_thread}
+    assert max(calls) <= 16
+    assert len(calls) < 18 + 6  # coalesced, even with the failing batch retried item by item
