@@ -14,7 +14,7 @@ import pytest
 
 from tests.browser.conftest import PHONE, log_in
 from tests.integration.helpers import create_model, upload, wait_for_status
-from tests.support.models import iris_classifier, save
+from tests.support.models import diabetes_regressor, iris_classifier, save
 
 pytestmark = [
     pytest.mark.browser,
@@ -92,6 +92,7 @@ def test_deployer_uploads_deploys_predicts_changes_rolls_back_and_undeploys(visi
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(f"{me.console_url}/")
     assert "deployer" in page.get_by_test_id("who").inner_text()
+    me.screenshot("02-dashboard-at-start")  # the empty state when this runs first
 
     # Register a model; a bad name is explained next to the field.
     me.goto("/models/")
@@ -146,7 +147,7 @@ def test_deployer_uploads_deploys_predicts_changes_rolls_back_and_undeploys(visi
     assert page.locator("article.version").count() == 2
     me.screenshot("05-model")
     me.goto("/models/")
-    me.screenshot("02-models")
+    me.screenshot("02b-models")
 
     # Deploy v1; the name is checked as it is typed.
     me.goto("/models/iris-ui/")
@@ -291,28 +292,31 @@ def test_deployer_uploads_deploys_predicts_changes_rolls_back_and_undeploys(visi
 
 @pytest.fixture(scope="module")
 def viewer_demo(console, tmp_path_factory):
-    """A running deployment made through the API, for the viewer to look at."""
+    """Running deployments made through the API, for the viewer to look at: iris-view (a
+    classifier) and diabetes-view (a regressor), deployed side by side."""
     client = console.client("deployer")
-    estimator, X = iris_classifier()
-    create_model(client, "iris-view", "classification", 4)
-    response = upload(
-        client,
-        "iris-view",
-        save(estimator, tmp_path_factory.mktemp("view") / "m.joblib", "joblib"),
-        "joblib",
-    )
-    assert response.status_code == 201, response.text
-    response = client.post("/api/deployments/", json={"name": "iris-view", "model": "iris-view"})
-    assert response.status_code == 202, response.text
-    deployment = wait_for_status(client, "iris-view", {"running", "failed"})
-    assert deployment["status"] == "running", deployment["status_reason"]
-    yield estimator, X
+    folder = tmp_path_factory.mktemp("view")
+    demos = {"iris-view": iris_classifier(), "diabetes-view": diabetes_regressor()}
+    for name, (estimator, X) in demos.items():
+        job = "classification" if name == "iris-view" else "regression"
+        create_model(client, name, job, X.shape[1])
+        response = upload(
+            client, name, save(estimator, folder / f"{name}.joblib", "joblib"), "joblib"
+        )
+        assert response.status_code == 201, response.text
+        response = client.post("/api/deployments/", json={"name": name, "model": name})
+        assert response.status_code == 202, response.text
+    for name in demos:
+        deployment = wait_for_status(client, name, {"running", "failed"})
+        assert deployment["status"] == "running", deployment["status_reason"]
+    yield demos
     # Not waiting for `stopped` saves ~20 s; the undeploy itself is tested above.
-    assert client.post("/api/deployments/iris-view/undeploy/").status_code == 202
+    for name in demos:
+        assert client.post(f"/api/deployments/{name}/undeploy/").status_code == 202
 
 
 def test_viewer_sees_no_deploy_buttons_and_is_refused_anyway(visit, console, viewer_demo):
-    estimator, X = viewer_demo
+    estimator, X = viewer_demo["iris-view"]
     me = visit("viewer")
     page = me.page
     assert "viewer" in page.get_by_test_id("who").inner_text()
@@ -354,7 +358,7 @@ def test_viewer_sees_no_deploy_buttons_and_is_refused_anyway(visit, console, vie
 
 
 def test_prediction_form_works_without_javascript(browser, console, viewer_demo):
-    estimator, X = viewer_demo
+    estimator, X = viewer_demo["iris-view"]
     context = browser.new_context(
         java_script_enabled=False, viewport={"width": 1280, "height": 900}
     )
@@ -374,6 +378,24 @@ def test_prediction_form_works_without_javascript(browser, console, viewer_demo)
         assert "not a number" in page.locator("#field-rows .field-error").inner_text()
     finally:
         context.close()
+
+
+def test_a_regressor_answers_values_from_inputs_named_x1_to_xn(visit, viewer_demo):
+    estimator, X = viewer_demo["diabetes-view"]
+    me = visit("viewer")
+    page = me.page
+    me.goto("/deployments/diabetes-view/")
+    for i, value in enumerate(X[3], start=1):
+        page.get_by_label(f"x{i}", exact=True).fill(repr(float(value)))
+    _submit_prediction(page, "#prediction-table")
+    assert page.locator("#prediction-table thead th").all_inner_texts() == [
+        "Row",
+        "Predicted value",
+    ]
+    value = float(page.locator("#prediction-table td.value").get_attribute("data-value"))
+    assert abs(value - estimator.predict(X[3:4])[0]) < 1e-9
+    assert page.locator("#prediction-table td.value").inner_text() == f"{value:.4f}"
+    me.screenshot("16-regression-prediction")
 
 
 def test_pages_fit_a_narrow_screen_and_admins_find_the_users(visit):
