@@ -15,6 +15,7 @@ serving's own loader, with the trusted types the console passed and nothing the 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import pickle
 import resource
@@ -106,20 +107,26 @@ class Guard:
 
 
 def _load_guarded(path: Path, model_type: str, guard: Guard) -> object:
+    """Unpickle `path` with every global checked, including unpickling nested inside it."""
+
+    class GuardedUnpickler(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            return guard.check(module, name, super().find_class)
+
+    # Libraries unpickle again while an artifact loads (joblib for object arrays, torch.load
+    # for a PyTorch module inside an estimator), through `pickle.load`, `pickle.loads` or a
+    # subclass of `pickle.Unpickler`. This process exists only to load this one artifact, so
+    # the pickle module itself is guarded, as are joblib's own pure-Python unpicklers.
+    pickle.Unpickler = GuardedUnpickler  # type: ignore[misc]
+    pickle.load = lambda file, **kw: GuardedUnpickler(file, **kw).load()
+    pickle.loads = lambda data, /, **kw: GuardedUnpickler(io.BytesIO(data), **kw).load()
     if model_type == "pkl":
-
-        class GuardedUnpickler(pickle.Unpickler):
-            def find_class(self, module: str, name: str) -> Any:
-                return guard.check(module, name, super().find_class)
-
         with path.open("rb") as f:
             return GuardedUnpickler(f).load()
 
     import joblib
     from joblib import numpy_pickle, numpy_pickle_compat
 
-    # joblib builds its own unpicklers (pure-Python subclasses of pickle._Unpickler); this
-    # process exists only to load this one artifact, so guard their find_class in place.
     for cls in (numpy_pickle.NumpyUnpickler, numpy_pickle_compat.ZipNumpyUnpickler):
         original = cls.find_class
         cls.find_class = lambda self, module, name, _o=original: guard.check(

@@ -62,3 +62,24 @@ def test_back_door_globals_are_refused_before_they_run(tmp_path, module, name, r
     assert f"imports {refused}" in report["error"]
     assert "refused before that code ran" in report["error"]
     assert not marker.exists()
+
+
+def test_a_command_hidden_in_a_pytorch_module_is_refused(tmp_path):
+    """PyTorchEstimator unpickles its module again with torch.load: that is guarded too."""
+    import joblib
+    import torch
+
+    from serving.estimators import PyTorchEstimator
+    from tests.registry.artifacts import RunsCommand
+
+    marker = tmp_path / "marker"
+    estimator = PyTorchEstimator(torch.nn.Linear(4, 3), classes=[0, 1, 2])
+    estimator.module = RunsCommand(f"touch {marker}")  # torch.save pickles it on dump
+    artifact = tmp_path / "torch.joblib"
+    joblib.dump(estimator, artifact)
+
+    report = run_child(artifact, "joblib", tmp_path)
+
+    assert report["ok"] is False
+    assert "imports posix.system" in report["error"]
+    assert not marker.exists()
