@@ -147,9 +147,7 @@ class Deployment(models.Model):
             # UPDATE matches a row, and only that one records an event and enqueues work.
             changed = Deployment.objects.filter(
                 pk=self.pk, status__in=expected, **(guard or {})
-            ).update(
-                status=to, status_reason=reason, updated_at=now, **fields
-            )
+            ).update(status=to, status_reason=reason, updated_at=now, **fields)
             if changed:
                 DeploymentEvent.add(self.pk, action, to, message or reason, actor)
         self.refresh_from_db()
