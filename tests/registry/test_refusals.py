@@ -106,12 +106,6 @@ def test_a_truncated_artifact_is_refused(registry, model, tmp_path):
     assert_refused(registry, model, response, 400, "could not be loaded")
 
 
-def test_a_pickle_of_something_else_is_refused(registry, model, tmp_path):
-    artifact = pickle_to({"weights": [1, 2, 3]}, tmp_path / "dict.pkl")
-    response = upload(registry.client(), model, artifact, "pkl")
-    assert_refused(registry, model, response, 400, "builtins.dict is not an estimator")
-
-
 def test_untrusted_skops_types_are_refused_unless_the_console_trusts_them(
     registry, model, tmp_path
 ):
