@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     _limit_blas_threads()
+    _shorten_gil_switch_interval()
 
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal with the previous
     # handler restored; this handler turns that into a clean exit status 0.
@@ -93,6 +94,16 @@ def _limit_blas_threads() -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(int(os.environ.get("SERVING_BLAS_THREADS", "1")), user_api="blas")
+
+
+def _shorten_gil_switch_interval() -> None:
+    """A slow model (a forest) runs in the model thread and drops the GIL many times per call
+    (once per tree); with Python's default 5 ms switch interval the busy event loop can then
+    keep it for up to 5 ms each time. 1 ms measured 1.5x the throughput at 64 connections.
+    SERVING_GIL_SWITCH_MS overrides it."""
+    milliseconds = float(os.environ.get("SERVING_GIL_SWITCH_MS", "1"))
+    if milliseconds > 0:
+        sys.setswitchinterval(milliseconds / 1000)
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:
