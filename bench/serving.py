@@ -137,6 +137,7 @@ class Server:
     """A server process started alone; `command` and `url` are set by the subclasses."""
 
     name = ""
+    only_connections: set[int] | None = None  # drive it only in cases with these connections
 
     def __init__(self, model: str, artifact: Path) -> None:
         self.model = model
@@ -214,16 +215,25 @@ class Server:
 
 class OurServer(Server):
     name = "serving"
+    extra_config = ""
 
     def command(self) -> tuple[list[str], Path]:
-        config = WORK / self.model / "serving.yaml"
+        config = WORK / self.model / f"{self.name}.yaml"
         config.write_text(
             "modelType: joblib\njob: classification\n"
             f"model:\n  method: LOCAL\n  path: {self.artifact}\n"
-            f"inputSize: {N_FEATURES}\nname: {self.model}\n"
+            f"inputSize: {N_FEATURES}\nname: {self.model}\n{self.extra_config}"
         )
         argv = [sys.executable, "-m", "serving", "--config", str(config), "--host", "127.0.0.1"]
         return argv + ["--port", str(self.port)], ROOT
+
+
+class UnbatchedServer(OurServer):
+    """This server with micro-batching off: checks that batching costs nothing at c=1."""
+
+    name = "unbatched"
+    extra_config = "batching:\n  enabled: false\n"
+    only_connections = {1}
 
 
 class MLServer(Server):
@@ -347,6 +357,8 @@ def bench_model(
             for case in cases:
                 body = infer_body(case.model, case.rows)
                 for server in servers:
+                    if server.only_connections and case.connections not in server.only_connections:
+                        continue
                     result = run_wrk(server.infer_url(), body, case.connections, duration)
                     samples.setdefault((server.name, case.label), []).append(result)
                     print(
@@ -375,13 +387,14 @@ def ratio(a: float, b: float) -> str:
 
 def print_table(runs: dict[str, ServerRun], cases: list[Case]) -> None:
     ours, ml, floor = runs["serving"], runs.get("mlserver"), runs["floor"]
+    unbatched = runs.get("unbatched")
     print()
     columns = ["case", "server", "req/s", "p50 ms", "p99 ms", "errors"]
     columns += ["vs MLServer req/s", "vs MLServer p99", "vs floor req/s"]
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * 9)
     for case in cases:
-        for run in (ours, ml, floor):
+        for run in (ours, unbatched, ml, floor):
             if run is None or case.label not in run.results:
                 continue
             r = run.results[case.label]
@@ -404,13 +417,50 @@ def print_table(runs: dict[str, ServerRun], cases: list[Case]) -> None:
             continue
         for model, seconds in run.cold_start_s.items():
             print(f"| {run.name} | {model} | {seconds:.2f} | {run.rss_mb.get(model, 0):.0f} |")
-    if ml is not None:
-        for model in ours.cold_start_s:
-            if model in ml.cold_start_s:
-                print(
-                    f"cold start {model}: serving/MLServer = "
-                    f"{ratio(ours.cold_start_s[model], ml.cold_start_s[model])}"
-                )
+    print()
+    print_targets(runs)
+
+
+def print_targets(runs: dict[str, ServerRun]) -> None:
+    """The issue's targets, checked on this run's ratios."""
+    ours, ml, floor = runs["serving"], runs.get("mlserver"), runs["floor"]
+    unbatched = runs.get("unbatched")
+    checks: list[tuple[str, float | None, str, float]] = []
+
+    def get(run: ServerRun | None, label: str, what: str) -> float | None:
+        if run is None or label not in run.results:
+            return None
+        return float(getattr(run.results[label], what))
+
+    def add(name: str, a: float | None, b: float | None, op: str, limit: float) -> None:
+        checks.append((name, a / b if a is not None and b else None, op, limit))
+
+    lr8, rf64 = "LogReg 1 row c=8", "RandomForest 1 row c=64"
+    add(f"{lr8}: req/s vs MLServer", get(ours, lr8, "rps"), get(ml, lr8, "rps"), ">=", 2.0)
+    add(f"{lr8}: p99 vs MLServer", get(ours, lr8, "p99_ms"), get(ml, lr8, "p99_ms"), "<=", 1.0)
+    add(f"{lr8}: req/s vs floor", get(ours, lr8, "rps"), get(floor, lr8, "rps"), ">=", 0.7)
+    add(f"{rf64}: req/s vs MLServer", get(ours, rf64, "rps"), get(ml, rf64, "rps"), ">=", 10.0)
+    add(f"{rf64}: p99 vs MLServer", get(ours, rf64, "p99_ms"), get(ml, rf64, "p99_ms"), "<=", 0.25)
+    for model in ("lr", "rf"):
+        a = ours.cold_start_s.get(model)
+        b = ml.cold_start_s.get(model) if ml is not None else None
+        add(f"cold start {model} vs MLServer", a, b, "<=", 0.5)
+    for label in ("LogReg 1 row c=1", "RandomForest 1 row c=1"):
+        add(
+            f"{label}: batching on vs off req/s",
+            get(ours, label, "rps"),
+            get(unbatched, label, "rps"),
+            ">=",
+            0.9,
+        )
+    print("| target | measured | wanted | met |")
+    print("|---|---|---|---|")
+    for name, value, op, limit in checks:
+        if value is None:
+            print(f"| {name} | - | {op} {limit} | not measured |")
+            continue
+        met = value >= limit if op == ">=" else value <= limit
+        print(f"| {name} | {value:.2f}x | {op} {limit}x | {'yes' if met else 'NO'} |")
 
 
 def main() -> int:
@@ -418,6 +468,9 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians)")
     parser.add_argument("--no-mlserver", action="store_true", help="skip the MLServer anchor")
+    parser.add_argument(
+        "--no-unbatched", action="store_true", help="skip the batching-off check at c=1"
+    )
     parser.add_argument("--only", choices=["lr", "rf"], help="run one model's cases only")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -428,7 +481,7 @@ def main() -> int:
     cases = [c for c in CASES if args.only in (None, c.model)]
     models = sorted({c.model for c in cases}, key=["lr", "rf"].index)
 
-    runs = {"serving": ServerRun("serving"), "floor": ServerRun("floor")}
+    runs = {name: ServerRun(name) for name in ("serving", "unbatched", "floor")}
     why_not = "--no-mlserver" if args.no_mlserver else ensure_mlserver()
     if why_not is None:
         runs["mlserver"] = ServerRun("mlserver")
@@ -437,6 +490,8 @@ def main() -> int:
     for model in models:
         model_cases = [c for c in cases if c.model == model]
         servers: list[Server] = [OurServer(model, artifacts[model])]
+        if not args.no_unbatched:
+            servers.append(UnbatchedServer(model, artifacts[model]))
         if "mlserver" in runs:
             servers.append(MLServer(model, artifacts[model]))
         servers.append(FloorServer(model, artifacts[model]))
