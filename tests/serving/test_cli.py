@@ -87,3 +87,8 @@ def test_regressor_cannot_serve_classification(tmp_path: Path, diabetes) -> None
     cfg.input_size = 10
     result = run_serving("--config", str(write(tmp_path, cfg)))
     assert_one_line_failure(result, "job is classification but Ridge has no predict_proba()")
+
+
+def test_bad_tuning_variable(tmp_path: Path) -> None:
+    result = run_serving("--config", str(tmp_path / "x.yaml"), env={"SERVING_BLAS_THREADS": "lots"})
+    assert_one_line_failure(result, "SERVING_BLAS_THREADS must be a positive integer, got 'lots'")
