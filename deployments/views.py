@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET, require_POST
 from deployments import lifecycle
 from deployments import status as st
 from deployments.api.permissions import can_deploy
+from deployments.artifacts.stores import StoreError
 from deployments.forms import (
     ChangeVersionForm,
     DeployForm,
@@ -130,24 +131,37 @@ def model_upload(request: HttpRequest, name: str) -> HttpResponse:
     the returned fragment (the form with its errors, or the validation result) in place."""
     _require_deployer(request)
     model = get_object_or_404(RegisteredModel, name=name)
-    form = UploadForm(request.POST or None, request.FILES or None)
     version = None
     status = 200
     if request.method == "POST":
-        if form.is_valid():
+        # Reading the body streams the file to disk and hashes it (HashingUploadHandler); a
+        # file over MAX_ARTIFACT_BYTES is dropped there and the request says why.
+        form = UploadForm(request.POST, request.FILES)
+        refusal = getattr(request, "artifact_refusal", None)
+        if refusal:
+            # The file and the fields after it were dropped: say why, not "this field is
+            # required".
+            form.is_valid()
+            form.errors.clear()
+            form.errors["file"] = form.error_class([f"Refused: {refusal}"])
+        elif form.is_valid():
             try:
                 version = upload_version(
                     model,
-                    request.FILES["file"].chunks(),
+                    form.cleaned_data["file"],
                     model_type=form.cleaned_data["model_type"],
                     uploaded_by=request.user,
                 )
             except ArtifactRejected as exc:
                 form.add_error("file", f"Refused: {exc}")
+            except StoreError as exc:
+                form.add_error(None, f"The artifact store did not answer; try again. ({exc})")
             else:
                 form = UploadForm()
         if form.errors:
             status = 422
+    else:
+        form = UploadForm()
     context = {"model": model, "form": form, "version": version}
     template = "deployments/partials/upload_area.html" if _is_fragment(request) else None
     return render(request, template or "deployments/upload.html", context, status=status)
