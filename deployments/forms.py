@@ -57,6 +57,17 @@ class UploadForm(forms.Form):
         initial="joblib",
         help_text="How the file was saved.",
     )
+    approve_types = forms.CharField(
+        label="Approve skops types (admins)",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
+        help_text="Types this skops file may load beyond the trusted ones, one per line or "
+        "comma-separated. Only approve types you know.",
+    )
+
+    def clean_approve_types(self) -> list[str]:
+        text = self.cleaned_data["approve_types"]
+        return [t.strip() for t in text.replace(",", "\n").splitlines() if t.strip()]
 
 
 def version_choices() -> list[tuple[str, list[tuple[int, str]]]]:

@@ -116,7 +116,7 @@ def model_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 def model_detail(request: HttpRequest, name: str) -> HttpResponse:
     model = get_object_or_404(RegisteredModel, name=name)
-    versions = model.versions.select_related("uploaded_by")
+    versions = model.versions.select_related("uploaded_by", "types_approved_by")
     deployments = _deployments().filter(model_version__model=model)
     return render(
         request,
@@ -151,6 +151,7 @@ def model_upload(request: HttpRequest, name: str) -> HttpResponse:
                     form.cleaned_data["file"],
                     model_type=form.cleaned_data["model_type"],
                     uploaded_by=request.user,
+                    approve_types=form.cleaned_data["approve_types"],
                 )
             except ArtifactRejected as exc:
                 form.add_error("file", f"Refused: {exc}")
