@@ -42,6 +42,9 @@ def browser():
         pytest.skip(message)
     from playwright.sync_api import sync_playwright
 
+    for stale in SCREENSHOTS.glob("FAILED-*.png"):
+        stale.unlink()
+
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
