@@ -202,9 +202,8 @@ def parse_rows(text: str) -> list[list[float]]:
             rows.append([float(cell) for cell in cells])
         except ValueError:
             bad = next(c for c in cells if not re.fullmatch(r"[-+0-9.eE]+", c or "x"))
-            raise forms.ValidationError(
-                f"Line {number} holds {bad!r}, which is not a number."
-            ) from None
+            problem = "an empty value" if not bad else f"{bad!r}, which is not a number"
+            raise forms.ValidationError(f"Line {number} holds {problem}.") from None
     return rows
 
 
@@ -255,7 +254,9 @@ class PredictForm(forms.Form):
             for r, row in enumerate(rows, start=1):
                 if len(row) != n:
                     self.add_error(
-                        "rows", f"Row {r} has {len(row)} values; this model takes {n} features."
+                        "rows",
+                        f"Row {r} has {len(row)} value{'s' if len(row) != 1 else ''}; "
+                        f"this model takes {n} feature{'s' if n != 1 else ''}.",
                     )
                     break
                 if not all(math.isfinite(v) for v in row):
