@@ -17,7 +17,6 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Max
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from deployments import lifecycle
@@ -249,9 +248,8 @@ def _actions_context(
 def _snippets(request: HttpRequest, deployment: Deployment, rows: list[list[float]]) -> dict:
     body = json.dumps({"instances": rows})
     endpoint = deployment.endpoint or "http://ENDPOINT"
-    api = request.build_absolute_uri(reverse("deployment-detail", args=[deployment.name])).replace(
-        f"/deployments/{deployment.name}/", f"/api/deployments/{deployment.name}/predict/"
-    )
+    # The API's route, spelled out: its URL names are shared with the UI's (DESIGN.md 3.3).
+    api = request.build_absolute_uri(f"/api/deployments/{deployment.name}/predict/")
     curl = (
         f"curl -sS -X POST {endpoint}/predict \\\n"
         f"  -H 'Content-Type: application/json' \\\n"

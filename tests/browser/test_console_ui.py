@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 
+import httpx
 import numpy as np
 import pytest
 
@@ -333,6 +334,18 @@ def test_viewer_sees_no_deploy_buttons_and_is_refused_anyway(visit, console, vie
     _predict_rows(page, X[:3])
     np.testing.assert_allclose(_table(page), estimator.predict_proba(X[:3]), rtol=0, atol=1e-9)
     me.screenshot("11-viewer-deployment")
+    # The console route the page names answers the same with the viewer's token.
+    api = page.locator("#snippet-api").inner_text()
+    response = httpx.post(
+        api,
+        json=X[:3].tolist(),
+        headers={"Authorization": f"Token {console.tokens['viewer']}"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    np.testing.assert_allclose(
+        response.json()["predictions"], estimator.predict_proba(X[:3]), rtol=0, atol=1e-9
+    )
 
     # Posting anyway (with a valid CSRF token, so only the role decides) is refused.
     token = me.csrf_token()
