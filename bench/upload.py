@@ -173,6 +173,9 @@ def main() -> int:
                 f"{max(hwm_growth_mib, 0):.1f} MiB over the previous VmHWM  (target <= 64)"
             )
             print(f"RSS growth / artifact size:      {growth_mib / (size / MIB):6.3f}")
+            for line in stack.log("web").splitlines():
+                if "registered big v" in line and f"({size} bytes)" in line:
+                    print("console log:                    ", line.split("registered ", 1)[1])
             ok = ratio <= 1.5 and growth_mib <= 64
             print("PASS" if ok else "OVER TARGET")
             return 0 if ok else 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,12 +19,21 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max, ProtectedError, Q
 
-from deployments.artifacts.stores import EXTENSIONS, BlobExists, blob_name, get_store
+from deployments.artifacts.stores import (
+    EXTENSIONS,
+    ArtifactStore,
+    BlobExists,
+    PendingPut,
+    blob_name,
+    get_store,
+)
 from deployments.artifacts.uploads import too_large_message
 from deployments.models import Deployment, ModelVersion, RegisteredModel
 from deployments.sandbox import ArtifactRejected, ArtifactTooLarge, validate_artifact
 
 log = logging.getLogger(__name__)
+
+MAX_NUMBER_ATTEMPTS = 20
 
 
 class ApprovalRefused(ArtifactRejected):
@@ -94,57 +104,82 @@ def upload_version(
     with _local_artifact(artifact, model_type) as (local, sha256, size):
         if size == 0:
             raise ArtifactRejected("the file is empty")
-        report = validate_artifact(
-            local,
-            model_type=model_type,
-            job=model.job,
-            input_size=model.input_size,
-            trusted_types=trusted,
-        )
+        store = get_store()
+        first = (model.versions.aggregate(n=Max("version"))["n"] or 0) + 1
+        # The store starts receiving the file while the sandbox checks it; it shows nothing
+        # until commit(), and abort() leaves no trace.
+        started = time.monotonic()
+        number, pending = _begin(store, model, local, model_type, first)
+        try:
+            report = validate_artifact(
+                local,
+                model_type=model_type,
+                job=model.job,
+                input_size=model.input_size,
+                trusted_types=trusted,
+            )
+        except BaseException:
+            pending.abort()
+            raise
+        validated = time.monotonic()
         # Serving is told to trust exactly what this artifact needs, all of it trusted above.
         needed = report.untrusted_types
         approver = uploaded_by if any(t not in configured for t in needed) else None
-        return _store_and_record(
-            model,
-            local,
-            model_type,
-            sha256=sha256,
-            size=size,
-            estimator_class=report.estimator_class,
-            n_features=report.n_features,
-            feature_names=report.feature_names,
-            classes=report.classes,
-            library_versions=report.library_versions,
-            warnings=report.warnings,
-            imported_globals=report.globals,
-            trusted_types=needed,
-            types_approved_by=approver,
-            uploaded_by=uploaded_by if getattr(uploaded_by, "pk", None) else None,
-        )
+        fields = {
+            "model_type": model_type,
+            "sha256": sha256,
+            "size": size,
+            "estimator_class": report.estimator_class,
+            "n_features": report.n_features,
+            "feature_names": report.feature_names,
+            "classes": report.classes,
+            "library_versions": report.library_versions,
+            "warnings": report.warnings,
+            "imported_globals": report.globals,
+            "trusted_types": needed,
+            "types_approved_by": approver,
+            "uploaded_by": uploaded_by if getattr(uploaded_by, "pk", None) else None,
+        }
+        for _attempt in range(MAX_NUMBER_ATTEMPTS):
+            try:
+                uri = pending.commit()
+            except BlobExists:
+                # Another upload took this number at the last moment: store under the next.
+                number, pending = _begin(store, model, local, model_type, number + 1)
+                continue
+            try:
+                with transaction.atomic():
+                    version = ModelVersion.objects.create(
+                        model=model, version=number, uri=uri, **fields
+                    )
+                log.info(
+                    "registered %s (%d bytes): validated in %.1f s, stored %.1f s later",
+                    version,
+                    size,
+                    validated - started,
+                    time.monotonic() - validated,
+                )
+                return version
+            except IntegrityError:
+                store.delete(uri)
+            except BaseException:
+                store.delete(uri)
+                raise
+            number, pending = _begin(store, model, local, model_type, number + 1)
+        pending.abort()
+        raise ArtifactRejected("could not assign a version number; please retry the upload")
 
 
-def _store_and_record(
-    model: RegisteredModel, local: Path, model_type: str, **fields: Any
-) -> ModelVersion:
-    store = get_store()
-    number = model.versions.aggregate(n=Max("version"))["n"] or 0
-    for _attempt in range(20):
-        number += 1
+def _begin(
+    store: ArtifactStore, model: RegisteredModel, local: Path, model_type: str, number: int
+) -> tuple[int, PendingPut]:
+    """Start storing the artifact as version `number`, or the first free number after it."""
+    for _attempt in range(MAX_NUMBER_ATTEMPTS):
         try:
-            uri = store.put(local, blob_name(model.name, number, model_type))
+            return number, store.begin(local, blob_name(model.name, number, model_type))
         except BlobExists:
             # A concurrent upload (or a blob left by a failed delete) holds this number.
-            continue
-        try:
-            with transaction.atomic():
-                return ModelVersion.objects.create(
-                    model=model, version=number, model_type=model_type, uri=uri, **fields
-                )
-        except IntegrityError:
-            store.delete(uri)
-        except BaseException:
-            store.delete(uri)
-            raise
+            number += 1
     raise ArtifactRejected("could not assign a version number; please retry the upload")
 
 

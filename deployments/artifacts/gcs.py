@@ -1,18 +1,23 @@
 """Artifacts in Google Cloud Storage, through the official client.
 
 Uploads use a resumable session opened by the client with `if_generation_match=0`, so GCS itself
-refuses to overwrite a blob. The file is then streamed to the session in one request, a MiB at a
-time, instead of the client's chunked uploads, which hold a whole chunk (100 MiB by default) in
-memory and cost a request each. If the connection breaks, the upload resumes from the offset
-GCS reports as persisted. The CRC32C GCS computes is compared with the file's.
+refuses to overwrite a blob. The file is then streamed to the session a MiB at a time, instead
+of through the client's chunked uploads, which hold a whole chunk (100 MiB by default) in memory
+and cost a request each. All but the last bytes go while the artifact is being validated; the
+last bytes, which make GCS create the blob, only once it passed (see PendingUpload). If the
+connection breaks, the upload resumes from the offset GCS reports as persisted. The CRC32C GCS
+computes is compared with the file's.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import re
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +26,7 @@ import requests
 from google.api_core import exceptions as gexc
 from google.auth.exceptions import GoogleAuthError
 
-from deployments.artifacts.stores import ArtifactStore, BlobExists, StoreError
+from deployments.artifacts.stores import ArtifactStore, BlobExists, PendingPut, StoreError
 
 if TYPE_CHECKING:
     from google.cloud import storage
@@ -42,63 +47,127 @@ def _why(exc: Exception) -> str:
 
 
 STREAM_BLOCK = 1024 * 1024
+QUANTUM = 256 * 1024  # every part of a resumable upload but the last is a multiple of this
 UPLOAD_ATTEMPTS = 4
 
 
 class _FileBody:
-    """A request body read from `path` a block at a time, from `offset` on; its length is
-    known, so it goes as one request with Content-Length (not chunked encoding)."""
+    """Bytes [start, end) of `path`, read a block at a time; the length is known, so it goes as
+    one request with Content-Length. Stops early (failing the request) once `cancelled`."""
 
-    def __init__(self, path: Path, offset: int, size: int) -> None:
-        self.path, self.offset, self.size = path, offset, size
+    def __init__(self, path: Path, start: int, end: int, cancelled: threading.Event) -> None:
+        self.path, self.start, self.end, self.cancelled = path, start, end, cancelled
 
     def __len__(self) -> int:
-        return self.size - self.offset
+        return self.end - self.start
 
     def __iter__(self) -> Iterator[bytes]:
         with self.path.open("rb") as f:
-            f.seek(self.offset)
-            while block := f.read(STREAM_BLOCK):
+            f.seek(self.start)
+            left = self.end - self.start
+            while left > 0:
+                if self.cancelled.is_set():
+                    raise StoreError("upload cancelled")
+                block = f.read(min(STREAM_BLOCK, left))
+                if not block:
+                    raise StoreError(f"{self.path} shrank while it was being uploaded")
+                left -= len(block)
                 yield block
 
 
-def _persisted(http: requests.Session, session: str, size: int) -> int:
-    """How many bytes GCS holds for this session (asks with an empty `bytes */SIZE` PUT)."""
-    answer = http.put(
-        session, data=b"", headers={"Content-Range": f"bytes */{size}"}, timeout=(10, 60)
-    )
-    if answer.status_code in (200, 201):
-        return size
-    match = re.match(r"bytes=0-(\d+)", answer.headers.get("Range", ""))
-    return int(match.group(1)) + 1 if match else 0
+class PendingUpload:
+    """A resumable upload of one file to one blob name, in two parts.
 
+    Everything but the last (at most 256 KiB + 1) bytes is sent at once, in the background,
+    while the artifact is validated. GCS creates the blob only when the last byte arrives, in
+    `commit()`; `abort()` cancels the session, and no blob ever existed.
+    """
 
-def _stream_to_session(session: str, path: Path, size: int, uri: str) -> dict[str, Any]:
-    # The session URL is itself the credential for these requests (as GCS documents).
-    offset = 0
-    with requests.Session() as http:
+    def __init__(self, blob: storage.Blob, path: Path, uri: str) -> None:
+        self.path, self.uri = path, uri
+        self.size = path.stat().st_size
+        # The precondition is checked now and again when the last byte arrives.
+        self.session = blob.create_resumable_upload_session(
+            content_type="application/octet-stream",
+            size=self.size,
+            if_generation_match=0,
+            timeout=30,
+        )
+        self.http = requests.Session()
+        self.cancelled = threading.Event()
+        self.split = ((self.size - 1) // QUANTUM) * QUANTUM if self.size else 0
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="gcs-upload")
+        self.head = self.pool.submit(self._send, 0, self.split) if self.split else None
+
+    def commit(self) -> dict[str, Any]:
+        """Send the last bytes; returns the blob's resource as GCS reports it."""
+        try:
+            if self.head is not None:
+                self.head.result()
+            return self._send(self.split, self.size)
+        finally:
+            self._close()
+
+    def abort(self) -> None:
+        self.cancelled.set()
+        if self.head is not None:
+            with contextlib.suppress(Exception):
+                self.head.result()
+        # Cancelling the session is tidiness only: an unfinished session never becomes a blob.
+        with contextlib.suppress(requests.RequestException):
+            self.http.delete(self.session, timeout=(10, 30))
+        self._close()
+
+    def _close(self) -> None:
+        self.pool.shutdown(wait=True)
+        self.http.close()
+
+    def _persisted(self) -> int:
+        """How many bytes GCS holds (asks with an empty `bytes */SIZE` PUT)."""
+        answer = self.http.put(
+            self.session,
+            data=b"",
+            headers={"Content-Range": f"bytes */{self.size}"},
+            timeout=(10, 60),
+        )
+        if answer.status_code in (200, 201):
+            return self.size
+        match = re.match(r"bytes=0-(\d+)", answer.headers.get("Range", ""))
+        return int(match.group(1)) + 1 if match else 0
+
+    def _send(self, start: int, end: int) -> dict[str, Any]:
+        """Send bytes [start, end), resuming from what GCS persisted if a request fails."""
+        # The session URL is itself the credential for these requests (as GCS documents).
+        offset = start
         for _attempt in range(UPLOAD_ATTEMPTS):
-            headers = {"Content-Type": "application/octet-stream"}
-            if offset:
-                headers["Content-Range"] = f"bytes {offset}-{size - 1}/{size}"
+            last = max(end - 1, offset)
+            headers = {
+                "Content-Type": "application/octet-stream",
+                "Content-Range": f"bytes {offset}-{last}/{self.size}"
+                if end > offset
+                else f"bytes */{self.size}",
+            }
+            body = _FileBody(self.path, offset, end, self.cancelled)
             try:
-                answer = http.put(
-                    session, data=_FileBody(path, offset, size), headers=headers, timeout=(10, 600)
-                )
+                answer = self.http.put(self.session, data=body, headers=headers, timeout=(10, 600))
             except requests.ConnectionError:
-                offset = _persisted(http, session, size)
+                if self.cancelled.is_set():
+                    raise StoreError(f"upload of {self.uri} cancelled") from None
+                offset = self._persisted()
                 continue
             if answer.status_code in (200, 201):
                 return answer.json()
             if answer.status_code == 412:
-                raise BlobExists(f"artifact {uri} already exists and is never overwritten")
+                raise BlobExists(f"artifact {self.uri} already exists and is never overwritten")
             if answer.status_code == 308 or answer.status_code == 429 or answer.status_code >= 500:
-                offset = _persisted(http, session, size)
+                offset = self._persisted()
+                if answer.status_code == 308 and offset >= end and end < self.size:
+                    return {}  # this part is complete; the session waits for the rest
                 continue
             raise StoreError(
-                f"could not upload {uri}: HTTP {answer.status_code} {answer.text[:200]}"
+                f"could not upload {self.uri}: HTTP {answer.status_code} {answer.text[:200]}"
             )
-    raise StoreError(f"could not upload {uri}: gave up after {UPLOAD_ATTEMPTS} attempts")
+        raise StoreError(f"could not upload {self.uri}: gave up after {UPLOAD_ATTEMPTS} attempts")
 
 
 def _file_crc32c(path: Path) -> str:
@@ -108,6 +177,27 @@ def _file_crc32c(path: Path) -> str:
         while block := f.read(STREAM_BLOCK):
             checksum.update(block)
     return base64.b64encode(checksum.digest()).decode()
+
+
+class _GCSPendingPut(PendingPut):
+    def __init__(self, store: GCSStore, upload: PendingUpload) -> None:
+        self.store, self.upload = store, upload
+
+    def commit(self) -> str:
+        uri = self.upload.uri
+        try:
+            stored = self.upload.commit()
+        except (StoreError, BlobExists):
+            raise
+        except (gexc.GoogleAPIError, GoogleAuthError, OSError, requests.RequestException) as exc:
+            raise StoreError(f"could not upload {uri}: {_why(exc)}") from None
+        if stored.get("crc32c") and stored["crc32c"] != _file_crc32c(self.upload.path):
+            self.store.delete(uri)
+            raise StoreError(f"{uri} arrived corrupted (CRC32C mismatch); it was removed")
+        return uri
+
+    def abort(self) -> None:
+        self.upload.abort()
 
 
 class GCSStore(ArtifactStore):
@@ -133,28 +223,19 @@ class GCSStore(ArtifactStore):
             raise StoreError(f"{uri} is not in the artifact bucket gs://{self.bucket_name}")
         return uri.removeprefix(head)
 
-    def put(self, local_path: Path, name: str) -> str:
+    def begin(self, local_path: Path, name: str) -> PendingPut:
         full = f"{self.prefix}/{name}" if self.prefix else name
         uri = f"gs://{self.bucket_name}/{full}"
-        blob = self.bucket.blob(full)
         try:
-            size = local_path.stat().st_size
-            session = blob.create_resumable_upload_session(
-                content_type="application/octet-stream",
-                size=size,
-                if_generation_match=0,
-                timeout=30,
-            )
-            stored = _stream_to_session(session, local_path, size, uri)
+            upload = PendingUpload(self.bucket.blob(full), local_path, uri)
         except gexc.PreconditionFailed:
             raise BlobExists(f"artifact {uri} already exists and is never overwritten") from None
-        except (gexc.GoogleAPIError, GoogleAuthError, OSError, requests.RequestException) as exc:
+        except (gexc.GoogleAPIError, GoogleAuthError, OSError) as exc:
             raise StoreError(f"could not upload {uri}: {_why(exc)}") from None
-        expected = _file_crc32c(local_path)
-        if stored.get("crc32c") and stored["crc32c"] != expected:
-            self.delete(uri)
-            raise StoreError(f"{uri} arrived corrupted (CRC32C mismatch); it was removed")
-        return uri
+        return _GCSPendingPut(self, upload)
+
+    def put(self, local_path: Path, name: str) -> str:
+        return self.begin(local_path, name).commit()
 
     def delete(self, uri: str) -> None:
         try:

@@ -28,6 +28,28 @@ def blob_name(model_name: str, version: int, model_type: str) -> str:
     return f"{model_name}/{version}/model.{EXTENSIONS[model_type]}"
 
 
+class PendingPut(ABC):
+    """An artifact on its way into the store: `commit()` makes it appear there (and returns its
+    uri), `abort()` makes sure it never does."""
+
+    @abstractmethod
+    def commit(self) -> str: ...
+
+    @abstractmethod
+    def abort(self) -> None: ...
+
+
+class _DeferredPut(PendingPut):
+    def __init__(self, store: ArtifactStore, local_path: Path, name: str) -> None:
+        self.store, self.local_path, self.name = store, local_path, name
+
+    def commit(self) -> str:
+        return self.store.put(self.local_path, self.name)
+
+    def abort(self) -> None:
+        pass
+
+
 class ArtifactStore(ABC):
     @abstractmethod
     def put(self, local_path: Path, name: str) -> str:
@@ -35,6 +57,11 @@ class ArtifactStore(ABC):
 
         Raises BlobExists if `name` is already taken: artifacts are never overwritten.
         """
+
+    def begin(self, local_path: Path, name: str) -> PendingPut:
+        """Start storing `local_path` as `name` while the caller still checks it; nothing is
+        visible in the store before `commit()`. By default all the work happens in commit."""
+        return _DeferredPut(self, local_path, name)
 
     @abstractmethod
     def delete(self, uri: str) -> None:
