@@ -9,7 +9,9 @@ PYTEST_ARGS ?=
 # The production configuration of the integration tests: PostgreSQL and Redis on this machine.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/console_test
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
-PRODUCTION_TESTS ?= tests/integration tests/hardening
+# (test_production_settings.py uses neither database nor broker: once is enough.)
+PRODUCTION_TESTS ?= tests/integration tests/hardening \
+	--ignore=tests/hardening/test_production_settings.py
 
 .PHONY: run test test-production check-deploy bench install lint format clean
 

@@ -4,6 +4,7 @@ and the admin show it and neither can change it."""
 
 from __future__ import annotations
 
+import html
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -149,3 +150,13 @@ print("RESULT=" + json.dumps(True))
     assert len(update) == 1
     assert update[0]["actor"] == "audit-leaver"
     assert update[0]["message"] == "replicas 1 -> 2"
+
+
+def test_the_audit_is_visible_in_the_ui(console, iris_model, audited):
+    viewer = session_client(console, "viewer")
+    page = viewer.get(ui_urls(console, NAME, iris_model.model)["deployment"])
+    assert page.status_code == 200
+    text = html.unescape(page.text)
+    assert "by deployer via the API from 127.0.0.1" in text
+    assert "by deployer via the UI from 127.0.0.1" in text
+    assert "by the system" in text

@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -132,8 +133,20 @@ class ConsoleStack:
             proc.wait(timeout=10)
 
     def stop(self) -> None:
-        for name in list(self.procs):
-            self.stop_process(name)
+        # All at once, with one deadline: a Celery worker's warm shutdown can take its time.
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 8
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        self.procs.clear()
         # Serving processes started by the local runtime outlive the worker on purpose.
         runtime_dir = self.var_dir / "runtime"
         for state in runtime_dir.glob("*/state.json"):
