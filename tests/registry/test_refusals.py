@@ -17,6 +17,7 @@ from tests.registry.artifacts import (
     RunsCommand,
     SleepsForever,
     forest,
+    padded_classifier,
     pickle_to,
 )
 from tests.registry.conftest import (
@@ -119,3 +120,14 @@ def test_untrusted_skops_types_are_refused_unless_the_console_trusts_them(
     assert body["trusted_types"] == [TREE_TYPE]
     assert body["types_approved_by"] is None
     assert registry.stored_names(model) == [f"{model}/1/model.skops"]
+
+
+def test_a_large_artifact_refused_by_validation_leaves_no_blob(registry, model, tmp_path):
+    """On GCS most of this file is already sent while the sandbox checks it; the refusal
+    cancels the upload before its last bytes, so the blob never comes to exist."""
+    artifact = padded_classifier(tmp_path / "padded.joblib", 20 * 1024**2)
+    client = registry.client()
+    regression = f"{model}-r"
+    create_model(client, regression, "regression", 4)
+    response = upload(client, regression, artifact, "joblib")
+    assert_refused(registry, regression, response, 400, "is a classifier", "regression")
