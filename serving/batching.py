@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from serving.errors import ModelNotReady
+from serving.errors import ModelNotReady, PredictionFailed
 
 RunFn = Callable[[str, np.ndarray], np.ndarray]
 
@@ -137,7 +137,7 @@ class MicroBatcher:
         self._flush_scheduled = False
         pending, self._pending = self._pending, []
         for batch in self._batches(pending):
-            _set_results(self._process(batch))
+            _set_results(self._process_safely(batch))
 
     def _batches(self, items: list[_Item]) -> list[list[_Item]]:
         """Split items into batches of one output each, at most max rows (one item at least)."""
@@ -169,7 +169,7 @@ class MicroBatcher:
             stop = False
             if self._enabled:
                 carry, stop = self._collect(batch)
-            _settle(self._process(batch))
+            _settle(self._process_safely(batch))
             if stop:
                 return
 
@@ -203,6 +203,14 @@ class MicroBatcher:
         return None, False
 
     # --- both paths -----------------------------------------------------------------------------
+
+    def _process_safely(self, batch: list[_Item]) -> list[Answer]:
+        """_process, with any unexpected error answered to the batch instead of losing it."""
+        try:
+            return self._process(batch)
+        except Exception as exc:
+            error = PredictionFailed(f"prediction failed: {type(exc).__name__}: {exc}")
+            return [(item, None, error) for item in batch]
 
     def _process(self, batch: list[_Item]) -> list[Answer]:
         """One model call for the batch; a failure is retried item by item to isolate it."""
