@@ -309,7 +309,7 @@ def viewer_demo(console, tmp_path_factory):
         response = client.post("/api/deployments/", json={"name": name, "model": name})
         assert response.status_code == 202, response.text
     for name in demos:
-        deployment = wait_for_status(client, name, {"running", "failed"})
+        deployment = wait_for_status(client, name, {"running", "failed"}, timeout=120)
         assert deployment["status"] == "running", deployment["status_reason"]
     yield demos
     # Not waiting for `stopped` saves ~20 s; the undeploy itself is tested above.
