@@ -22,6 +22,8 @@ class ContentSecurityPolicyMiddleware:
         policy = settings.CONTENT_SECURITY_POLICY
         exempt = tuple(settings.CONTENT_SECURITY_POLICY_EXEMPT)
         path_exempt = request.path.startswith(exempt)
-        if policy and not path_exempt and "Content-Security-Policy" not in response:
+        # With DEBUG on, error answers are Django's technical pages, which inline their styles.
+        debug_page = settings.DEBUG and response.status_code >= 400
+        if policy and not (path_exempt or debug_page) and "Content-Security-Policy" not in response:
             response["Content-Security-Policy"] = policy
         return response
