@@ -8,6 +8,7 @@ import hashlib
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -440,3 +441,32 @@ def test_an_ended_session_sends_live_pages_to_the_login_page(visit):
     page.context.clear_cookies()
     page.wait_for_url("**/accounts/login/?next=/", timeout=10_000)
     page.get_by_label("Username").wait_for()
+
+
+def test_a_failed_deploy_shows_a_readable_reason(visit, console, tmp_path):
+    client = console.client("deployer")
+    estimator, _ = iris_classifier()
+    create_model(client, "iris-broken", "classification", 4)
+    response = upload(
+        client, "iris-broken", save(estimator, tmp_path / "m.joblib", "joblib"), "joblib"
+    )
+    assert response.status_code == 201, response.text
+    # Someone changes the stored file behind the console's back: serving must refuse it.
+    stored = Path(response.json()["uri"].removeprefix("file://"))
+    stored.write_bytes(stored.read_bytes() + b"tampered")
+    response = client.post(
+        "/api/deployments/", json={"name": "iris-broken", "model": "iris-broken"}
+    )
+    assert response.status_code == 202, response.text
+
+    me = visit("deployer")
+    page = me.page
+    me.goto("/deployments/iris-broken/")
+    page.locator('#status[data-status="failed"]').wait_for(timeout=RUNNING_TIMEOUT)
+    assert "sha256" in page.locator("#reason").inner_text()
+    assert "sha256" in page.locator("#events li.event-failed").first.inner_text()
+    page.locator("#redeploy-button", has_text="Redeploy").wait_for()
+    me.screenshot("19-deployment-failed")
+    me.goto("/")
+    assert "sha256" in page.locator('tr[data-deployment="iris-broken"] .reason-short').inner_text()
+    client.post("/api/deployments/iris-broken/undeploy/")
