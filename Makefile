@@ -13,7 +13,7 @@ TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 PRODUCTION_TESTS ?= tests/integration tests/hardening \
 	--ignore=tests/hardening/test_production_settings.py
 
-.PHONY: run test test-production check-deploy bench install lint format clean
+.PHONY: run test test-production check-deploy bench bench-serving install lint format clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ check-deploy: $(CONSOLE_STAMP)
 	CONSOLE_HTTPS=true DEBUG=false ALLOWED_HOSTS=console.example.com \
 		CONSOLE_VAR_DIR=$$(mktemp -d) SECRET_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(64))') \
 		$(PY) manage.py check --deploy --tag security --fail-level WARNING
+
+## bench-serving: serving against MLServer and a constant-answer floor (ratios; about 7 minutes)
+bench-serving: $(DEV_STAMP)
+	$(PY) bench/serving.py
 
 ## bench: scale figures of the console on PostgreSQL (10,000 deployments, 50,000 events)
 bench: $(DEV_STAMP)
