@@ -1,4 +1,4 @@
-"""Browser fixtures: one Debian Chromium per session, driven by Playwright, against the live
+"""Browser fixtures: one Debian Chromium for this package, driven by Playwright, against the live
 console of tests/conftest.py. Screenshots go to test-artifacts/screenshots/ (see README)."""
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ UNLABELLED = """() => [...document.querySelectorAll('input:not([type=hidden]), s
 PHONE = {"width": 390, "height": 844}
 
 
-@pytest.fixture(scope="session")
+# Package scope: Playwright's sync API keeps an event loop running in this thread while it is
+# open, which would break tests elsewhere that call asyncio.run().
+@pytest.fixture(scope="package")
 def browser():
     if not CHROMIUM.exists():
         message = (
