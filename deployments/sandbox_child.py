@@ -132,7 +132,9 @@ def _load_guarded(path: Path, model_type: str, guard: Guard) -> object:
         cls.find_class = lambda self, module, name, _o=original: guard.check(
             module, name, lambda m, n: _o(self, m, n)
         )
-    return joblib.load(path)
+    # Arrays are mapped copy-on-write instead of read: a 1 GiB array costs no time or memory
+    # until a prediction touches it, and the estimator behaves as if it owned its arrays.
+    return joblib.load(path, mmap_mode="c")
 
 
 def _plain(values: Any) -> list[Any] | None:

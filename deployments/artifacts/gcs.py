@@ -61,18 +61,21 @@ class _FileBody:
     def __len__(self) -> int:
         return self.end - self.start
 
-    def __iter__(self) -> Iterator[bytes]:
-        with self.path.open("rb") as f:
+    def __iter__(self) -> Iterator[memoryview]:
+        # One buffer, refilled: the sender writes each block out before asking for the next,
+        # and a fresh 1 MiB object per block would make the allocator keep growing the heap.
+        buffer = memoryview(bytearray(STREAM_BLOCK))
+        with self.path.open("rb", buffering=0) as f:
             f.seek(self.start)
             left = self.end - self.start
             while left > 0:
                 if self.cancelled.is_set():
                     raise StoreError("upload cancelled")
-                block = f.read(min(STREAM_BLOCK, left))
-                if not block:
+                n = f.readinto(buffer[: min(STREAM_BLOCK, left)])
+                if not n:
                     raise StoreError(f"{self.path} shrank while it was being uploaded")
-                left -= len(block)
-                yield block
+                left -= n
+                yield buffer[:n]
 
 
 class PendingUpload:
@@ -174,7 +177,7 @@ def _file_crc32c(path: Path) -> str:
     """Base64 of the big-endian CRC32C, as GCS reports it in `crc32c`."""
     checksum = google_crc32c.Checksum()
     with path.open("rb") as f:
-        while block := f.read(STREAM_BLOCK):
+        while block := f.read(64 * 1024):  # small blocks: the allocator recycles them
             checksum.update(block)
     return base64.b64encode(checksum.digest()).decode()
 

@@ -25,7 +25,9 @@ def too_large_message(limit: int) -> str:
 class HashingUploadHandler(TemporaryFileUploadHandler):
     """Temporary-file uploads whose files carry `.sha256` (hex) and an exact `.size`."""
 
-    chunk_size = 1024 * 1024  # larger than Django's 64 KiB: fewer Python calls per GiB
+    # Django's default: small enough that the allocator recycles the blocks (larger ones made
+    # no measurable difference in time on a 1 GiB upload).
+    chunk_size = 64 * 1024
 
     def new_file(self, *args, **kwargs) -> None:
         super().new_file(*args, **kwargs)
