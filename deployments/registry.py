@@ -1,6 +1,7 @@
 """Registering model versions: stream, hash, validate in the sandbox, then store and record.
 
-The order matters: nothing is stored or recorded until the artifact has passed validation, and
+The order matters: the store may receive the bytes while the sandbox validates them, but
+nothing appears in it (no blob, no file) and nothing is recorded until the artifact passed;
 a failure after storing removes the blob again, so a refused upload leaves nothing behind.
 """
 
