@@ -13,10 +13,12 @@ from django.utils import timezone
 
 from deployments import status as st
 
+# A DNS-1123 label that also starts with a letter: Kubernetes Service names need that (DNS-1035),
+# and a deployment's name becomes its Service's name.
 DNS_LABEL = RegexValidator(
-    r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
-    "Use at most 63 lower-case letters, digits and '-', starting and ending with a letter or "
-    "digit (a DNS-1123 label).",
+    r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$",
+    "Use at most 63 lower-case letters, digits and '-', starting with a letter and ending with "
+    "a letter or digit (a DNS-1123 label that Kubernetes also accepts as a Service name).",
 )
 
 KUBERNETES_QUANTITY = RegexValidator(

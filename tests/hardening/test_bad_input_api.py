@@ -30,6 +30,7 @@ CREATE_CASES = [
     ("empty name", {**GOOD, "name": ""}, 400, ["blank"]),
     ("null byte in name", {**GOOD, "name": "a\x00b"}, 400, ["Null characters"]),
     ("leading dash", {**GOOD, "name": "-abc"}, 400, ["DNS-1123"]),
+    ("leading digit", {**GOOD, "name": "1iris"}, 400, ["starting with a letter"]),
     ("missing name", {"model": MODEL}, 400, ["required"]),
     ("name not a string", {**GOOD, "name": ["a"]}, 400, ["Not a valid string"]),
     ("unknown model", {**GOOD, "model": "no-such-model"}, 400, ["no model named"]),
