@@ -6,9 +6,9 @@ format, and it pins the artifact's sha256 so serving refuses a blob changed afte
 
 from __future__ import annotations
 
+from deployments.artifacts.stores import get_store
 from deployments.models import Deployment
 from deployments.runtimes.base import Resources, ServingSpec
-from deployments.stores import get_store
 from serving.config import ModelSource, ServingConfig, dump_config
 
 

@@ -170,7 +170,7 @@ def sync_deployment(deployment: Deployment, runtime=None) -> None:
             deploy_deployment.delay(deployment.pk)
         return
     spec = serving_spec(deployment)
-    if getattr(runtime, "reapply_on_sync", False):
+    if runtime.reapply_on_sync:
         runtime.apply(spec)  # repairs drift, such as a deleted Service
     seen = runtime.observe(spec)
     if deployment.status == st.FAILED and seen.status != st.RUNNING:
@@ -182,7 +182,8 @@ def sync_deployment(deployment: Deployment, runtime=None) -> None:
 def sync_all_deployments() -> None:
     """Periodic (Celery beat): make every record tell the truth, and stop orphans."""
     runtime = get_runtime()
-    for deployment in Deployment.objects.select_related("model_version__model"):
+    live = Deployment.objects.exclude(status=st.STOPPED).select_related("model_version__model")
+    for deployment in live:
         try:
             sync_deployment(deployment, runtime)
         except Exception:

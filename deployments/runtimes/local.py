@@ -17,7 +17,6 @@ import contextlib
 import fcntl
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -230,7 +229,3 @@ class LocalRuntime(Runtime):
         if not self.root.exists():
             return set()
         return {p.parent.name for p in self.root.glob("*/state.json")}
-
-    def forget(self, name: str) -> None:
-        """Remove the deployment's folder (config, log) after it was removed."""
-        shutil.rmtree(self._dir(name), ignore_errors=True)
