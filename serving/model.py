@@ -5,14 +5,18 @@ Protocol-neutral: both /predict and the Open Inference Protocol adapter call `ru
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 import orjson
 import sklearn
 
+from serving import fastpath
 from serving.config import ServingConfig
 from serving.errors import PredictionFailed
+
+log = logging.getLogger("serving")
 
 
 class ModelError(Exception):
@@ -48,6 +52,40 @@ class ServedModel:
         else:
             self.outputs = ("predict",)
         self.classes_json = orjson.dumps(self.classes)
+        self.fast: dict[str, fastpath.OutputFn] = {}
+        if cfg.fast_path:
+            self._take_fast_paths()
+
+    def _take_fast_paths(self) -> None:
+        """Use the numpy fast path of each output that answers exactly like the estimator."""
+        candidates = fastpath.fast_outputs(self.estimator)
+        rows = fastpath.probe_rows(self.n_features)
+        kind = type(self.estimator).__name__
+        for output in self.outputs:
+            fast = candidates.get(output)
+            if fast is None:
+                continue
+            try:
+                problem = fastpath.check(fast, lambda m, o=output: self._call(o, m), rows)
+            except Exception as exc:  # the estimator itself failed on the probe rows
+                problem = f"{type(exc).__name__}: {exc}"
+            if problem is None:
+                self.fast[output] = fast
+            else:
+                log.warning("%s.%s: not using the fast path: %s", kind, output, problem)
+        if self.fast:
+            log.info(
+                "%s: numpy fast path for %s (same answers as scikit-learn on %d probe rows)",
+                kind,
+                ", ".join(self.fast),
+                rows.shape[0],
+            )
+
+    def _call(self, output: str, matrix: np.ndarray) -> np.ndarray:
+        # Inputs were validated as finite numbers before they got here, so scikit-learn's
+        # own finiteness and parameter checks (a measurable part of a small call) are off.
+        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+            return np.asarray(getattr(self.estimator, output)(matrix))
 
     @property
     def primary_output(self) -> str:
@@ -55,11 +93,9 @@ class ServedModel:
 
     def run(self, output: str, matrix: np.ndarray) -> np.ndarray:
         """Call the estimator (blocking: run it off the event loop)."""
+        fast = self.fast.get(output)
         try:
-            # Inputs were validated as finite numbers before they got here, so scikit-learn's
-            # own finiteness and parameter checks (a measurable part of a small call) are off.
-            with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
-                result = np.asarray(getattr(self.estimator, output)(matrix))
+            result = fast(matrix) if fast is not None else self._call(output, matrix)
         except Exception as exc:
             raise PredictionFailed(f"{output} failed: {type(exc).__name__}: {exc}") from None
         if result.ndim == 0 or result.shape[0] != matrix.shape[0]:

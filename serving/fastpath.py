@@ -1,0 +1,111 @@
+"""Numpy fast paths for linear models, used only once they match scikit-learn at load time.
+
+A linear model's arithmetic for one row is a few microseconds, but scikit-learn's
+`predict_proba` spends 80-100 us around it (input validation, array-API dispatch, config
+lookups), more than the whole rest of a request (DESIGN.md 6). For the exact estimator types
+below, the same formulas are computed here straight from `coef_` and `intercept_`, in the
+same order of operations as scikit-learn. A fast path is only used after it has given the
+same answers as the estimator itself on probe rows (`check`); otherwise the model is served
+through scikit-learn as usual. `fastPath: false` in the config turns this off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from scipy.special import expit
+
+OutputFn = Callable[[np.ndarray], np.ndarray]
+
+# Labels must be equal; numbers this close (they are normally bit-equal).
+_TOLERANCE = 1e-12
+_PROBE_ROWS = 64
+
+_LINEAR_CLASSIFIERS = {("sklearn.linear_model._logistic", "LogisticRegression")}
+_LINEAR_REGRESSORS = {
+    ("sklearn.linear_model._base", "LinearRegression"),
+    ("sklearn.linear_model._ridge", "Ridge"),
+    ("sklearn.linear_model._coordinate_descent", "Lasso"),
+    ("sklearn.linear_model._coordinate_descent", "ElasticNet"),
+}
+
+
+def fast_outputs(estimator: object) -> dict[str, OutputFn]:
+    """Fast versions of the estimator's outputs by name, or {} for any other estimator."""
+    kind = (type(estimator).__module__, type(estimator).__name__)
+    try:
+        coef = np.asarray(estimator.coef_, dtype=np.float64)  # type: ignore[attr-defined]
+        intercept = np.asarray(estimator.intercept_, dtype=np.float64)  # type: ignore[attr-defined]
+    except (AttributeError, TypeError, ValueError):
+        return {}
+    if kind in _LINEAR_CLASSIFIERS:
+        classes = np.asarray(estimator.classes_)  # type: ignore[attr-defined]
+        return _linear_classifier(coef, intercept, classes)
+    if kind in _LINEAR_REGRESSORS and coef.ndim == 1:
+        return {"predict": _linear_regressor(coef, intercept)}
+    return {}
+
+
+def _linear_classifier(
+    coef: np.ndarray, intercept: np.ndarray, classes: np.ndarray
+) -> dict[str, OutputFn]:
+    coef_t = np.ascontiguousarray(coef.T)
+
+    def decision(matrix: np.ndarray) -> np.ndarray:
+        scores = matrix @ coef_t + intercept
+        return scores.reshape(-1) if scores.shape[1] == 1 else scores
+
+    if classes.size <= 2:
+        # LogisticRegression: a sigmoid of the one decision value per row.
+        def predict_proba(matrix: np.ndarray) -> np.ndarray:
+            prob = expit(decision(matrix))
+            return np.stack([1 - prob, prob], axis=1)
+
+        def predict(matrix: np.ndarray) -> np.ndarray:
+            return classes.take((decision(matrix) > 0).astype(np.intp))
+
+    else:
+        # Multinomial: a softmax of the decision values (sklearn.utils.extmath.softmax; the
+        # ufuncs' own reductions are what ndarray.max and .sum call, minus a Python layer).
+        def predict_proba(matrix: np.ndarray) -> np.ndarray:
+            scores = matrix @ coef_t
+            scores += intercept
+            scores -= np.maximum.reduce(scores, axis=1, keepdims=True)
+            np.exp(scores, out=scores)
+            scores /= np.add.reduce(scores, axis=1, keepdims=True)
+            return scores
+
+        def predict(matrix: np.ndarray) -> np.ndarray:
+            return classes.take(decision(matrix).argmax(axis=1))
+
+    return {"predict_proba": predict_proba, "predict": predict}
+
+
+def _linear_regressor(coef: np.ndarray, intercept: np.ndarray) -> OutputFn:
+    def predict(matrix: np.ndarray) -> np.ndarray:
+        return matrix @ coef + intercept
+
+    return predict
+
+
+def probe_rows(n_features: int) -> np.ndarray:
+    """Rows to compare on: zeros, and values at several scales (fixed, so loads repeat)."""
+    rng = np.random.default_rng(0)
+    scales = np.repeat([1e-3, 1.0, 10.0, 1e3], _PROBE_ROWS // 4).reshape(-1, 1)
+    rows = rng.normal(size=(_PROBE_ROWS, n_features)) * scales
+    return np.vstack([np.zeros((1, n_features)), rows])
+
+
+def check(fast: OutputFn, slow: OutputFn, rows: np.ndarray) -> str | None:
+    """None if `fast` answers like `slow` on rows, else what differs."""
+    want = np.asarray(slow(rows))
+    got = np.asarray(fast(rows))
+    if got.shape != want.shape or got.dtype.kind != want.dtype.kind:
+        return f"shape or type differs ({got.shape} {got.dtype} vs {want.shape} {want.dtype})"
+    if want.dtype.kind in "fc":
+        if not np.allclose(got, want, rtol=_TOLERANCE, atol=_TOLERANCE):
+            return f"values differ by up to {float(np.max(np.abs(got - want))):.3g}"
+    elif not np.array_equal(got, want):
+        return "labels differ"
+    return None

@@ -1,0 +1,136 @@
+"""The numpy fast path for linear models answers exactly like scikit-learn, or is not used."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
+from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, LogisticRegression, Ridge
+
+from serving import fastpath
+from serving.config import ModelSource, ServingConfig, load_config
+from serving.model import ServedModel
+
+from .conftest import ServingProcess, write_config
+
+
+def _config(job: str, n_features: int, fast_path: bool = True) -> ServingConfig:
+    return ServingConfig(
+        model_type="joblib",
+        job=job,
+        model=ModelSource(method="LOCAL", path="unused"),
+        input_size=n_features,
+        fast_path=fast_path,
+    )
+
+
+def _rows(X: np.ndarray) -> np.ndarray:
+    """Held-out style rows: the data, shuffled and rescaled, plus extremes far outside it."""
+    rng = np.random.default_rng(1)
+    extremes = rng.normal(size=(20, X.shape[1])) * X.std(axis=0) * 1e3
+    return np.vstack([X[::3] * 1.1 - 0.5, extremes, np.zeros((1, X.shape[1]))])
+
+
+def _classification_cases() -> list[tuple[str, LogisticRegression, np.ndarray]]:
+    iris_X, iris_y = load_iris(return_X_y=True)
+    cancer_X, cancer_y = load_breast_cancer(return_X_y=True)
+    names = np.array(["setosa", "versicolor", "virginica"])[iris_y]
+    return [
+        ("multinomial", LogisticRegression(max_iter=1000).fit(iris_X, iris_y), iris_X),
+        ("binary", LogisticRegression(max_iter=5000).fit(cancer_X, cancer_y), cancer_X),
+        ("string labels", LogisticRegression(max_iter=1000).fit(iris_X, names), iris_X),
+        (
+            "no intercept",
+            LogisticRegression(max_iter=1000, fit_intercept=False).fit(iris_X, iris_y),
+            iris_X,
+        ),
+    ]
+
+
+@pytest.mark.parametrize(("case", "model", "X"), _classification_cases())
+def test_logistic_regression_matches_scikit_learn(case: str, model, X) -> None:
+    fast = fastpath.fast_outputs(model)
+    rows = _rows(X)
+    np.testing.assert_allclose(
+        fast["predict_proba"](rows), model.predict_proba(rows), rtol=1e-12, atol=1e-12
+    )
+    np.testing.assert_array_equal(fast["predict"](rows), model.predict(rows))
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [LinearRegression(), Ridge(alpha=0.5), Lasso(alpha=0.1), ElasticNet(alpha=0.1)],
+    ids=lambda e: type(e).__name__,
+)
+def test_linear_regressors_match_scikit_learn(estimator) -> None:
+    X, y = load_diabetes(return_X_y=True)
+    model = estimator.fit(X, y)
+    rows = _rows(X)
+    np.testing.assert_allclose(
+        fastpath.fast_outputs(model)["predict"](rows), model.predict(rows), rtol=1e-12, atol=1e-9
+    )
+
+
+def test_served_model_takes_the_fast_path_only_when_allowed() -> None:
+    X, y = load_iris(return_X_y=True)
+    model = LogisticRegression(max_iter=1000).fit(X, y)
+    served = ServedModel(_config("classification", 4), model)
+    assert set(served.fast) == {"predict_proba", "predict"}
+    np.testing.assert_allclose(
+        served.run("predict_proba", X[:5]), model.predict_proba(X[:5]), rtol=0, atol=1e-12
+    )
+    assert ServedModel(_config("classification", 4, fast_path=False), model).fast == {}
+
+
+def test_other_estimators_and_subclasses_get_no_fast_path() -> None:
+    X, y = load_iris(return_X_y=True)
+
+    class Calibrated(LogisticRegression):
+        """A subclass may change predict_proba: only the exact scikit-learn types qualify."""
+
+        def predict_proba(self, X):
+            return super().predict_proba(X) ** 2
+
+    from sklearn.ensemble import RandomForestClassifier
+
+    forest = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, y)
+    assert fastpath.fast_outputs(forest) == {}
+    assert fastpath.fast_outputs(Calibrated(max_iter=1000).fit(X, y)) == {}
+    assert ServedModel(_config("classification", 4), forest).fast == {}
+
+
+def test_check_reports_a_fast_path_that_differs() -> None:
+    X, y = load_diabetes(return_X_y=True)
+    model = Ridge().fit(X, y)
+    rows = fastpath.probe_rows(X.shape[1])
+    assert fastpath.check(fastpath.fast_outputs(model)["predict"], model.predict, rows) is None
+    problem = fastpath.check(lambda m: model.predict(m) + 1e-6, model.predict, rows)
+    assert problem is not None and "values differ by up to 1e-06" in problem
+    labels = LogisticRegression(max_iter=1000).fit(*load_iris(return_X_y=True))
+    wrong = fastpath.check(lambda m: labels.predict(m)[::-1], labels.predict, rows[:, :4])
+    assert wrong == "labels differ"
+
+
+def test_served_answers_are_the_same_with_and_without_the_fast_path(
+    start_serving: Callable[..., ServingProcess],
+    iris_server: ServingProcess,
+    iris,
+    workdir: Path,
+    iris_config: Path,
+) -> None:
+    model, X = iris
+    cfg = load_config(iris_config).model_copy(update={"fast_path": False})
+    slow = start_serving(write_config(workdir, "iris-slow", cfg))
+    rows = _rows(X).tolist()
+    fast_answer = httpx.post(f"{iris_server.url}/predict", json=rows).json()
+    slow_answer = httpx.post(f"{slow.url}/predict", json=rows).json()
+    np.testing.assert_allclose(
+        fast_answer["predictions"], slow_answer["predictions"], rtol=0, atol=1e-12
+    )
+    np.testing.assert_allclose(fast_answer["predictions"], model.predict_proba(rows), atol=1e-12)
+    assert "numpy fast path for predict_proba, predict" in iris_server.log()
+    assert "fast path" not in slow.log()
