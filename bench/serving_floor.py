@@ -2,7 +2,8 @@
 
 The same FastAPI app shell as serving/app.py (OpenTelemetry hooks off, the access-log and
 metrics middleware, plain Starlette routes for predictions) on the same uvicorn settings,
-but the handlers only read the body and answer pre-rendered JSON: no parsing, no model.
+but the handlers only read the body (with serving's own read_body) and answer pre-rendered
+JSON: no parsing, no model.
 What serving adds on top of this is the price of the prediction itself.
 """
 
@@ -18,23 +19,25 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from serving.__main__ import configure_logging
-from serving.app import NO_TELEMETRY
+from serving.app import NO_TELEMETRY, read_body
+from serving.config import ServingConfig
 from serving.metrics import AccessLogMiddleware, AccessLogWriter, Metrics
 
 INFER = (
     b'{"model_name":"floor","outputs":[{"name":"predict_proba","shape":[1,3],'
     b'"datatype":"FP64","data":[0.2,0.3,0.5]}]}'
 )
+LIMIT = ServingConfig.model_fields["max_body_bytes"].default
 PREDICT = b'{"predictions":[[0.2,0.3,0.5]],"classes":[0,1,2]}'
 
 
 async def infer(request: Request) -> Response:
-    await request.body()
+    await read_body(request, LIMIT)
     return Response(INFER, media_type="application/json")
 
 
 async def predict(request: Request) -> Response:
-    await request.body()
+    await read_body(request, LIMIT)
     return Response(PREDICT, media_type="application/json")
 
 

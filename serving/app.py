@@ -75,9 +75,18 @@ class _Route(Route):
         return match, child
 
 
+def raw_header(request: Request, name: bytes) -> str | None:
+    """One request header by its lower-case name, read straight from the ASGI scope (which
+    lower-cases names): building Starlette's Headers costs more than this whole lookup."""
+    for key, value in request.scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refusing (413) as soon as it exceeds `limit` bytes."""
-    declared = request.headers.get("content-length")
+    declared = raw_header(request, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the body is {declared} bytes, more than the limit of {limit}")
     chunks = []
@@ -174,7 +183,7 @@ def _prediction_routes(state: State) -> list[Route]:
         params = request.path_params
         state.check_model(params["name"], params.get("version"))
         body = await read_body(request, cfg.max_body_bytes)
-        header = request.headers.get("inference-header-content-length")
+        header = raw_header(request, b"inference-header-content-length")
         features, outputs, request_id = v2.parse_infer_request(
             body, header, model, cfg.max_batch_rows
         )

@@ -6,6 +6,7 @@ Supports JSON tensors and the binary tensor extension that tritonclient uses by 
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,9 @@ INPUT_DATATYPES: dict[str, np.dtype[Any]] = {
     "INT64": np.dtype("<i8"),
     "INT32": np.dtype("<i4"),
 }
+# What flat JSON data may hold without a closer look (bool is not int here: type(), not isinstance).
+_NUMBER_TYPES = frozenset({float, int})
+_FP64 = np.dtype(np.float64)
 
 
 def output_datatype(values: np.ndarray) -> str:
@@ -73,10 +77,14 @@ def _input_matrix(tensor: Any, binary: bytes, n_features: int, max_rows: int) ->
             f"{label}: datatype must be one of {', '.join(INPUT_DATATYPES)}, got {datatype!r}"
         )
     shape = tensor.get("shape")
-    if (
-        not isinstance(shape, list)
-        or len(shape) != 2
-        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+    # type() is int, not isinstance: a JSON true is a bool, which isinstance counts as an int.
+    if not (
+        isinstance(shape, list)
+        and len(shape) == 2
+        and type(shape[0]) is int
+        and type(shape[1]) is int
+        and shape[0] >= 0
+        and shape[1] >= 0
     ):
         raise InvalidInput(f"{label}: shape must be [rows, {n_features}], got {shape!r}")
     rows, cols = shape
@@ -91,11 +99,11 @@ def _input_matrix(tensor: Any, binary: bytes, n_features: int, max_rows: int) ->
     size = params.get("binary_data_size") if isinstance(params, dict) else None
     if size is not None:
         flat = _binary_values(label, datatype, size, binary, count)
-    else:
-        flat = _json_values(label, datatype, tensor.get("data"), count, n_features)
-    matrix = flat.astype(np.float64, copy=False).reshape(rows, cols)
-    check_finite(matrix)
-    return matrix
+        matrix = flat.astype(np.float64).reshape(rows, cols)
+        check_finite(matrix)  # binary FP64/FP32 data can hold NaN or infinity
+        return matrix
+    # JSON numbers are finite: orjson refuses NaN, Infinity and literals that overflow.
+    return _json_values(label, datatype, tensor.get("data"), count, n_features).reshape(rows, cols)
 
 
 def _binary_values(label: str, datatype: str, size: Any, binary: bytes, count: int) -> np.ndarray:
@@ -111,30 +119,29 @@ def _binary_values(label: str, datatype: str, size: Any, binary: bytes, count: i
 
 
 def _json_values(label: str, datatype: str, data: Any, count: int, n_features: int) -> np.ndarray:
+    """The flat float64 values of JSON tensor data."""
     if not isinstance(data, list):
         raise InvalidInput(f"{label}: data must be an array of numbers, got {json_type(data)}")
-    try:
-        values = np.array(data)
-    except (ValueError, TypeError, OverflowError):
-        values = None
-    if values is None or values.dtype.kind not in "iuf" or _has_bool_flat(data):
+    types = set(map(type, data))
+    values = None
+    if types <= _NUMBER_TYPES:  # flat numbers: the common case, one conversion in C
+        try:
+            values = np.array(data, dtype=np.float64)
+        except OverflowError:  # an integer beyond float64's range
+            values = None
+    if values is None:
         values = _explain_values(label, data, n_features)
     if values.size != count:
         raise InvalidInput(f"{label}: shape needs {count} values, data has {values.size}")
-    if datatype.startswith("INT") and values.dtype.kind == "f":
-        bad = int(np.argmax(values != np.round(values))) if values.size else 0
-        if values.size and values[bad] != np.round(values[bad]):
+    if datatype.startswith("INT") and types != {int}:
+        whole = values == np.round(values)
+        if not whole.all():
+            bad = int(np.argmin(whole))
             raise InvalidInput(
                 f"{label}: row {bad // n_features}, feature {bad % n_features}: "
                 f"{datatype} data must be integers"
             )
-    return values.reshape(-1)
-
-
-def _has_bool_flat(data: list[Any]) -> bool:
-    # Nested rows also take the slow path, which flattens them and checks each row's length.
-    types = set(map(type, data))
-    return bool in types or list in types
+    return values
 
 
 def _explain_values(label: str, data: list[Any], n_features: int) -> np.ndarray:
@@ -181,6 +188,19 @@ def infer_response(
     model: ServedModel, results: dict[str, np.ndarray], request_id: str | None
 ) -> bytes:
     """Render an infer response with one JSON tensor per requested output."""
+    if request_id is None and len(results) == 1:
+        ((name, values),) = results.items()
+        if values.dtype is _FP64 and values.ndim <= 2:
+            # The common response, around pre-rendered JSON: half the time of the general one.
+            return b"".join(
+                (
+                    _response_head(model.name, model.cfg.version, name),
+                    b"%d,%d" % values.shape if values.ndim == 2 else b"%d" % values.shape,
+                    b'],"datatype":"FP64","data":',
+                    orjson.dumps(values.ravel().tolist()),
+                    b"}]}",
+                )
+            )
     outputs = []
     for name, values in results.items():
         if values.dtype.kind in "OUS":
@@ -201,6 +221,15 @@ def infer_response(
     if request_id is not None:
         doc["id"] = request_id
     return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+@functools.cache
+def _response_head(model_name: str, version: str | None, output: str) -> bytes:
+    """`{"model_name":...,"outputs":[{"name":...,"shape":[`, the start of infer_response's."""
+    doc: dict[str, Any] = {"model_name": model_name}
+    if version:
+        doc["model_version"] = version
+    return orjson.dumps(doc)[:-1] + b',"outputs":[{"name":' + orjson.dumps(output) + b',"shape":['
 
 
 def model_metadata(model: ServedModel) -> dict[str, Any]:

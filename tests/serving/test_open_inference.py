@@ -90,6 +90,8 @@ def test_regression_infer_returns_predict(diabetes_server, diabetes) -> None:
         ({"shape": [1, 4], "data": [1, 2, "x", 4]}, "row 0, feature 2: expected a number"),
         ({"shape": [1, 4], "datatype": "BYTES", "data": [1, 2, 3, 4]}, "datatype must be"),
         ({"shape": [1, 4], "datatype": "INT64", "data": [1, 2, 3.5, 4]}, "must be integers"),
+        ({"shape": [1, 4], "datatype": "INT64", "data": [[1, 2, 3.5, 4]]}, "must be integers"),
+        ({"shape": [1, 4], "data": [1, 2, True, 4]}, "row 0, feature 2: expected a number"),
         ({"shape": "1x4", "data": [1, 2, 3, 4]}, "shape must be [rows, 4]"),
     ],
 )
@@ -138,3 +140,18 @@ def test_tritonclient_works_unchanged(iris_server, iris, binary) -> None:
         assert labels.tolist() == model.predict(X[:12]).tolist()
     finally:
         client.close()
+
+
+def test_infer_answers_are_the_same_with_and_without_a_request_id(iris_server, iris) -> None:
+    """Answers with an id take the general renderer, those without the pre-rendered one."""
+    model, X = iris
+    for rows, outputs in ((X[:5], None), (X[:1], [{"name": "predict"}])):
+        extra = {"outputs": outputs} if outputs else {}
+        plain = _infer(iris_server, _tensor(rows, **extra)).json()
+        with_id = _infer(iris_server, _tensor(rows, id="r-1", **extra)).json()
+        assert with_id.pop("id") == "r-1"
+        assert plain == with_id
+        assert plain["model_version"] == "3"
+    output = _infer(iris_server, _tensor(X[:5])).json()["outputs"][0]
+    assert output["shape"] == [5, 3] and output["datatype"] == "FP64"
+    np.testing.assert_allclose(output["data"], model.predict_proba(X[:5]).ravel(), atol=1e-12)
