@@ -92,7 +92,7 @@ class ServedModel:
         return self.outputs[0]
 
     def run(self, output: str, matrix: np.ndarray) -> np.ndarray:
-        """Call the estimator (blocking: run it off the event loop)."""
+        """Call the estimator, or its fast path (blocking: the batcher decides where it runs)."""
         fast = self.fast.get(output)
         try:
             result = fast(matrix) if fast is not None else self._call(output, matrix)

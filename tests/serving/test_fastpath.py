@@ -1,4 +1,4 @@
-"""The numpy fast path for linear models answers exactly like scikit-learn, or is not used."""
+"""The fast paths (linear models, forests) answer exactly like scikit-learn, or are not used."""
 
 from __future__ import annotations
 
@@ -9,6 +9,13 @@ import httpx
 import numpy as np
 import pytest
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    ExtraTreesRegressor,
+    GradientBoostingClassifier,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
 from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, LogisticRegression, Ridge
 
 from serving import fastpath
@@ -75,6 +82,34 @@ def test_linear_regressors_match_scikit_learn(estimator) -> None:
     )
 
 
+@pytest.mark.parametrize("forest", [RandomForestClassifier, ExtraTreesClassifier])
+@pytest.mark.parametrize("case", ["multiclass", "binary", "string labels"])
+def test_forest_classifiers_match_scikit_learn(forest, case: str) -> None:
+    if case == "binary":
+        X, y = load_breast_cancer(return_X_y=True)
+    else:
+        X, y = load_iris(return_X_y=True)
+        if case == "string labels":
+            y = np.array(["setosa", "versicolor", "virginica"])[y]
+    model = forest(n_estimators=15, max_depth=6, random_state=0).fit(X, y)
+    fast = fastpath.fast_outputs(model)
+    rows = _rows(X)
+    np.testing.assert_array_equal(fast["predict_proba"](rows), model.predict_proba(rows))
+    np.testing.assert_array_equal(fast["predict"](rows), model.predict(rows))
+
+
+@pytest.mark.parametrize("forest", [RandomForestRegressor, ExtraTreesRegressor])
+def test_forest_regressors_match_scikit_learn(forest) -> None:
+    X, y = load_diabetes(return_X_y=True)
+    model = forest(n_estimators=15, max_depth=6, random_state=0).fit(X, y)
+    rows = _rows(X)
+    np.testing.assert_array_equal(
+        fastpath.fast_outputs(model)["predict"](rows), model.predict(rows)
+    )
+    two_targets = forest(n_estimators=3, random_state=0).fit(X, np.c_[y, y])
+    assert fastpath.fast_outputs(two_targets) == {}  # served through scikit-learn
+
+
 def test_served_model_takes_the_fast_path_only_when_allowed() -> None:
     X, y = load_iris(return_X_y=True)
     model = LogisticRegression(max_iter=1000).fit(X, y)
@@ -95,12 +130,10 @@ def test_other_estimators_and_subclasses_get_no_fast_path() -> None:
         def predict_proba(self, X):
             return super().predict_proba(X) ** 2
 
-    from sklearn.ensemble import RandomForestClassifier
-
-    forest = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, y)
-    assert fastpath.fast_outputs(forest) == {}
+    boosted = GradientBoostingClassifier(n_estimators=3, random_state=0).fit(X, y)
+    assert fastpath.fast_outputs(boosted) == {}
     assert fastpath.fast_outputs(Calibrated(max_iter=1000).fit(X, y)) == {}
-    assert ServedModel(_config("classification", 4), forest).fast == {}
+    assert ServedModel(_config("classification", 4), boosted).fast == {}
 
 
 def test_check_reports_a_fast_path_that_differs() -> None:
