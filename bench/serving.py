@@ -334,6 +334,26 @@ def run_wrk(url: str, body: bytes, connections: int, duration: float) -> Result:
     return Result(rps, latency.get("50", float("nan")), latency.get("99", float("nan")), errors)
 
 
+def measure_cold_starts(servers: list[Server], rounds: int, runs: dict[str, ServerRun]) -> None:
+    """Median of `rounds` starts per server, interleaved like the load rounds."""
+    starts: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        for server in servers:
+            try:
+                starts.setdefault(server.name, []).append(server.start())
+            finally:
+                server.stop()
+    for server in servers:
+        seconds = starts[server.name]
+        runs[server.name].cold_start_s[server.model] = statistics.median(seconds)
+        print(
+            f"-- {server.name} ({server.model}) cold start "
+            + ", ".join(f"{t:.2f}" for t in seconds)
+            + " s",
+            flush=True,
+        )
+
+
 def bench_model(
     servers: list[Server],
     cases: list[Case],
@@ -347,10 +367,11 @@ def bench_model(
     server, several rounds, medians) keeps that drift out of the ratios. A server that is not
     being driven is idle.
     """
+    measure_cold_starts(servers, rounds, runs)
     samples: dict[tuple[str, str], list[Result]] = {}
     try:
         for server in servers:
-            runs[server.name].cold_start_s[server.model] = server.start()
+            server.start()
             run_wrk(server.infer_url(), infer_body(server.model, 1), 8, 1.0)  # warm-up
             print(f"-- {server.name} ({server.model}) ready", flush=True)
         for round_no in range(rounds):
@@ -410,7 +431,7 @@ def print_table(runs: dict[str, ServerRun], cases: list[Case]) -> None:
                 f"| {r.errors} | {vs_ml} | {vs_p99} | {vs_floor} |"
             )
     print()
-    print("| server | model | cold start s | RSS MiB |")
+    print("| server | model | cold start s (median) | RSS MiB |")
     print("|---|---|---|---|")
     for run in (ours, ml):
         if run is None:
