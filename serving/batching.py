@@ -107,11 +107,15 @@ class MicroBatcher:
             seconds if previous is None else previous + _SMOOTHING * (seconds - previous)
         )
 
-    async def predict(self, output: str, matrix: np.ndarray) -> np.ndarray:
-        """Run `output` (predict or predict_proba) on these rows; returns exactly their results."""
-        if self._stopped:
-            raise ModelNotReady("the server is shutting down")
+    def predict(self, output: str, matrix: np.ndarray) -> asyncio.Future[np.ndarray]:
+        """Run `output` (predict or predict_proba) on these rows; await the result, which holds
+        exactly their rows. A plain function returning a future, not a coroutine: a handler
+        awaiting it directly is one frame shallower to suspend and resume."""
         loop = asyncio.get_running_loop()
+        if self._stopped:
+            future = loop.create_future()
+            future.set_exception(ModelNotReady("the server is shutting down"))
+            return future
         future: asyncio.Future[np.ndarray] = loop.create_future()
         item = _Item(output, matrix, future, loop)
         cost = self._cost.get(output)
@@ -132,7 +136,7 @@ class MicroBatcher:
             if self._thread is None:
                 self.start()
             self._queue.put(item)
-        return await future
+        return future
 
     # --- event loop path ------------------------------------------------------------------------
 
