@@ -1,10 +1,11 @@
 """Serving benchmark: this server vs MLServer 1.7.1 vs a constant-answer floor, side by side.
 
-    .venv/bin/python bench/serving.py       # about 5 minutes; --rounds 1 for a quicker look
+    .venv/bin/python bench/serving.py       # about 12 minutes; --rounds 1 for a quicker look
 
 Starts each server alone on loopback, drives it with wrk (Debian's) using the same Open
 Inference Protocol request, and prints requests/s, p50/p99 latency, cold start and RSS, with
-ratios to MLServer and to the floor. Only ratios from one run mean anything on shared machines.
+ratios to MLServer and to the floor. Only ratios from one run mean anything on shared machines:
+each ratio is the median over rounds of the two servers' figures from the same round.
 MLServer lives in its own venv (.tools/mlserver-venv, created on first use; it needs
 uvloop<0.22). Artifacts and logs go to var/bench-serving/.
 """
@@ -75,9 +76,11 @@ class Result:
 @dataclass
 class ServerRun:
     name: str
-    cold_start_s: dict[str, float] = field(default_factory=dict)
+    cold_start_s: dict[str, float] = field(default_factory=dict)  # medians
+    cold_starts: dict[str, list[float]] = field(default_factory=dict)  # one per round
     rss_mb: dict[str, float] = field(default_factory=dict)
-    results: dict[str, Result] = field(default_factory=dict)
+    results: dict[str, Result] = field(default_factory=dict)  # medians
+    rounds: dict[str, list[Result]] = field(default_factory=dict)  # one per round
 
 
 def free_port() -> int:
@@ -345,6 +348,7 @@ def measure_cold_starts(servers: list[Server], rounds: int, runs: dict[str, Serv
                 server.stop()
     for server in servers:
         seconds = starts[server.name]
+        runs[server.name].cold_starts[server.model] = seconds
         runs[server.name].cold_start_s[server.model] = statistics.median(seconds)
         print(
             f"-- {server.name} ({server.model}) cold start "
@@ -394,6 +398,7 @@ def bench_model(
         for server in servers:
             server.stop()
     for (name, label), results in samples.items():
+        runs[name].rounds[label] = results
         runs[name].results[label] = Result(
             statistics.median(r.rps for r in results),
             statistics.median(r.p50_ms for r in results),
@@ -402,8 +407,26 @@ def bench_model(
         )
 
 
-def ratio(a: float, b: float) -> str:
-    return f"{a / b:.2f}x" if b and b == b and a == a else "-"
+def paired_ratio(a: ServerRun | None, b: ServerRun | None, label: str, what: str) -> float | None:
+    """Median over rounds of a/b, each from the same round: measurements minutes apart see
+    different machines on a shared host, back-to-back ones nearly the same."""
+    if a is None or b is None or label not in a.rounds or label not in b.rounds:
+        return None
+    pairs = zip(a.rounds[label], b.rounds[label], strict=True)
+    ratios = [getattr(x, what) / getattr(y, what) for x, y in pairs if getattr(y, what)]
+    ratios = [r for r in ratios if r == r]  # no NaN (a missing percentile)
+    return statistics.median(ratios) if ratios else None
+
+
+def paired_cold_start(a: ServerRun, b: ServerRun | None, model: str) -> float | None:
+    if b is None or model not in a.cold_starts or model not in b.cold_starts:
+        return None
+    pairs = zip(a.cold_starts[model], b.cold_starts[model], strict=True)
+    return statistics.median(x / y for x, y in pairs)
+
+
+def ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
 
 
 def print_table(runs: dict[str, ServerRun], cases: list[Case]) -> None:
@@ -422,10 +445,10 @@ def print_table(runs: dict[str, ServerRun], cases: list[Case]) -> None:
             vs_ml = vs_p99 = vs_floor = ""
             if run is ours:
                 if ml is not None and case.label in ml.results:
-                    vs_ml = ratio(r.rps, ml.results[case.label].rps)
-                    vs_p99 = ratio(r.p99_ms, ml.results[case.label].p99_ms)
+                    vs_ml = ratio(paired_ratio(ours, ml, case.label, "rps"))
+                    vs_p99 = ratio(paired_ratio(ours, ml, case.label, "p99_ms"))
                 if case.label in floor.results:
-                    vs_floor = ratio(r.rps, floor.results[case.label].rps)
+                    vs_floor = ratio(paired_ratio(ours, floor, case.label, "rps"))
             print(
                 f"| {case.label} | {run.name} | {r.rps:.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} "
                 f"| {r.errors} | {vs_ml} | {vs_p99} | {vs_floor} |"
@@ -448,29 +471,21 @@ def print_targets(runs: dict[str, ServerRun]) -> None:
     unbatched = runs.get("unbatched")
     checks: list[tuple[str, float | None, str, float]] = []
 
-    def get(run: ServerRun | None, label: str, what: str) -> float | None:
-        if run is None or label not in run.results:
-            return None
-        return float(getattr(run.results[label], what))
-
-    def add(name: str, a: float | None, b: float | None, op: str, limit: float) -> None:
-        checks.append((name, a / b if a is not None and b else None, op, limit))
+    def add(name: str, value: float | None, op: str, limit: float) -> None:
+        checks.append((name, value, op, limit))
 
     lr8, rf64 = "LogReg 1 row c=8", "RandomForest 1 row c=64"
-    add(f"{lr8}: req/s vs MLServer", get(ours, lr8, "rps"), get(ml, lr8, "rps"), ">=", 2.0)
-    add(f"{lr8}: p99 vs MLServer", get(ours, lr8, "p99_ms"), get(ml, lr8, "p99_ms"), "<=", 1.0)
-    add(f"{lr8}: req/s vs floor", get(ours, lr8, "rps"), get(floor, lr8, "rps"), ">=", 0.7)
-    add(f"{rf64}: req/s vs MLServer", get(ours, rf64, "rps"), get(ml, rf64, "rps"), ">=", 10.0)
-    add(f"{rf64}: p99 vs MLServer", get(ours, rf64, "p99_ms"), get(ml, rf64, "p99_ms"), "<=", 0.25)
+    add(f"{lr8}: req/s vs MLServer", paired_ratio(ours, ml, lr8, "rps"), ">=", 2.0)
+    add(f"{lr8}: p99 vs MLServer", paired_ratio(ours, ml, lr8, "p99_ms"), "<=", 1.0)
+    add(f"{lr8}: req/s vs floor", paired_ratio(ours, floor, lr8, "rps"), ">=", 0.7)
+    add(f"{rf64}: req/s vs MLServer", paired_ratio(ours, ml, rf64, "rps"), ">=", 10.0)
+    add(f"{rf64}: p99 vs MLServer", paired_ratio(ours, ml, rf64, "p99_ms"), "<=", 0.25)
     for model in ("lr", "rf"):
-        a = ours.cold_start_s.get(model)
-        b = ml.cold_start_s.get(model) if ml is not None else None
-        add(f"cold start {model} vs MLServer", a, b, "<=", 0.5)
+        add(f"cold start {model} vs MLServer", paired_cold_start(ours, ml, model), "<=", 0.5)
     for label in ("LogReg 1 row c=1", "RandomForest 1 row c=1"):
         add(
             f"{label}: batching on vs off req/s",
-            get(ours, label, "rps"),
-            get(unbatched, label, "rps"),
+            paired_ratio(ours, unbatched, label, "rps"),
             ">=",
             0.9,
         )
@@ -487,7 +502,7 @@ def print_targets(runs: dict[str, ServerRun]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per measurement")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (medians)")
     parser.add_argument("--no-mlserver", action="store_true", help="skip the MLServer anchor")
     parser.add_argument(
         "--no-unbatched", action="store_true", help="skip the batching-off check at c=1"
