@@ -51,7 +51,7 @@ check-deploy: $(CONSOLE_STAMP)
 		CONSOLE_VAR_DIR=$$(mktemp -d) SECRET_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(64))') \
 		$(PY) manage.py check --deploy --tag security --fail-level WARNING
 
-## bench-serving: serving against MLServer and a constant-answer floor (ratios; about 7 minutes)
+## bench-serving: serving against MLServer and a constant-answer floor (ratios; about 12 minutes)
 bench-serving: $(DEV_STAMP)
 	$(PY) bench/serving.py
 
