@@ -90,8 +90,9 @@ class ServingConfig(_Schema):
     max_batch_rows: int = Field(default=10_000, gt=0)
     max_body_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
     batching: BatchingConfig = Field(default_factory=BatchingConfig)
-    # Linear models and forests answer from a fast path once it matches scikit-learn on probe
-    # rows (serving/fastpath.py); false always calls the estimator.
+    # Linear models and forests (also behind StandardScaler steps in a Pipeline) answer from a
+    # fast path once it matches scikit-learn on probe rows (serving/fastpath.py); false always
+    # calls the estimator.
     fast_path: bool = True
 
 

@@ -4,10 +4,11 @@ Some estimators' own prediction calls cost far more than their arithmetic: a lin
 `predict_proba` spends 80-100 us around a few microseconds of numbers (input validation,
 array-API dispatch, config lookups), and a 100-tree forest spends 5 ms dispatching its trees
 through joblib where walking them takes 0.3 ms (DESIGN.md 6). For the exact estimator types
-below, the same computation is done here straight from the fitted attributes, in the same order
-of operations as scikit-learn. A fast path is only used after it has given the same answers as
-the estimator itself on probe rows (`check`); otherwise the model is served through
-scikit-learn as usual. `fastPath: false` in the config turns this off.
+below (and Pipelines of StandardScaler steps ending in one), the same computation is done here
+straight from the fitted attributes, in the same order of operations as scikit-learn. A fast
+path is only used after it has given the same answers as the estimator itself on probe rows
+(`check`); otherwise the model is served through scikit-learn as usual. `fastPath: false` in the
+config turns this off.
 """
 
 from __future__ import annotations
@@ -41,10 +42,15 @@ _FOREST_REGRESSORS = {
     ("sklearn.ensemble._forest", "ExtraTreesRegressor"),
 }
 
+_PIPELINE = ("sklearn.pipeline", "Pipeline")
+_STANDARD_SCALER = ("sklearn.preprocessing._data", "StandardScaler")
+
 
 def fast_outputs(estimator: object) -> dict[str, OutputFn]:
     """Fast versions of the estimator's outputs by name, or {} for any other estimator."""
     kind = (type(estimator).__module__, type(estimator).__name__)
+    if kind == _PIPELINE:
+        return _pipeline(estimator)
     if kind in _FOREST_CLASSIFIERS or kind in _FOREST_REGRESSORS:
         return _forest(estimator, classifier=kind in _FOREST_CLASSIFIERS)
     try:
@@ -141,6 +147,44 @@ def _forest(estimator: Any, classifier: bool) -> dict[str, OutputFn]:
         return classes.take(np.argmax(predict_proba(matrix), axis=1), axis=0)
 
     return {"predict_proba": predict_proba, "predict": predict_labels}
+
+
+def _pipeline(pipeline: Any) -> dict[str, OutputFn]:
+    """Pipeline.predict_proba and .predict: the transforms in order, then the final step's fast
+    path. Only StandardScaler transforms qualify (and 'passthrough' steps)."""
+    *transforms, final = [step for _, step in pipeline.steps]
+    scalings = []
+    for step in transforms:
+        if step is None or (isinstance(step, str) and step == "passthrough"):
+            continue
+        if (type(step).__module__, type(step).__name__) != _STANDARD_SCALER:
+            return {}
+        scalings.append(_standard_scaling(step))
+
+    def after_scaling(output: OutputFn) -> OutputFn:
+        def run(matrix: np.ndarray) -> np.ndarray:
+            for scaling in scalings:
+                matrix = scaling(matrix)
+            return output(matrix)
+
+        return run
+
+    return {name: after_scaling(output) for name, output in fast_outputs(final).items()}
+
+
+def _standard_scaling(scaler: Any) -> OutputFn:
+    """StandardScaler.transform on a dense float64 matrix (new arrays: the input is not changed)."""
+    mean = np.asarray(scaler.mean_, dtype=np.float64) if scaler.with_mean else None
+    scale = np.asarray(scaler.scale_, dtype=np.float64) if scaler.with_std else None
+
+    def transform(matrix: np.ndarray) -> np.ndarray:
+        if mean is not None:
+            matrix = matrix - mean
+        if scale is not None:
+            matrix = matrix / scale
+        return matrix
+
+    return transform
 
 
 def probe_rows(n_features: int) -> np.ndarray:

@@ -17,6 +17,8 @@ from sklearn.ensemble import (
     RandomForestRegressor,
 )
 from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, LogisticRegression, Ridge
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from serving import fastpath
 from serving.config import ModelSource, ServingConfig, load_config
@@ -108,6 +110,36 @@ def test_forest_regressors_match_scikit_learn(forest) -> None:
     )
     two_targets = forest(n_estimators=3, random_state=0).fit(X, np.c_[y, y])
     assert fastpath.fast_outputs(two_targets) == {}  # served through scikit-learn
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        lambda: [StandardScaler(), LogisticRegression(max_iter=1000)],
+        lambda: [StandardScaler(with_mean=False), "passthrough", LogisticRegression(max_iter=1000)],
+        lambda: [StandardScaler(with_std=False), RandomForestClassifier(n_estimators=5)],
+    ],
+    ids=["scaled logistic regression", "passthrough step", "centred forest"],
+)
+def test_pipelines_of_standard_scalers_match_scikit_learn(steps) -> None:
+    X, y = load_iris(return_X_y=True)
+    model = make_pipeline(*steps()).fit(X, y)
+    fast = fastpath.fast_outputs(model)
+    rows = _rows(X)
+    before = rows.copy()
+    np.testing.assert_allclose(
+        fast["predict_proba"](rows), model.predict_proba(rows), rtol=1e-12, atol=1e-12
+    )
+    np.testing.assert_array_equal(fast["predict"](rows), model.predict(rows))
+    np.testing.assert_array_equal(rows, before)  # the caller's matrix is not scaled in place
+
+
+def test_pipelines_with_other_steps_get_no_fast_path() -> None:
+    X, y = load_iris(return_X_y=True)
+    other_transform = make_pipeline(MinMaxScaler(), LogisticRegression(max_iter=1000)).fit(X, y)
+    slow_final = make_pipeline(StandardScaler(), GradientBoostingClassifier(n_estimators=3))
+    assert fastpath.fast_outputs(other_transform) == {}
+    assert fastpath.fast_outputs(slow_final.fit(X, y)) == {}
 
 
 def test_served_model_takes_the_fast_path_only_when_allowed() -> None:
