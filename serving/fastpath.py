@@ -53,15 +53,20 @@ def fast_outputs(estimator: object) -> dict[str, OutputFn]:
         return _pipeline(estimator)
     if kind in _FOREST_CLASSIFIERS or kind in _FOREST_REGRESSORS:
         return _forest(estimator, classifier=kind in _FOREST_CLASSIFIERS)
+    if kind in _LINEAR_CLASSIFIERS or kind in _LINEAR_REGRESSORS:
+        return _linear(estimator, classifier=kind in _LINEAR_CLASSIFIERS)
+    return {}
+
+
+def _linear(estimator: Any, classifier: bool) -> dict[str, OutputFn]:
     try:
-        coef = np.asarray(estimator.coef_, dtype=np.float64)  # type: ignore[attr-defined]
-        intercept = np.asarray(estimator.intercept_, dtype=np.float64)  # type: ignore[attr-defined]
-    except (AttributeError, TypeError, ValueError):
+        coef = np.asarray(estimator.coef_, dtype=np.float64)
+        intercept = np.asarray(estimator.intercept_, dtype=np.float64)
+    except (AttributeError, TypeError, ValueError):  # unfitted, or a sparsified coef_
         return {}
-    if kind in _LINEAR_CLASSIFIERS:
-        classes = np.asarray(estimator.classes_)  # type: ignore[attr-defined]
-        return _linear_classifier(coef, intercept, classes)
-    if kind in _LINEAR_REGRESSORS and coef.ndim == 1:
+    if classifier:
+        return _linear_classifier(coef, intercept, np.asarray(estimator.classes_))
+    if coef.ndim == 1:  # one target
         return {"predict": _linear_regressor(coef, intercept)}
     return {}
 

@@ -18,7 +18,7 @@ from tests.hardening.conftest import register_iris
 from tests.integration.helpers import wait_for_status
 from tests.support.net import answers, wait_until
 from tests.support.processes import alive, serving_pids
-from tests.support.stack import PERSONAS_SCRIPT, ROOT, ConsoleStack, create_database
+from tests.support.stack import ROOT, ConsoleStack
 
 pytestmark = pytest.mark.integration
 
@@ -62,13 +62,7 @@ class RunConsole:
 
 @pytest.fixture(scope="module")
 def runconsole(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunConsole]:
-    stack = ConsoleStack(Path(tmp_path_factory.mktemp("make-run-var")))
-    if stack.database:
-        create_database(stack.database)
-    stack.manage("migrate", "--noinput", "-v0")
-    stack.manage("collectstatic", "--noinput", "-v0")
-    out = stack.manage("shell", "-c", PERSONAS_SCRIPT)
-    stack.tokens = json.loads(out.split("TOKENS=", 1)[1].strip().splitlines()[0])
+    stack = ConsoleStack(Path(tmp_path_factory.mktemp("make-run-var"))).prepare()
     console = RunConsole(stack)
     try:
         yield console

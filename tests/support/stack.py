@@ -87,7 +87,8 @@ class ConsoleStack:
             raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stderr[-3000:]}")
         return result.stdout
 
-    def start(self) -> ConsoleStack:
+    def prepare(self) -> ConsoleStack:
+        """The database (migrated, with the personas and their tokens) and static files."""
         self.var_dir.mkdir(parents=True, exist_ok=True)
         if self.database:
             create_database(self.database)
@@ -95,6 +96,10 @@ class ConsoleStack:
         self.manage("collectstatic", "--noinput", "-v0")
         out = self.manage("shell", "-c", PERSONAS_SCRIPT)
         self.tokens = json.loads(out.split("TOKENS=", 1)[1].strip().splitlines()[0])
+        return self
+
+    def start(self) -> ConsoleStack:
+        self.prepare()
         self.start_worker()
         self.start_web()
         return self
