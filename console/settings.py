@@ -252,7 +252,7 @@ VALIDATION_TIMEOUT_SECONDS = envint("VALIDATION_TIMEOUT_SECONDS", 60)
 VALIDATION_MEMORY_BYTES = envint("VALIDATION_MEMORY_BYTES", 2 * 1024**3)
 SKOPS_TRUSTED_TYPES = envlist("SKOPS_TRUSTED_TYPES", [])
 # Uploads stream to disk and are hashed on the way (deployments/artifacts/uploads.py).
-FILE_UPLOAD_HANDLERS = ["deployments.artifacts.uploads.HashingUploadHandler"]
+FILE_UPLOAD_HANDLERS = ["deployments.registry.upload_handler.HashingUploadHandler"]
 # What the serving image runs, e.g. "scikit-learn=1.5.2,torch=2.4.0"; default: this install's.
 SERVING_LIBRARY_VERSIONS = dict(
     item.split("=", 1) for item in envlist("SERVING_LIBRARY_VERSIONS", []) if "=" in item

@@ -12,5 +12,5 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/", include("deployments.api.urls")),
-    path("", include("deployments.urls")),
+    path("", include("deployments.web.urls")),
 ]

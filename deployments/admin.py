@@ -38,12 +38,12 @@ class ModelVersionAdmin(admin.ModelAdmin):
         return False  # versions come only through an upload, which validates them
 
     def delete_model(self, request, obj: ModelVersion) -> None:
-        from deployments.registry import delete_version
+        from deployments.registry.versions import delete_version
 
         delete_version(obj)  # the blob goes too
 
     def delete_queryset(self, request, queryset) -> None:
-        from deployments.registry import delete_version
+        from deployments.registry.versions import delete_version
 
         for version in queryset:
             delete_version(version)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 
-from deployments import status as st
+from deployments import constants as st
 from deployments.models import Deployment, ModelVersion
 
 
@@ -26,6 +26,12 @@ def _enqueue_deploy(deployment: Deployment) -> None:
     transaction.on_commit(lambda: deploy_deployment.delay(deployment.pk))
 
 
+def _enqueue_deploy_now(deployment: Deployment) -> None:
+    from deployments.tasks import deploy_deployment
+
+    deploy_deployment.delay(deployment.pk)
+
+
 def _enqueue_undeploy(deployment: Deployment) -> None:
     from deployments.tasks import undeploy_deployment
 
@@ -36,7 +42,7 @@ def create_deployment(
     *,
     name: str,
     version: ModelVersion,
-    replicas: int = 1,
+    replicas: int = st.DEFAULT_REPLICAS,
     actor: object | None = None,
     **resources: str,
 ) -> Deployment:
@@ -62,7 +68,7 @@ def deploy(deployment: Deployment, actor: object | None = None) -> Deployment:
     """(Re)deploy a stopped or failed deployment."""
     with transaction.atomic():
         if not deployment.move_to(
-            st.PENDING, "deploy requested", actor=actor, action="deploy", expected=st.DEPLOYABLE
+            st.PENDING, "deploy requested", actor=actor, action="deploy", only_from=st.DEPLOYABLE
         ):
             raise LifecycleError(
                 f"{deployment.name} is {deployment.status}; it can be deployed only when "
@@ -74,17 +80,13 @@ def deploy(deployment: Deployment, actor: object | None = None) -> Deployment:
 
 def undeploy(deployment: Deployment, actor: object | None = None) -> Deployment:
     """Stop serving. Undeploying a stopped deployment is a no-op, not an error."""
-    if deployment.status in (st.STOPPED, st.STOPPING):
+    if deployment.status not in st.UNDEPLOYABLE:
         return deployment
     with transaction.atomic():
         if not deployment.move_to(
-            st.STOPPING,
-            "undeploy requested",
-            actor=actor,
-            action="undeploy",
-            expected=st.UNDEPLOYABLE,
+            st.STOPPING, "undeploy requested", actor=actor, action="undeploy"
         ):
-            if deployment.status in (st.STOPPED, st.STOPPING):
+            if deployment.status not in st.UNDEPLOYABLE:
                 return deployment
             raise LifecycleError(f"{deployment.name} is {deployment.status}; try again")
         _enqueue_undeploy(deployment)
@@ -100,7 +102,7 @@ def change(
     action: str = "update",
 ) -> Deployment:
     """Roll the deployment to another version and/or replica count."""
-    if deployment.status in (st.STOPPING, st.PENDING):
+    if deployment.status in st.IN_FLIGHT:
         raise LifecycleError(f"{deployment.name} is {deployment.status}; wait until it settles")
     parts = []
     fields: dict[str, object] = {}
@@ -122,13 +124,14 @@ def change(
     with transaction.atomic():
         if deployment.status == st.STOPPED:
             # A stopped deployment only changes its record; it starts again on deploy.
-            changed = Deployment.objects.filter(
-                pk=deployment.pk,
-                status=st.STOPPED,
-                model_version_id=deployment.model_version_id,
-                replicas=deployment.replicas,
-            ).update(**fields)
-            deployment.refresh_from_db()
+            changed = deployment.update_while(
+                st.STOPPED,
+                guard={
+                    "model_version_id": deployment.model_version_id,
+                    "replicas": deployment.replicas,
+                },
+                **fields,
+            )
             if not changed:
                 raise LifecycleError(f"{deployment.name} changed meanwhile; reload and retry")
             deployment.record(action, message, actor)
@@ -138,7 +141,7 @@ def change(
             message,
             actor=actor,
             action=action,
-            expected={st.RUNNING, st.DEGRADED, st.FAILED, st.DEPLOYING},
+            only_from=st.CHANGEABLE,
             guard={
                 "model_version_id": deployment.model_version_id,
                 "replicas": deployment.replicas,
@@ -162,6 +165,11 @@ def resume(deployment: Deployment) -> bool:
     from deployments.runtimes import get_runtime
     from deployments.specs import serving_spec
 
+    if deployment.status == st.PENDING:
+        # Its deploy task may have been lost with the broker's messages: queue it again (the
+        # task claims `pending` once, so a second copy does nothing).
+        _enqueue_deploy_now(deployment)
+        return True
     seen = get_runtime().observe(serving_spec(deployment))
     if seen.status == st.RUNNING:
         return False
@@ -170,8 +178,14 @@ def resume(deployment: Deployment) -> bool:
             st.PENDING,
             "restarting after a console restart",
             action="resume",
-            expected={st.RUNNING, st.DEPLOYING, st.DEGRADED, st.PENDING},
+            only_from=st.RESUMABLE,
         ):
             _enqueue_deploy(deployment)
             return True
     return False
+
+
+def resume_all() -> list[str]:
+    """Resume every deployment that was meant to be serving; the names of those redeployed."""
+    wanted = Deployment.objects.filter(status__in=st.RESUMABLE | {st.PENDING})
+    return [d.name for d in wanted.select_related("model_version__model") if resume(d)]

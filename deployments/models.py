@@ -6,37 +6,24 @@ UPDATE on the current status, so two racing requests can never both win a transi
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models, transaction
 from django.utils import timezone
 
-from deployments import status as st
+from deployments import constants as st
 
-# A DNS-1123 label that also starts with a letter: Kubernetes Service names need that (DNS-1035),
-# and a deployment's name becomes its Service's name.
-DNS_LABEL = RegexValidator(
-    r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$",
-    "Use at most 63 lower-case letters, digits and '-', starting with a letter and ending with "
-    "a letter or digit (a DNS-1123 label that Kubernetes also accepts as a Service name).",
-)
-
-KUBERNETES_QUANTITY = RegexValidator(
-    r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$",
-    "Use a Kubernetes quantity such as 100m, 0.5, 1 (CPU) or 256Mi, 1Gi (memory).",
-)
-
-CLASSIFICATION = "classification"
-REGRESSION = "regression"
-JOB_CHOICES = [(CLASSIFICATION, "classification"), (REGRESSION, "regression")]
-MODEL_TYPE_CHOICES = [("joblib", "joblib"), ("pkl", "pickle"), ("skops", "skops")]
+NAME = RegexValidator(st.NAME_PATTERN, st.NAME_MESSAGE)
+QUANTITY = RegexValidator(st.QUANTITY_PATTERN, st.QUANTITY_MESSAGE)
 
 
 class RegisteredModel(models.Model):
     """A named model: what it predicts and how many features it takes."""
 
-    name = models.CharField(max_length=63, unique=True, validators=[DNS_LABEL])
-    job = models.CharField(max_length=16, choices=JOB_CHOICES)
+    name = models.CharField(max_length=st.NAME_MAX_LENGTH, unique=True, validators=[NAME])
+    job = models.CharField(max_length=16, choices=st.JOB_CHOICES)
     input_size = models.PositiveIntegerField(validators=[MinValueValidator(1)])
     description = models.TextField(blank=True)
     created_by = models.ForeignKey(
@@ -56,7 +43,7 @@ class ModelVersion(models.Model):
 
     model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="versions")
     version = models.PositiveIntegerField()
-    model_type = models.CharField(max_length=8, choices=MODEL_TYPE_CHOICES)
+    model_type = models.CharField(max_length=8, choices=st.MODEL_TYPE_CHOICES)
     uri = models.CharField(max_length=1024)
     sha256 = models.CharField(max_length=64)
     size = models.BigIntegerField()
@@ -91,7 +78,7 @@ class ModelVersion(models.Model):
 class Deployment(models.Model):
     """A model version serving under a name, and the last status the runtime reported."""
 
-    name = models.CharField(max_length=63, unique=True, validators=[DNS_LABEL])
+    name = models.CharField(max_length=st.NAME_MAX_LENGTH, unique=True, validators=[NAME])
     model_version = models.ForeignKey(
         ModelVersion, on_delete=models.PROTECT, related_name="deployments"
     )
@@ -99,12 +86,23 @@ class Deployment(models.Model):
         ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     replicas = models.PositiveSmallIntegerField(
-        default=1, validators=[MinValueValidator(0), MaxValueValidator(50)]
+        default=st.DEFAULT_REPLICAS,
+        validators=[MinValueValidator(st.MIN_REPLICAS), MaxValueValidator(st.MAX_REPLICAS)],
     )
-    cpu_request = models.CharField(max_length=16, default="100m")
-    memory_request = models.CharField(max_length=16, default="256Mi")
-    cpu_limit = models.CharField(max_length=16, default="1", blank=True)
-    memory_limit = models.CharField(max_length=16, default="1Gi", blank=True)
+    cpu_request = models.CharField(
+        max_length=st.QUANTITY_MAX_LENGTH, default=st.DEFAULT_RESOURCES["cpu_request"]
+    )
+    memory_request = models.CharField(
+        max_length=st.QUANTITY_MAX_LENGTH, default=st.DEFAULT_RESOURCES["memory_request"]
+    )
+    cpu_limit = models.CharField(
+        max_length=st.QUANTITY_MAX_LENGTH, default=st.DEFAULT_RESOURCES["cpu_limit"], blank=True
+    )
+    memory_limit = models.CharField(
+        max_length=st.QUANTITY_MAX_LENGTH,
+        default=st.DEFAULT_RESOURCES["memory_limit"],
+        blank=True,
+    )
     status = models.CharField(max_length=16, choices=st.CHOICES, default=st.PENDING)
     status_reason = models.TextField(blank=True)
     endpoint = models.CharField(max_length=255, blank=True)
@@ -130,28 +128,48 @@ class Deployment(models.Model):
         actor: object | None = None,
         action: str = "status",
         message: str = "",
-        expected: set[str] | None = None,
+        only_from: Iterable[str] | None = None,
         guard: dict[str, object] | None = None,
         **fields: object,
     ) -> bool:
         """Change status if the current one allows it; False when another change won the race.
 
-        `expected` replaces the allowed starting statuses (for example only `pending` and
-        `deploying` for the worker that starts a deploy, so a retried task may pass again).
-        `guard` adds conditions on other columns (for example the version a change started
-        from, so two racing rollbacks cannot both apply).
+        The allowed starting statuses are those of `constants.TRANSITIONS`; `only_from`
+        narrows them (for example only `pending` for the worker that claims a deploy) and
+        must not widen them. `guard` adds conditions on other columns (for example the
+        version a change started from, so two racing rollbacks cannot both apply).
         """
-        if expected is None:
-            expected = {s for s, targets in st.TRANSITIONS.items() if to in targets}
+        allowed = st.sources_of(to)
+        if only_from is not None:
+            narrowed = frozenset(only_from)
+            if not narrowed <= allowed:
+                raise ValueError(
+                    f"no move to {to} from {', '.join(sorted(narrowed - allowed))} "
+                    "(constants.TRANSITIONS)"
+                )
+            allowed = narrowed
         now = timezone.now()
         with transaction.atomic():
             # The WHERE on the current status is the guard: of two racing requests only one
             # UPDATE matches a row, and only that one records an event and enqueues work.
             changed = Deployment.objects.filter(
-                pk=self.pk, status__in=expected, **(guard or {})
+                pk=self.pk, status__in=allowed, **(guard or {})
             ).update(status=to, status_reason=reason, updated_at=now, **fields)
             if changed:
                 DeploymentEvent.add(self.pk, action, to, message or reason, actor)
+        self.refresh_from_db()
+        return bool(changed)
+
+    def update_while(
+        self, status: str, *, guard: dict[str, object] | None = None, **fields: object
+    ) -> bool:
+        """Write `fields` (never the status) only while the status is still `status`; False
+        when it has moved meanwhile, so a late write cannot overwrite a newer state."""
+        if "status" in fields:
+            raise ValueError("status changes go through move_to")
+        changed = Deployment.objects.filter(pk=self.pk, status=status, **(guard or {})).update(
+            **fields
+        )
         self.refresh_from_db()
         return bool(changed)
 

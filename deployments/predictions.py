@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from django.conf import settings
 
-from deployments import status as st
+from deployments import constants as st
 from deployments.models import Deployment
 
 
@@ -21,10 +21,29 @@ class PredictionResult:
     body: Any
     latency_ms: float
 
+    def error_text(self) -> str:
+        return error_text(self.body)
+
+
+def error_text(body: Any) -> str:
+    """Any error answer in the words a user reads: serving's `{"error": ...}`, the console's
+    `{"detail": ...}`, or FastAPI's and REST framework's lists of problems."""
+    if isinstance(body, dict):
+        for key in ("error", "detail"):
+            if key in body:
+                return error_text(body[key])
+        return "; ".join(f"{key}: {error_text(value)}" for key, value in body.items())
+    if isinstance(body, list):
+        return "; ".join(
+            str(item.get("msg", item)) if isinstance(item, dict) else error_text(item)
+            for item in body
+        )
+    return str(body)
+
 
 def forward_prediction(deployment: Deployment, payload: Any) -> PredictionResult:
     """POST `payload` to the deployment's /predict; errors come back as JSON with a `detail`."""
-    if deployment.status not in (st.RUNNING, st.DEGRADED) or not deployment.endpoint:
+    if deployment.status not in st.SERVING or not deployment.endpoint:
         return PredictionResult(
             409, {"detail": f"{deployment.name} is {deployment.status}, not serving"}, 0.0
         )

@@ -5,6 +5,12 @@ from __future__ import annotations
 
 VIEWER = "viewer"
 DEPLOYER = "deployer"
+DEPLOY_PERMISSION = "deployments.deploy_model"
+
+
+def can_deploy(user: object) -> bool:
+    """Deployers (and admins) may upload, deploy, change and undeploy."""
+    return bool(getattr(user, "is_authenticated", False) and user.has_perm(DEPLOY_PERMISSION))
 
 
 def ensure_roles(**kwargs: object) -> None:

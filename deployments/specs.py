@@ -6,7 +6,7 @@ format, and it pins the artifact's sha256 so serving refuses a blob changed afte
 
 from __future__ import annotations
 
-from deployments.artifacts.stores import get_store
+from deployments.artifacts import get_store
 from deployments.models import Deployment
 from deployments.runtimes.base import Resources, ServingSpec
 from serving.config import ModelSource, ServingConfig, dump_config

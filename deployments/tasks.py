@@ -13,7 +13,7 @@ from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
 
-from deployments import status as st
+from deployments import constants as st
 from deployments.models import Deployment
 from deployments.runtimes import get_runtime
 from deployments.runtimes.base import Observation, RuntimeFailure
@@ -46,9 +46,7 @@ def record_observation(deployment: Deployment, seen: Observation) -> None:
     elif (
         seen.reason != deployment.status_reason or seen.replicas_ready != deployment.replicas_ready
     ):
-        Deployment.objects.filter(pk=deployment.pk, status=status).update(
-            status_reason=seen.reason, **fields
-        )
+        deployment.update_while(status, status_reason=seen.reason, **fields)
     for message in seen.events:
         deployment.record("runtime", message)
 
@@ -60,7 +58,7 @@ def deploy_deployment(self, deployment_id: int) -> None:
         return
     if deployment.status == st.PENDING:
         claimed = deployment.move_to(
-            st.DEPLOYING, "applying to the runtime", action="deploying", expected={st.PENDING}
+            st.DEPLOYING, "applying to the runtime", action="deploying", only_from={st.PENDING}
         )
     else:
         # A redelivered or reconciled task finds the deploy already claimed: apply again
@@ -74,7 +72,7 @@ def deploy_deployment(self, deployment_id: int) -> None:
         endpoint = runtime.apply(serving_spec(deployment))
     except RuntimeFailure as exc:
         if exc.permanent or self.request.retries >= self.max_retries:
-            deployment.move_to(st.FAILED, str(exc), action="failed", expected={st.DEPLOYING})
+            deployment.move_to(st.FAILED, str(exc), action="failed", only_from={st.DEPLOYING})
             return
         raise self.retry(exc=exc, countdown=min(2**self.request.retries, 60)) from exc
     except Exception as exc:  # an unexpected error must not leave the deployment stuck
@@ -83,13 +81,10 @@ def deploy_deployment(self, deployment_id: int) -> None:
             st.FAILED,
             f"deploy failed: {type(exc).__name__}: {exc}",
             action="failed",
-            expected={st.DEPLOYING},
+            only_from={st.DEPLOYING},
         )
         return
-    if not Deployment.objects.filter(pk=deployment.pk, status=st.DEPLOYING).update(
-        endpoint=endpoint
-    ):
-        deployment.refresh_from_db()
+    if not deployment.update_while(st.DEPLOYING, endpoint=endpoint):
         if deployment.status in (st.STOPPING, st.STOPPED):
             # Undeployed while we were applying: the undeploy may have found nothing to stop
             # yet, so stop what we just started rather than leave it serving unowned.
@@ -135,11 +130,13 @@ def undeploy_deployment(self, deployment_id: int) -> None:
         runtime.remove(deployment.name)
     except RuntimeFailure as exc:
         if exc.permanent or self.request.retries >= self.max_retries:
-            deployment.move_to(st.FAILED, f"undeploy failed: {exc}", action="failed")
+            deployment.move_to(
+                st.FAILED, f"undeploy failed: {exc}", action="failed", only_from={st.STOPPING}
+            )
             return
         raise self.retry(exc=exc, countdown=min(2**self.request.retries, 60)) from exc
     deployment.move_to(
-        st.STOPPED, "", action="stopped", expected={st.STOPPING}, endpoint="", replicas_ready=0
+        st.STOPPED, "", action="stopped", only_from={st.STOPPING}, endpoint="", replicas_ready=0
     )
 
 
@@ -160,7 +157,7 @@ def sync_deployment(deployment: Deployment, runtime=None) -> None:
             log.warning("redoing the lost undeploy of %s", deployment.name)
             undeploy_deployment.delay(deployment.pk)
         return
-    if deployment.status == st.STOPPED:
+    if deployment.status in st.FINAL:
         return
     if deployment.status == st.DEPLOYING:
         if stale and cache.get(_watch_key(deployment.pk)) is None:
@@ -182,13 +179,13 @@ def sync_deployment(deployment: Deployment, runtime=None) -> None:
 def sync_all_deployments() -> None:
     """Periodic (Celery beat): make every record tell the truth, and stop orphans."""
     runtime = get_runtime()
-    live = Deployment.objects.exclude(status=st.STOPPED).select_related("model_version__model")
+    live = Deployment.objects.exclude(status__in=st.FINAL).select_related("model_version__model")
     for deployment in live:
         try:
             sync_deployment(deployment, runtime)
         except Exception:
             log.exception("status sync of %s failed", deployment.name)
-    active = set(Deployment.objects.exclude(status=st.STOPPED).values_list("name", flat=True))
+    active = set(Deployment.objects.exclude(status__in=st.FINAL).values_list("name", flat=True))
     for orphan in runtime.list_deployed() - active:
         log.warning("removing %s: the runtime runs it but no active deployment wants it", orphan)
         runtime.remove(orphan)

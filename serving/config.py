@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 DEFAULT_CONFIG_PATH = "/etc/config/config.yaml"
+
+# The formats an artifact may be saved in and the jobs a model does: serving owns these lists,
+# the console imports them (deployments/constants.py).
+ModelType = Literal["pkl", "joblib", "skops"]
+Job = Literal["classification", "regression"]
+MODEL_TYPES: tuple[str, ...] = get_args(ModelType)
+JOBS: tuple[str, ...] = get_args(Job)
+CLASSIFICATION, REGRESSION = JOBS
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -81,8 +89,8 @@ class BatchingConfig(_Schema):
 class ServingConfig(_Schema):
     """Everything one serving process needs: the model, its job and the limits on requests."""
 
-    model_type: Literal["pkl", "joblib", "skops"]
-    job: Literal["classification", "regression"]
+    model_type: ModelType
+    job: Job
     model: ModelSource
     input_size: int = Field(gt=0)
     name: str = Field(default="model", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

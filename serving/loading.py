@@ -12,9 +12,7 @@ import pickle
 import tempfile
 from pathlib import Path
 
-from serving.config import ModelSource, ServingConfig
-
-MODEL_TYPES = ("pkl", "joblib", "skops")
+from serving.config import MODEL_TYPES, ModelSource, ServingConfig
 
 
 class ArtifactError(Exception):

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-DEPLOY_PERMISSION = "deployments.deploy_model"
-
-
-def can_deploy(user: object) -> bool:
-    return bool(getattr(user, "is_authenticated", False) and user.has_perm(DEPLOY_PERMISSION))
+from deployments.roles import can_deploy
 
 
 class ReadOrDeploy(BasePermission):

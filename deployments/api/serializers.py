@@ -4,16 +4,32 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from deployments import constants as st
 from deployments.models import (
-    DNS_LABEL,
-    JOB_CHOICES,
-    KUBERNETES_QUANTITY,
-    MODEL_TYPE_CHOICES,
+    NAME,
+    QUANTITY,
     Deployment,
     DeploymentEvent,
     ModelVersion,
     RegisteredModel,
 )
+
+
+def _replicas(**kwargs: object) -> serializers.IntegerField:
+    return serializers.IntegerField(
+        min_value=st.MIN_REPLICAS,
+        max_value=st.MAX_REPLICAS,
+        **kwargs,
+    )
+
+
+def _quantity(name: str, **kwargs: object) -> serializers.CharField:
+    return serializers.CharField(
+        max_length=st.QUANTITY_MAX_LENGTH,
+        default=st.DEFAULT_RESOURCES[name],
+        validators=[QUANTITY],
+        **kwargs,
+    )
 
 
 class ModelSerializer(serializers.ModelSerializer):
@@ -79,7 +95,9 @@ class VersionSerializer(serializers.ModelSerializer):
 
 class VersionUploadSerializer(serializers.Serializer):
     file = serializers.FileField(allow_empty_file=True)
-    model_type = serializers.ChoiceField(choices=MODEL_TYPE_CHOICES, default="joblib")
+    model_type = serializers.ChoiceField(
+        choices=st.MODEL_TYPE_CHOICES, default=st.DEFAULT_MODEL_TYPE
+    )
     approve_types = serializers.ListField(
         child=serializers.CharField(max_length=255),
         required=False,
@@ -119,24 +137,16 @@ class DeploymentSerializer(serializers.ModelSerializer):
 
 
 class DeploymentCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=63, validators=[DNS_LABEL])
-    model = serializers.CharField(max_length=63)
+    name = serializers.CharField(max_length=st.NAME_MAX_LENGTH, validators=[NAME])
+    model = serializers.CharField(max_length=st.NAME_MAX_LENGTH)
     version = serializers.IntegerField(
         min_value=1, required=False, help_text="Defaults to the model's latest version."
     )
-    replicas = serializers.IntegerField(min_value=0, max_value=50, default=1)
-    cpu_request = serializers.CharField(
-        max_length=16, default="100m", validators=[KUBERNETES_QUANTITY]
-    )
-    memory_request = serializers.CharField(
-        max_length=16, default="256Mi", validators=[KUBERNETES_QUANTITY]
-    )
-    cpu_limit = serializers.CharField(
-        max_length=16, default="1", allow_blank=True, validators=[KUBERNETES_QUANTITY]
-    )
-    memory_limit = serializers.CharField(
-        max_length=16, default="1Gi", allow_blank=True, validators=[KUBERNETES_QUANTITY]
-    )
+    replicas = _replicas(default=st.DEFAULT_REPLICAS)
+    cpu_request = _quantity("cpu_request")
+    memory_request = _quantity("memory_request")
+    cpu_limit = _quantity("cpu_limit", allow_blank=True)
+    memory_limit = _quantity("memory_limit", allow_blank=True)
 
     # A taken name is a 409 from lifecycle.create_deployment (the unique constraint decides,
     # so 20 racing requests get one deployment and 19 identical conflicts).
@@ -164,7 +174,7 @@ class DeploymentCreateSerializer(serializers.Serializer):
 
 class DeploymentUpdateSerializer(serializers.Serializer):
     version = serializers.IntegerField(min_value=1, required=False)
-    replicas = serializers.IntegerField(min_value=0, max_value=50, required=False)
+    replicas = _replicas(required=False)
 
 
 class EventSerializer(serializers.ModelSerializer):
@@ -178,6 +188,3 @@ class EventSerializer(serializers.ModelSerializer):
         model = DeploymentEvent
         fields = ["created_at", "actor", "source_ip", "via", "action", "status", "message"]
         read_only_fields = fields
-
-
-JOBS = [j for j, _ in JOB_CHOICES]

@@ -18,6 +18,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from deployments import constants as st
 from deployments import lifecycle
 from deployments.api.permissions import ReadOrDeploy
 from deployments.api.serializers import (
@@ -32,8 +33,9 @@ from deployments.api.serializers import (
 from deployments.artifacts.stores import StoreError
 from deployments.models import Deployment, ModelVersion, RegisteredModel
 from deployments.predictions import forward_prediction
-from deployments.registry import VersionInUse, delete_version, upload_version
-from deployments.sandbox import ArtifactRejected
+from deployments.registry.sandbox import ArtifactRejected
+from deployments.registry.upload_handler import upload_refusal
+from deployments.registry.versions import VersionInUse, delete_version, upload_version
 
 
 class FiniteJSONParser(JSONParser):
@@ -82,7 +84,7 @@ class ModelViewSet(
     @extend_schema(
         parameters=[
             OpenApiParameter("name", str, description="Models whose name contains this text."),
-            OpenApiParameter("job", str, enum=["classification", "regression"]),
+            OpenApiParameter("job", str, enum=list(st.JOBS)),
         ]
     )
     def list(self, request: Request, *args, **kwargs) -> Response:
@@ -143,7 +145,7 @@ class VersionViewSet(
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("model_type", str, enum=["joblib", "pkl", "skops"]),
+            OpenApiParameter("model_type", str, enum=list(st.MODEL_TYPE_LABELS)),
             OpenApiParameter("sha256", str, description="Versions with this exact digest."),
             OpenApiParameter("uploaded_by", str, description="A username."),
         ]
@@ -163,7 +165,7 @@ class VersionViewSet(
         # request.data runs the multipart parser, which streams the file to disk and hashes
         # it (HashingUploadHandler); a file over MAX_ARTIFACT_BYTES is dropped there.
         data = request.data
-        refusal = getattr(request._request, "artifact_refusal", None)
+        refusal = upload_refusal(request)
         if refusal:
             return Response({"file": [refusal]}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
         form = VersionUploadSerializer(data=data)
@@ -268,7 +270,7 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
             version=data["model_version"],
             replicas=data["replicas"],
             actor=request.user,
-            **{k: data[k] for k in ("cpu_request", "memory_request", "cpu_limit", "memory_limit")},
+            **{k: data[k] for k in st.RESOURCE_FIELDS},
         )
 
     @extend_schema(request=DeploymentUpdateSerializer, responses={202: DeploymentSerializer})

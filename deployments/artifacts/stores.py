@@ -11,9 +11,7 @@ import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
 
-from django.conf import settings
-
-EXTENSIONS = {"joblib": "joblib", "pkl": "pkl", "skops": "skops"}
+from deployments.constants import EXTENSIONS
 
 
 class StoreError(Exception):
@@ -110,19 +108,3 @@ class FileStore(ArtifactStore):
 
     def serving_source(self, uri: str) -> dict[str, str]:
         return {"method": "LOCAL", "path": str(self._path(uri))}
-
-
-def get_store() -> ArtifactStore:
-    """The store ARTIFACT_STORE names."""
-    url = settings.ARTIFACT_STORE
-    if url.startswith("file://"):
-        root = Path(url.removeprefix("file://"))
-        root.mkdir(parents=True, exist_ok=True)
-        return FileStore(root)
-    if url.startswith("gs://"):
-        from deployments.artifacts.gcs import GCSStore
-
-        return GCSStore.from_url(url, project=settings.GCS_PROJECT or None)
-    raise StoreError(
-        f"ARTIFACT_STORE={url!r} is not supported (use file://DIR or gs://BUCKET/PREFIX)"
-    )

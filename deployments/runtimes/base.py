@@ -11,15 +11,17 @@ import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
+from deployments.constants import DEFAULT_RESOURCES
+
 
 @dataclass(frozen=True)
 class Resources:
     """Kubernetes-style quantities; the local runtime ignores them."""
 
-    cpu_request: str = "100m"
-    memory_request: str = "256Mi"
-    cpu_limit: str | None = "1"
-    memory_limit: str | None = "1Gi"
+    cpu_request: str = DEFAULT_RESOURCES["cpu_request"]
+    memory_request: str = DEFAULT_RESOURCES["memory_request"]
+    cpu_limit: str | None = DEFAULT_RESOURCES["cpu_limit"]
+    memory_limit: str | None = DEFAULT_RESOURCES["memory_limit"]
 
 
 @dataclass(frozen=True)

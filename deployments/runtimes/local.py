@@ -27,7 +27,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from deployments import status as st
+from deployments import constants as st
 from deployments.runtimes.base import Observation, Runtime, RuntimeFailure, ServingSpec
 
 STOP_TIMEOUT_SECONDS = 10.0

@@ -18,9 +18,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
-from deployments import manifests
 from deployments.runtimes.base import Resources, ServingSpec
-from deployments.runtimes.kubernetes import KubernetesRuntime, load_client
+from deployments.runtimes.kubernetes import KubernetesRuntime, load_client, manifests
 from serving.config import ServingConfig, dump_config, parse_config
 
 if TYPE_CHECKING:

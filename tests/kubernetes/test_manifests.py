@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from deployments import manifests
 from deployments.runtimes.base import Resources, ServingSpec
+from deployments.runtimes.kubernetes import manifests
 
 CONFIG = "modelType: joblib\njob: regression\nmodel:\n  method: LOCAL\n  path: /m.joblib\n"
 

@@ -13,10 +13,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from deployments import manifests
-from deployments.runtimes import kubernetes as kubernetes_runtime
 from deployments.runtimes.base import Resources, RuntimeFailure, ServingSpec
-from deployments.runtimes.kubernetes import KubernetesRuntime, load_client
+from deployments.runtimes.kubernetes import KubernetesRuntime, load_client, manifests
+from deployments.runtimes.kubernetes import client as kubernetes_client
 
 if TYPE_CHECKING:
     from tests.kubernetes.conftest import Cluster
@@ -662,7 +661,7 @@ def test_kubeconfig_is_found_through_the_environment(
 ) -> None:
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     monkeypatch.setenv("KUBECONFIG", str(cluster.kubeconfig))
-    monkeypatch.setattr(kubernetes_runtime, "_SHARED_CLIENT", [])
+    monkeypatch.setattr(kubernetes_client, "_SHARED_CLIENT", [])
     runtime = KubernetesRuntime(cluster.namespace, IMAGE)  # no client: configured on first use
     runtime.apply(make_spec())
     assert runtime.list_deployed() == {"iris-prod"}
@@ -675,7 +674,7 @@ def test_missing_configuration_is_a_permanent_failure(
 ) -> None:
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
-    monkeypatch.setattr(kubernetes_runtime, "_SHARED_CLIENT", [])
+    monkeypatch.setattr(kubernetes_client, "_SHARED_CLIENT", [])
     runtime = KubernetesRuntime("models", IMAGE)
     with pytest.raises(RuntimeFailure) as failure:
         runtime.list_deployed()

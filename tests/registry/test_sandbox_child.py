@@ -26,7 +26,7 @@ def calling(module: str, name: str, argument: str) -> bytes:
 def run_child(path: Path, model_type: str, tmp_path: Path) -> dict:
     report = tmp_path / "report.json"
     subprocess.run(
-        [sys.executable, "-m", "deployments.sandbox_child", str(path)]
+        [sys.executable, "-m", "deployments.registry.sandbox_child", str(path)]
         + ["--model-type", model_type, "--input-size", "4", "--output", str(report)]
         + ["--memory-bytes", str(2 * 1024**3), "--cpu-seconds", "30"],
         cwd=tmp_path,

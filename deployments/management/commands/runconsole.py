@@ -14,9 +14,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from console.processes import web_command, worker_command
-from deployments import status as st
-from deployments.lifecycle import resume
-from deployments.models import Deployment
+from deployments.lifecycle import resume_all
 from deployments.runtimes import get_runtime
 
 
@@ -28,13 +26,7 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=int(os.environ.get("CONSOLE_PORT", 8000)))
 
     def handle(self, *args, host: str, port: int, **options) -> None:
-        resumed = [
-            d.name
-            for d in Deployment.objects.filter(
-                status__in=[st.RUNNING, st.DEPLOYING, st.DEGRADED, st.PENDING]
-            )
-            if resume(d)
-        ]
+        resumed = resume_all()
         if resumed:
             self.stdout.write(f"Redeploying: {', '.join(resumed)}")
         procs = {

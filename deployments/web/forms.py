@@ -11,28 +11,35 @@ import re
 from typing import Any
 
 from django import forms
-from django.core.validators import RegexValidator
 
-from deployments.models import (
-    DNS_LABEL,
-    JOB_CHOICES,
-    MODEL_TYPE_CHOICES,
-    Deployment,
-    ModelVersion,
-    RegisteredModel,
-)
+from deployments import constants as st
+from deployments.constants import MAX_PREDICT_ROWS
+from deployments.models import NAME, QUANTITY, Deployment, ModelVersion, RegisteredModel
 
-# Kubernetes resource quantities such as 100m, 0.5, 1, 256Mi, 1Gi.
-QUANTITY = RegexValidator(
-    r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$",
-    "Use a Kubernetes quantity such as 100m, 0.5, 1 (CPU) or 256Mi, 1Gi (memory).",
-)
-MAX_PREDICT_ROWS = 1000
+_REPLICA_ERRORS = {
+    "min_value": st.REPLICAS_MESSAGE,
+    "max_value": st.REPLICAS_MESSAGE,
+    "required": "Enter a number of replicas.",
+}
+
+
+def _replicas_field(**kwargs: Any) -> forms.IntegerField:
+    return forms.IntegerField(min_value=st.MIN_REPLICAS, max_value=st.MAX_REPLICAS, **kwargs)
+
+
+def _quantity_field(label: str, name: str, required: bool = True) -> forms.CharField:
+    return forms.CharField(
+        label=label,
+        initial=st.DEFAULT_RESOURCES[name],
+        required=required,
+        max_length=st.QUANTITY_MAX_LENGTH,
+        validators=[QUANTITY],
+    )
 
 
 class ModelForm(forms.ModelForm):
     job = forms.ChoiceField(
-        choices=[("", "Choose one"), *JOB_CHOICES],
+        choices=[("", "Choose one"), *st.JOB_CHOICES],
         help_text="Classification answers class probabilities; regression answers values.",
     )
 
@@ -53,8 +60,8 @@ class UploadForm(forms.Form):
     )
     model_type = forms.ChoiceField(
         label="Format",
-        choices=MODEL_TYPE_CHOICES,
-        initial="joblib",
+        choices=st.MODEL_TYPE_CHOICES,
+        initial=st.DEFAULT_MODEL_TYPE,
         help_text="How the file was saved.",
     )
     approve_types = forms.CharField(
@@ -83,22 +90,19 @@ def version_choices() -> list[tuple[str, list[tuple[int, str]]]]:
 class DeployForm(forms.Form):
     name = forms.CharField(
         label="Deployment name",
-        max_length=63,
-        validators=[DNS_LABEL],
+        max_length=st.NAME_MAX_LENGTH,
+        validators=[NAME],
         help_text="Lower-case letters, digits and '-', e.g. iris-prod. It names the endpoint.",
     )
     version = forms.TypedChoiceField(label="Model version", coerce=int)
-    replicas = forms.IntegerField(
-        min_value=0, max_value=50, initial=1, help_text="Serving processes (0 to 50)."
+    replicas = _replicas_field(
+        initial=st.DEFAULT_REPLICAS,
+        help_text=f"Serving processes ({st.MIN_REPLICAS} to {st.MAX_REPLICAS}).",
     )
-    cpu_request = forms.CharField(label="CPU request", initial="100m", validators=[QUANTITY])
-    memory_request = forms.CharField(label="Memory request", initial="256Mi", validators=[QUANTITY])
-    cpu_limit = forms.CharField(
-        label="CPU limit", initial="1", required=False, validators=[QUANTITY]
-    )
-    memory_limit = forms.CharField(
-        label="Memory limit", initial="1Gi", required=False, validators=[QUANTITY]
-    )
+    cpu_request = _quantity_field("CPU request", "cpu_request")
+    memory_request = _quantity_field("Memory request", "memory_request")
+    cpu_limit = _quantity_field("CPU limit", "cpu_limit", required=False)
+    memory_limit = _quantity_field("Memory limit", "memory_limit", required=False)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -121,8 +125,7 @@ class DeployForm(forms.Form):
         return version[0]
 
     def resources(self) -> dict[str, str]:
-        keys = ("cpu_request", "memory_request", "cpu_limit", "memory_limit")
-        return {k: self.cleaned_data[k] for k in keys}
+        return {k: self.cleaned_data[k] for k in st.RESOURCE_FIELDS}
 
 
 def check_deployment_name(name: str) -> str:
@@ -151,16 +154,7 @@ class ChangeVersionForm(forms.Form):
 
 
 class ScaleForm(forms.Form):
-    replicas = forms.IntegerField(
-        label="Replicas",
-        min_value=0,
-        max_value=50,
-        error_messages={
-            "min_value": "Use 0 to 50 replicas.",
-            "max_value": "Use 0 to 50 replicas.",
-            "required": "Enter a number of replicas.",
-        },
-    )
+    replicas = _replicas_field(label="Replicas", error_messages=_REPLICA_ERRORS)
 
 
 def _number(value: Any, row: int, column: int) -> float:

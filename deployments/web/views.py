@@ -6,7 +6,6 @@ works as plain HTML forms without JavaScript.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -19,11 +18,18 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from deployments import constants as st
 from deployments import lifecycle
-from deployments import status as st
-from deployments.api.permissions import can_deploy
 from deployments.artifacts.stores import StoreError
-from deployments.forms import (
+from deployments.constants import CLASSIFICATION
+from deployments.models import Deployment, ModelVersion, RegisteredModel
+from deployments.predictions import PredictionResult, forward_prediction
+from deployments.registry.sandbox import ArtifactRejected
+from deployments.registry.upload_handler import upload_refusal
+from deployments.registry.versions import upload_version
+from deployments.roles import can_deploy
+from deployments.web import presenters
+from deployments.web.forms import (
     ChangeVersionForm,
     DeployForm,
     ModelForm,
@@ -32,10 +38,6 @@ from deployments.forms import (
     UploadForm,
     check_deployment_name,
 )
-from deployments.models import CLASSIFICATION, Deployment, ModelVersion, RegisteredModel
-from deployments.predictions import PredictionResult, forward_prediction
-from deployments.registry import upload_version
-from deployments.sandbox import ArtifactRejected
 
 ACTIONS = ("deploy", "undeploy", "rollback", "change", "scale")
 
@@ -136,7 +138,7 @@ def model_upload(request: HttpRequest, name: str) -> HttpResponse:
         # Reading the body streams the file to disk and hashes it (HashingUploadHandler); a
         # file over MAX_ARTIFACT_BYTES is dropped there and the request says why.
         form = UploadForm(request.POST, request.FILES)
-        refusal = getattr(request, "artifact_refusal", None)
+        refusal = upload_refusal(request)
         if refusal:
             # The file and the fields after it were dropped: say why, not "this field is
             # required".
@@ -212,15 +214,6 @@ def _get_deployment(name: str) -> Deployment:
     )
 
 
-def _feature_names(deployment: Deployment) -> list[str]:
-    version = deployment.model_version
-    n = version.n_features or version.model.input_size
-    names = version.feature_names or []
-    if len(names) == n:
-        return [str(x) for x in names]
-    return [f"x{i}" for i in range(1, n + 1)]
-
-
 def _state_key(deployment: Deployment) -> str:
     """What the action buttons depend on; the live fragment re-renders them when it changes."""
     return (
@@ -234,7 +227,7 @@ def _actions_context(
     change_form: ChangeVersionForm | None = None,
     scale_form: ScaleForm | None = None,
 ) -> dict[str, Any]:
-    busy = deployment.status in (st.PENDING, st.STOPPING)
+    busy = deployment.status in st.IN_FLIGHT
     return {
         "can_redeploy": deployment.status in st.DEPLOYABLE,
         "can_undeploy": deployment.status in st.UNDEPLOYABLE,
@@ -243,60 +236,6 @@ def _actions_context(
         "scale_form": scale_form or ScaleForm(initial={"replicas": deployment.replicas}),
         "version_count": deployment.model_version.model.versions.count(),
     }
-
-
-def _snippets(request: HttpRequest, deployment: Deployment, rows: list[list[float]]) -> dict:
-    body = json.dumps({"instances": rows})
-    endpoint = deployment.endpoint or "http://ENDPOINT"
-    # The API's route, spelled out: its URL names are shared with the UI's (DESIGN.md 3.3).
-    api = request.build_absolute_uri(f"/api/deployments/{deployment.name}/predict/")
-    curl = (
-        f"curl -sS -X POST {endpoint}/predict \\\n"
-        f"  -H 'Content-Type: application/json' \\\n"
-        f"  -d '{body}'"
-    )
-    python = (
-        "import json\n"
-        "import urllib.request\n\n"
-        "request = urllib.request.Request(\n"
-        f'    "{endpoint}/predict",\n'
-        f"    data=json.dumps({body}).encode(),\n"
-        '    headers={"Content-Type": "application/json"},\n'
-        ")\n"
-        "with urllib.request.urlopen(request, timeout=30) as response:\n"
-        "    print(json.load(response))"
-    )
-    return {"curl": curl, "python": python, "api": api}
-
-
-def _result_rows(result: PredictionResult, classes: list | None) -> list[dict[str, Any]]:
-    """Table rows: per row the predicted label and each class's probability, best marked."""
-    predictions = result.body.get("predictions", []) if isinstance(result.body, dict) else []
-    rows = []
-    for i, prediction in enumerate(predictions, start=1):
-        if classes and isinstance(prediction, list):
-            best = max(range(len(prediction)), key=prediction.__getitem__)
-            rows.append(
-                {
-                    "number": i,
-                    "label": classes[best],
-                    "cells": [{"value": p, "best": j == best} for j, p in enumerate(prediction)],
-                }
-            )
-        else:
-            rows.append({"number": i, "value": prediction})
-    return rows
-
-
-def _error_text(result: PredictionResult) -> str:
-    """Serving errors in plain words: FastAPI lists validation problems as dicts."""
-    body = result.body
-    detail = body.get("detail", body) if isinstance(body, dict) else body
-    if isinstance(detail, list):
-        return "; ".join(
-            str(item.get("msg", item)) if isinstance(item, dict) else str(item) for item in detail
-        )
-    return str(detail)
 
 
 def _predict_context(
@@ -309,15 +248,15 @@ def _predict_context(
     classes = None
     if result is not None and isinstance(result.body, dict):
         classes = result.body.get("classes")
-    example = rows or [[0.0] * len(_feature_names(deployment))]
+    example = rows or [[0.0] * len(presenters.feature_names(deployment))]
     return {
-        "predict_form": form or PredictForm(feature_names=_feature_names(deployment)),
+        "predict_form": form or PredictForm(feature_names=presenters.feature_names(deployment)),
         "result": result,
         "result_classes": classes,
-        "result_rows": _result_rows(result, classes) if result else [],
-        "result_error": _error_text(result) if result and result.status_code != 200 else "",
+        "result_rows": presenters.result_rows(result, classes) if result else [],
+        "result_error": result.error_text() if result and result.status_code != 200 else "",
         "is_classifier": deployment.model_version.model.job == CLASSIFICATION,
-        "snippets": _snippets(request, deployment, example),
+        "snippets": presenters.snippets(request, deployment, example),
         "tried": rows is not None,
     }
 
@@ -370,7 +309,7 @@ def deployment_live_fragment(request: HttpRequest, name: str) -> HttpResponse:
 def deployment_predict(request: HttpRequest, name: str) -> HttpResponse:
     """The test-prediction form: viewers may use it too."""
     deployment = _get_deployment(name)
-    form = PredictForm(request.POST, feature_names=_feature_names(deployment))
+    form = PredictForm(request.POST, feature_names=presenters.feature_names(deployment))
     result = rows = None
     if form.is_valid():
         rows = form.cleaned_data["matrix"]

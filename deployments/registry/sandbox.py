@@ -23,7 +23,7 @@ from typing import Any
 
 from django.conf import settings
 
-from deployments.models import CLASSIFICATION
+from deployments.constants import CLASSIFICATION
 
 
 class ArtifactRejected(Exception):
@@ -82,7 +82,7 @@ def inspect_artifact(
             sys.executable,
             "-s",
             "-m",
-            "deployments.sandbox_child",
+            "deployments.registry.sandbox_child",
             str(Path(path).resolve()),
             "--model-type",
             model_type,

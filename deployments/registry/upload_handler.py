@@ -4,7 +4,7 @@ Django hands the handler the request body in chunks; the file goes to a temporar
 FILE_UPLOAD_TEMP_DIR, never whole into memory, and its sha256 and size are known once the body
 has been read, so nothing reads the file again just to hash it. A file larger than
 MAX_ARTIFACT_BYTES stops being written at the first byte over the limit; the rest of the body
-is read and discarded, and the request carries `artifact_refusal` saying why.
+is read and discarded, and `upload_refusal(request)` says why.
 """
 
 from __future__ import annotations
@@ -13,6 +13,12 @@ import hashlib
 
 from django.conf import settings
 from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandler
+
+
+def upload_refusal(request: object) -> str | None:
+    """Why this request's file was dropped while its body was read, or None. Works on Django's
+    request and on REST framework's, which hands attribute reads on to Django's."""
+    return getattr(request, "artifact_refusal", None)
 
 
 def too_large_message(limit: int) -> str:

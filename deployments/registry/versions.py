@@ -20,17 +20,17 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max, ProtectedError, Q
 
+from deployments.artifacts import get_store
 from deployments.artifacts.stores import (
-    EXTENSIONS,
     ArtifactStore,
     BlobExists,
     PendingPut,
     blob_name,
-    get_store,
 )
-from deployments.artifacts.uploads import too_large_message
+from deployments.constants import EXTENSIONS
 from deployments.models import Deployment, ModelVersion, RegisteredModel
-from deployments.sandbox import ArtifactRejected, ArtifactTooLarge, validate_artifact
+from deployments.registry.sandbox import ArtifactRejected, ArtifactTooLarge, validate_artifact
+from deployments.registry.upload_handler import too_large_message
 
 log = logging.getLogger(__name__)
 

@@ -1,30 +1,28 @@
 """The Kubernetes runtime: one ConfigMap, Deployment, Service (and Ingress) per deployment.
 
-The only module that imports `kubernetes`. Objects come from `deployments.manifests`; this
-module sends them (create, or replace what exists, retrying on conflicts), deletes them, and
-reads Deployments, pods, events and logs back into an `Observation` a person can act on.
-API errors become `RuntimeFailure`, permanent when retrying cannot help (400, 401, 403, 404,
-422) and transient otherwise (timeouts, 409, 429, 5xx).
+Objects come from `manifests.py`; this module sends them (create, or replace what exists,
+retrying on conflicts), deletes them, and reads Deployments, pods, events and logs back;
+`observe.py` turns what it read into an `Observation` a person can act on, and `client.py`
+builds the API client and turns API errors into `RuntimeFailure`.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 import urllib3
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
 
-from deployments import manifests
+from deployments import constants as st
 from deployments.runtimes.base import Observation, Runtime, RuntimeFailure, ServingSpec
+from deployments.runtimes.kubernetes import manifests, observe
+from deployments.runtimes.kubernetes.client import failure, shared_client
 
-PERMANENT_STATUSES = {400, 401, 403, 404, 405, 410, 422}
 CONFLICT_RETRIES = 5
 LOG_TAIL_LINES = 5
 MAX_EVENTS = 10
@@ -38,67 +36,6 @@ _KINDS: dict[str, tuple[type, str]] = {
     "Deployment": (client.AppsV1Api, "deployment"),
     "Ingress": (client.NetworkingV1Api, "ingress"),
 }
-# Waiting reasons that will not clear up by themselves.
-_HARD_WAITING = {
-    "CrashLoopBackOff",
-    "ImagePullBackOff",
-    "ErrImagePull",
-    "InvalidImageName",
-    "CreateContainerConfigError",
-    "CreateContainerError",
-    "RunContainerError",
-}
-
-
-def load_client(kubeconfig: str | None = None, context: str | None = None) -> client.ApiClient:
-    """The API client: in-cluster config inside a pod, else a kubeconfig ($KUBECONFIG, ~/.kube)."""
-    configuration = client.Configuration()
-    try:
-        if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
-            config.load_incluster_config(client_configuration=configuration)
-        else:
-            # $KUBECONFIG is read now, not when the kubernetes package was imported.
-            config.load_kube_config(
-                config_file=kubeconfig or os.environ.get("KUBECONFIG") or None,
-                context=context,
-                client_configuration=configuration,
-            )
-    except (ConfigException, OSError) as exc:
-        raise RuntimeFailure(f"No usable Kubernetes configuration: {exc}", permanent=True) from exc
-    return client.ApiClient(configuration)
-
-
-_SHARED_CLIENT: list[client.ApiClient] = []
-
-
-def _shared_client() -> client.ApiClient:
-    """load_client() once per process (Celery forks first, so each child builds its own)."""
-    if not _SHARED_CLIENT:
-        _SHARED_CLIENT.append(load_client())
-    return _SHARED_CLIENT[0]
-
-
-def _api_message(exc: ApiException) -> str:
-    """The API server's own message (its Status object), else the HTTP reason."""
-    try:
-        body = json.loads(exc.body or "")
-    except ValueError:
-        body = None
-    if isinstance(body, dict) and body.get("message"):
-        return str(body["message"])
-    return str(exc.reason or exc.body or "no message")
-
-
-def _failure(action: str, exc: Exception) -> RuntimeFailure:
-    if isinstance(exc, ApiException):
-        status = exc.status or 0
-        return RuntimeFailure(
-            f"Kubernetes API refused to {action}: {status} {_api_message(exc)}",
-            permanent=status in PERMANENT_STATUSES,
-        )
-    return RuntimeFailure(
-        f"Kubernetes API unreachable while trying to {action}: {exc}", permanent=False
-    )
 
 
 class KubernetesRuntime(Runtime):
@@ -135,7 +72,7 @@ class KubernetesRuntime(Runtime):
         # Built on first use so that constructing the runtime never needs a cluster, and shared
         # by the runtimes of one process so that connections are reused across tasks.
         if self._api_client is None:
-            self._api_client = _shared_client()
+            self._api_client = shared_client()
         return self._api_client
 
     def _call(self, kind: str, verb: str, action: str, *args: Any, **kwargs: Any) -> Any:
@@ -152,7 +89,7 @@ class KubernetesRuntime(Runtime):
                 **kwargs,
             )
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise _failure(action, exc) from exc
+            raise failure(action, exc) from exc
         data = response.data.decode("utf-8", "replace")
         try:
             return json.loads(data)
@@ -277,67 +214,18 @@ class KubernetesRuntime(Runtime):
         deployment = self._read("Deployment", spec.name)
         if deployment is None or not self._owned(deployment):
             return Observation(
-                status="stopped",
+                status=st.STOPPED,
                 reason=f"No Deployment {spec.name} in namespace {self.namespace}",
                 endpoint=endpoint,
             )
         pods = self._list("pod", _selector(manifests.selector_labels(spec.name)))
-        problems = self._pod_problems(pods) + _deployment_problems(deployment)
+        problems = observe.pod_problems(pods, self._log_tail) + observe.deployment_problems(
+            deployment
+        )
         events = self._warning_events(spec.name, pods)
-        return _summarize(deployment, problems, events, endpoint)
+        return observe.summarize(deployment, problems, events, endpoint)
 
     # -- reading the cluster ------------------------------------------------------------------
-
-    def _pod_problems(self, pods: list[dict]) -> list[str]:
-        problems: list[str] = []
-        for pod in pods:
-            pod_name = pod.get("metadata", {}).get("name", "?")
-            status = pod.get("status") or {}
-            for condition in status.get("conditions") or []:
-                if (
-                    condition.get("type") == "PodScheduled"
-                    and condition.get("status") == "False"
-                    and condition.get("reason") == "Unschedulable"
-                ):
-                    problems.append(
-                        f"Unschedulable: pod {pod_name} fits on no node: "
-                        f"{condition.get('message', '').strip()}"
-                    )
-            for container in status.get("containerStatuses") or []:
-                problem = self._container_problem(pod_name, container)
-                if problem:
-                    problems.append(problem)
-        return problems
-
-    def _container_problem(self, pod_name: str, container: dict) -> str | None:
-        if container.get("ready"):
-            return None  # serving now, whatever happened before (lastState) is history
-        state = container.get("state") or {}
-        last = (container.get("lastState") or {}).get("terminated") or {}
-        terminated = state.get("terminated") or {}
-        waiting = state.get("waiting") or {}
-        reason = waiting.get("reason", "")
-        if "OOMKilled" in (last.get("reason"), terminated.get("reason")):
-            return (
-                f"OOMKilled: container {container.get('name')} of pod {pod_name} ran out of "
-                "memory (exceeded its memory limit); raise the memory limit"
-            )
-        if reason in ("ImagePullBackOff", "ErrImagePull", "InvalidImageName"):
-            return (
-                f"{reason}: image {container.get('image')} cannot be pulled: "
-                f"{waiting.get('message', '').strip()}"
-            ).rstrip(": ")
-        if reason == "CrashLoopBackOff":
-            tail = self._log_tail(pod_name, container.get("name", ""))
-            exit_code = last.get("exitCode")
-            text = f"CrashLoopBackOff: container {container.get('name')} of pod {pod_name} "
-            text += "keeps exiting"
-            if exit_code is not None:
-                text += f" (exit code {exit_code})"
-            return f"{text}: {tail}" if tail else text
-        if reason in _HARD_WAITING:
-            return f"{reason}: {waiting.get('message', '').strip()}".rstrip(": ")
-        return None
 
     def _log_tail(self, pod_name: str, container: str) -> str:
         """The last lines the crashed container wrote (the serving app's one-line error)."""
@@ -438,51 +326,3 @@ def _merge_metadata(ours: dict, theirs: dict) -> None:
         merged = {**(theirs.get(field) or {}), **(ours.get(field) or {})}
         if merged:
             ours[field] = merged
-
-
-def _deployment_problems(deployment: dict) -> list[str]:
-    problems = []
-    for condition in (deployment.get("status") or {}).get("conditions") or []:
-        reason, message = condition.get("reason"), (condition.get("message") or "").strip()
-        if condition.get("type") == "Progressing" and reason == "ProgressDeadlineExceeded":
-            problems.append(
-                f"ProgressDeadlineExceeded: the rollout made no progress in time: {message}"
-            )
-        elif condition.get("type") == "ReplicaFailure" and condition.get("status") == "True":
-            problems.append(f"ReplicaFailure ({reason}): {message}")
-    return problems
-
-
-def _summarize(
-    deployment: dict, problems: list[str], events: list[str], endpoint: str
-) -> Observation:
-    """Map counts and problems to a status: running, deploying, degraded or failed."""
-    spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
-    desired = int(spec.get("replicas", 1))
-    ready = int(status.get("readyReplicas") or 0)
-    updated = int(status.get("updatedReplicas") or 0)
-    total = int(status.get("replicas") or 0)
-    generation = int(deployment.get("metadata", {}).get("generation") or 0)
-    observed = int(status.get("observedGeneration") or 0)
-    rolled_out = observed >= generation and updated >= desired and total <= desired
-    counts = f"{ready}/{desired} replicas ready"
-
-    def observation(state: str, reason: str) -> Observation:
-        return Observation(
-            status=state,
-            reason=reason,
-            replicas_ready=ready,
-            endpoint=endpoint,
-            events=events,
-        )
-
-    if desired == 0:
-        return observation("stopped", "Scaled to 0 replicas")
-    if problems:
-        state = "failed" if ready == 0 else "degraded"
-        return observation(state, f"{problems[0]} ({counts})")
-    if rolled_out and ready >= desired:
-        return observation("running", counts)
-    if rolled_out and observed and total:
-        return observation("degraded", counts)
-    return observation("deploying", f"Rolling out: {counts}, {updated} updated")

@@ -1,6 +1,6 @@
 """The inside of the validation sandbox: load one artifact, report what it is as JSON.
 
-Runs as `python -m deployments.sandbox_child` in a separate process (see sandbox.py), which
+Runs as `python -m deployments.registry.sandbox_child` in a separate process (see sandbox.py), which
 first limits its own memory and CPU time, then loads the artifact. It must not import Django:
 the artifact may be hostile, and this process holds no secrets.
 

@@ -1,0 +1,1 @@
+"""The browser UI: views, forms, the prediction display helpers and their URLs."""

@@ -1,0 +1,64 @@
+"""How predictions look on a deployment's page: the feature inputs, the result table and the
+snippets a user copies. Plain functions of records and answers; the views call them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.http import HttpRequest
+
+from deployments.models import Deployment
+from deployments.predictions import PredictionResult
+
+
+def feature_names(deployment: Deployment) -> list[str]:
+    version = deployment.model_version
+    n = version.n_features or version.model.input_size
+    names = version.feature_names or []
+    if len(names) == n:
+        return [str(x) for x in names]
+    return [f"x{i}" for i in range(1, n + 1)]
+
+
+def snippets(request: HttpRequest, deployment: Deployment, rows: list[list[float]]) -> dict:
+    body = json.dumps({"instances": rows})
+    endpoint = deployment.endpoint or "http://ENDPOINT"
+    # The API's route, spelled out: its URL names are shared with the UI's (DESIGN.md 3.3).
+    api = request.build_absolute_uri(f"/api/deployments/{deployment.name}/predict/")
+    curl = (
+        f"curl -sS -X POST {endpoint}/predict \\\n"
+        f"  -H 'Content-Type: application/json' \\\n"
+        f"  -d '{body}'"
+    )
+    python = (
+        "import json\n"
+        "import urllib.request\n\n"
+        "request = urllib.request.Request(\n"
+        f'    "{endpoint}/predict",\n'
+        f"    data=json.dumps({body}).encode(),\n"
+        '    headers={"Content-Type": "application/json"},\n'
+        ")\n"
+        "with urllib.request.urlopen(request, timeout=30) as response:\n"
+        "    print(json.load(response))"
+    )
+    return {"curl": curl, "python": python, "api": api}
+
+
+def result_rows(result: PredictionResult, classes: list | None) -> list[dict[str, Any]]:
+    """Table rows: per row the predicted label and each class's probability, best marked."""
+    predictions = result.body.get("predictions", []) if isinstance(result.body, dict) else []
+    rows = []
+    for i, prediction in enumerate(predictions, start=1):
+        if classes and isinstance(prediction, list):
+            best = max(range(len(prediction)), key=prediction.__getitem__)
+            rows.append(
+                {
+                    "number": i,
+                    "label": classes[best],
+                    "cells": [{"value": p, "best": j == best} for j, p in enumerate(prediction)],
+                }
+            )
+        else:
+            rows.append({"number": i, "value": prediction})
+    return rows
