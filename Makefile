@@ -59,9 +59,11 @@ bench-serving: $(DEV_STAMP)
 bench: $(DEV_STAMP)
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(PY) bench/console.py
 
+## lint: ruff (lint and format) on everything, mypy on serving and the domain modules (pyproject.toml)
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 format: $(DEV_STAMP)
 	$(VENV)/bin/ruff format .

@@ -152,7 +152,8 @@ class PendingUpload:
             }
             body = _FileBody(self.path, offset, end, self.cancelled)
             try:
-                answer = self.http.put(self.session, data=body, headers=headers, timeout=(10, 600))
+                # memoryview blocks: requests sends any bytes-like block, its stubs say bytes.
+                answer = self.http.put(self.session, data=body, headers=headers, timeout=(10, 600))  # type: ignore[arg-type]
             except requests.ConnectionError:
                 if self.cancelled.is_set():
                     raise StoreError(f"upload of {self.uri} cancelled") from None
