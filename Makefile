@@ -13,7 +13,7 @@ TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 PRODUCTION_TESTS ?= tests/integration tests/hardening \
 	--ignore=tests/hardening/test_production_settings.py
 
-.PHONY: run test test-production check-deploy bench bench-serving install lint format clean
+.PHONY: run test test-production check-deploy bench bench-serving install lint format chart-schema clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,10 @@ lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+## chart-schema: write the config block of charts/model-serving/values.schema.json from serving's schema
+chart-schema: $(CONSOLE_STAMP)
+	$(PY) tools/gen_chart_schema.py
 
 format: $(DEV_STAMP)
 	$(VENV)/bin/ruff format .
