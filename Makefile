@@ -59,11 +59,13 @@ bench-serving: $(DEV_STAMP)
 bench: $(DEV_STAMP)
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(PY) bench/console.py
 
-## lint: ruff (lint and format) on everything, mypy on serving and the domain modules (pyproject.toml)
+## lint: ruff (lint and format) on everything, mypy on serving and the domain modules (pyproject.toml),
+## and the chart's values schema up to date with serving's (make chart-schema)
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(PY) tools/gen_chart_schema.py --check
 
 ## chart-schema: write the config block of charts/model-serving/values.schema.json from serving's schema
 chart-schema: $(CONSOLE_STAMP)
