@@ -13,7 +13,7 @@ TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 PRODUCTION_TESTS ?= tests/integration tests/hardening \
 	--ignore=tests/hardening/test_production_settings.py
 
-.PHONY: run test test-production check-deploy bench bench-serving install lint format clean
+.PHONY: run test test-production check-deploy bench bench-serving install lint format chart-schema clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -59,9 +59,17 @@ bench-serving: $(DEV_STAMP)
 bench: $(DEV_STAMP)
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(PY) bench/console.py
 
+## lint: ruff (lint and format) on everything, mypy on serving and the domain modules (pyproject.toml),
+## and the chart's values schema up to date with serving's (make chart-schema)
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(PY) tools/gen_chart_schema.py --check
+
+## chart-schema: write the config block of charts/model-serving/values.schema.json from serving's schema
+chart-schema: $(CONSOLE_STAMP)
+	$(PY) tools/gen_chart_schema.py
 
 format: $(DEV_STAMP)
 	$(VENV)/bin/ruff format .

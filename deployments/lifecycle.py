@@ -6,6 +6,8 @@ task that does the work after the transaction commits. Views and API views call 
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import IntegrityError, transaction
 
 from deployments import constants as st
@@ -54,7 +56,7 @@ def create_deployment(
                 model_version=version,
                 replicas=replicas,
                 status=st.PENDING,
-                created_by=actor if getattr(actor, "pk", None) else None,
+                created_by=actor if getattr(actor, "pk", None) else None,  # type: ignore[misc]
                 **resources,
             )
             deployment.record("create", f"created with {version} and {replicas} replica(s)", actor)
@@ -105,7 +107,7 @@ def change(
     if deployment.status in st.IN_FLIGHT:
         raise LifecycleError(f"{deployment.name} is {deployment.status}; wait until it settles")
     parts = []
-    fields: dict[str, object] = {}
+    fields: dict[str, Any] = {}
     if version is not None and version.pk != deployment.model_version_id:
         if version.model_id != deployment.model_version.model_id:
             raise LifecycleError(

@@ -7,6 +7,7 @@ UPDATE on the current status, so two racing requests can never both win a transi
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
@@ -224,7 +225,7 @@ class DeploymentEvent(models.Model):
             message=message,
         )
 
-    def save(self, *args: object, **kwargs: object) -> None:
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk is not None and not self._state.adding:
             raise PermissionError("audit events cannot be changed once written")
         super().save(*args, **kwargs)

@@ -3,12 +3,14 @@ admins (superusers) manage users. Roles are Django groups, created after every m
 
 from __future__ import annotations
 
+from typing import Any
+
 VIEWER = "viewer"
 DEPLOYER = "deployer"
 DEPLOY_PERMISSION = "deployments.deploy_model"
 
 
-def can_deploy(user: object) -> bool:
+def can_deploy(user: Any) -> bool:
     """Deployers (and admins) may upload, deploy, change and undeploy."""
     return bool(getattr(user, "is_authenticated", False) and user.has_perm(DEPLOY_PERMISSION))
 

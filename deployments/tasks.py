@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.conf import settings
 from django.core.cache import cache
 
 from deployments import constants as st
 from deployments.models import Deployment
 from deployments.runtimes import get_runtime
-from deployments.runtimes.base import Observation, RuntimeFailure
+from deployments.runtimes.base import Observation, Runtime, RuntimeFailure
 from deployments.specs import serving_spec
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ def record_observation(deployment: Deployment, seen: Observation) -> None:
     if status == st.STOPPED and deployment.status in st.ACTIVE:
         status = st.FAILED
         seen.reason = "the serving process is gone: " + (seen.reason or "not found")
-    fields = {
+    fields: dict[str, Any] = {
         "replicas_ready": seen.replicas_ready,
         "endpoint": seen.endpoint or deployment.endpoint,
     }
@@ -52,7 +53,7 @@ def record_observation(deployment: Deployment, seen: Observation) -> None:
 
 
 @shared_task(bind=True, **RETRY)
-def deploy_deployment(self, deployment_id: int) -> None:
+def deploy_deployment(self: Task, deployment_id: int) -> None:
     deployment = _get(deployment_id)
     if deployment is None:
         return
@@ -121,7 +122,7 @@ def watch_deployment(deployment_id: int, deadline: float) -> None:
 
 
 @shared_task(bind=True, **RETRY)
-def undeploy_deployment(self, deployment_id: int) -> None:
+def undeploy_deployment(self: Task, deployment_id: int) -> None:
     deployment = _get(deployment_id)
     if deployment is None or deployment.status != st.STOPPING:
         return
@@ -140,7 +141,7 @@ def undeploy_deployment(self, deployment_id: int) -> None:
     )
 
 
-def sync_deployment(deployment: Deployment, runtime=None) -> None:
+def sync_deployment(deployment: Deployment, runtime: Runtime | None = None) -> None:
     """Reconcile one deployment with its runtime; also restarts work a lost task left behind
     (a worker killed mid-task: with acks_late the broker redelivers eventually, this is sooner).
     """

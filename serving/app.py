@@ -20,6 +20,7 @@ from fastapi.openapi.utils import get_openapi
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 from starlette.routing import Match, Route
+from starlette.types import Scope
 
 from serving import openapi, v2
 from serving.batching import MicroBatcher
@@ -68,7 +69,7 @@ class State:
 class _Route(Route):
     """A Starlette route that records itself in the scope, so metrics can label by template."""
 
-    def matches(self, scope: dict[str, Any]) -> tuple[Match, dict[str, Any]]:
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
         match, child = super().matches(scope)
         if match is not Match.NONE:
             child["route"] = self

@@ -112,11 +112,12 @@ class MicroBatcher:
         exactly their rows. A plain function returning a future, not a coroutine: a handler
         awaiting it directly is one frame shallower to suspend and resume."""
         loop = asyncio.get_running_loop()
+        future: asyncio.Future[np.ndarray]
         if self._stopped:
             future = loop.create_future()
             future.set_exception(ModelNotReady("the server is shutting down"))
             return future
-        future: asyncio.Future[np.ndarray] = loop.create_future()
+        future = loop.create_future()
         item = _Item(output, matrix, future, loop)
         cost = self._cost.get(output)
         if cost is not None and cost < self._inline_below:

@@ -8,7 +8,7 @@ from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic.alias_generators import to_camel, to_snake
 
 DEFAULT_CONFIG_PATH = "/etc/config/config.yaml"
 
@@ -20,7 +20,11 @@ MODEL_TYPES: tuple[str, ...] = get_args(ModelType)
 JOBS: tuple[str, ...] = get_args(Job)
 CLASSIFICATION, REGRESSION = JOBS
 
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+Method = Literal["GCS", "LOCAL"]
+METHODS: tuple[str, ...] = get_args(Method)
+# The location keys each method needs (as in the YAML).
+_NEEDS: dict[str, tuple[str, ...]] = {"GCS": ("bucketName", "blobDir"), "LOCAL": ("path",)}
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
 class ConfigError(Exception):
@@ -38,10 +42,30 @@ class _Schema(BaseModel):
     )
 
 
+def _source_json_schema(schema: dict[str, Any]) -> None:
+    """Say in JSON schema what ModelSource's validators check: the chart's values schema is
+    generated from serving's schema (tools/gen_chart_schema.py), so helm refuses what serving
+    would refuse."""
+    schema["properties"]["method"]["enum"] = [*METHODS, *(m.lower() for m in METHODS)]
+    schema["properties"]["sha256"]["pattern"] = _SHA256.pattern
+    schema["allOf"] = [
+        {
+            "if": {"properties": {"method": {"enum": [method, method.lower()]}}},
+            "then": {
+                "required": list(keys),
+                "properties": {key: {"type": "string", "minLength": 1} for key in keys},
+            },
+        }
+        for method, keys in _NEEDS.items()
+    ]
+
+
 class ModelSource(_Schema):
     """Where the artifact lives and how far it is trusted."""
 
-    method: Literal["GCS", "LOCAL"]
+    model_config = ConfigDict(json_schema_extra=_source_json_schema)
+
+    method: Method
     project_name: str | None = None
     bucket_name: str | None = None
     blob_dir: str | None = None
@@ -66,10 +90,10 @@ class ModelSource(_Schema):
 
     @model_validator(mode="after")
     def _needs_location(self) -> ModelSource:
-        if self.method == "LOCAL" and not self.path:
-            raise ValueError("method LOCAL needs model.path")
-        if self.method == "GCS" and not (self.bucket_name and self.blob_dir):
-            raise ValueError("method GCS needs model.bucketName and model.blobDir")
+        needed = _NEEDS[self.method]
+        if not all(getattr(self, to_snake(key)) for key in needed):
+            names = " and ".join(f"model.{key}" for key in needed)
+            raise ValueError(f"method {self.method} needs {names}")
         return self
 
 

@@ -5,6 +5,7 @@ Protocol-neutral: both /predict and the Open Inference Protocol adapter call `ru
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -48,7 +49,7 @@ class ServedModel:
                 raise ModelError(f"job is classification but {kind} has no classes_")
             self.classes = np.asarray(classes).tolist()
             # The primary output first: it is what /predict answers and infer returns by default.
-            self.outputs = ("predict_proba", "predict")
+            self.outputs: tuple[str, ...] = ("predict_proba", "predict")
         else:
             self.outputs = ("predict",)
         self.classes_json = orjson.dumps(self.classes)
@@ -66,7 +67,7 @@ class ServedModel:
             if fast is None:
                 continue
             try:
-                problem = fastpath.check(fast, lambda m, o=output: self._call(o, m), rows)
+                problem = fastpath.check(fast, functools.partial(self._call, output), rows)
             except Exception as exc:  # the estimator itself failed on the probe rows
                 problem = f"{type(exc).__name__}: {exc}"
             if problem is None:

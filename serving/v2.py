@@ -195,7 +195,7 @@ def infer_response(
             return b"".join(
                 (
                     _response_head(model.name, model.cfg.version, name),
-                    b"%d,%d" % values.shape if values.ndim == 2 else b"%d" % values.shape,
+                    b"%d,%d" % values.shape if values.ndim == 2 else b"%d" % values.shape[0],
                     b'],"datatype":"FP64","data":',
                     orjson.dumps(values.ravel().tolist()),
                     b"}]}",

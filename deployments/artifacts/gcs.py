@@ -152,7 +152,8 @@ class PendingUpload:
             }
             body = _FileBody(self.path, offset, end, self.cancelled)
             try:
-                answer = self.http.put(self.session, data=body, headers=headers, timeout=(10, 600))
+                # requests' hints say bytes or str; it sends any bytes-like block (memoryviews).
+                answer = self.http.put(self.session, data=body, headers=headers, timeout=(10, 600))  # type: ignore[arg-type]
             except requests.ConnectionError:
                 if self.cancelled.is_set():
                     raise StoreError(f"upload of {self.uri} cancelled") from None

@@ -118,7 +118,8 @@ def inspect_artifact(
             ) from None
         finally:
             _kill_group(proc)
-            proc.stderr.close()
+            if proc.stderr is not None:
+                proc.stderr.close()
         try:
             return json.loads(output.read_text())
         except (OSError, ValueError):

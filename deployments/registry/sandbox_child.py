@@ -22,6 +22,7 @@ import resource
 import sys
 import traceback
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +88,7 @@ class Guard:
     def __init__(self) -> None:
         self.seen: set[str] = set()
 
-    def check(self, module: str, name: str, resolve) -> Any:
+    def check(self, module: str, name: str, resolve: Callable[[str, str], Any]) -> Any:
         where = f"{module}.{name}"
         if _denied(module, name):
             raise RefusedGlobal(where)
@@ -162,7 +163,7 @@ def describe(path: Path, model_type: str, trusted_types: list[str], input_size: 
             refused = [t for t in untrusted if t not in trusted_types]
             if refused:
                 raise UntrustedTypes(refused)
-            estimator = load_artifact(path, model_type, trusted_types)
+            estimator: Any = load_artifact(path, model_type, trusted_types)
         elif model_type in ("pkl", "joblib"):
             guard = Guard()
             try:

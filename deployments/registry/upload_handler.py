@@ -10,8 +10,10 @@ is read and discarded, and `upload_refusal(request)` says why.
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandler
 
 
@@ -35,7 +37,7 @@ class HashingUploadHandler(TemporaryFileUploadHandler):
     # no measurable difference in time on a 1 GiB upload).
     chunk_size = 64 * 1024
 
-    def new_file(self, *args, **kwargs) -> None:
+    def new_file(self, *args: Any, **kwargs: Any) -> None:
         super().new_file(*args, **kwargs)
         self.digest = hashlib.sha256()
         self.received = 0
@@ -44,14 +46,14 @@ class HashingUploadHandler(TemporaryFileUploadHandler):
         self.received += len(raw_data)
         limit = settings.MAX_ARTIFACT_BYTES
         if self.received > limit:
-            self.request.artifact_refusal = too_large_message(limit)
+            self.request.artifact_refusal = too_large_message(limit)  # type: ignore[union-attr]
             # connection_reset=False: Django reads and discards the rest of the body, so the
             # client gets the answer instead of a broken pipe; the partial file is removed.
             raise StopUpload(connection_reset=False)
         self.digest.update(raw_data)
         super().receive_data_chunk(raw_data, start)
 
-    def file_complete(self, file_size: int):
-        upload = super().file_complete(file_size)
+    def file_complete(self, file_size: int) -> UploadedFile | None:
+        upload: Any = super().file_complete(file_size)
         upload.sha256 = self.digest.hexdigest()
         return upload

@@ -11,16 +11,18 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import jsonschema
 import pytest
 import yaml
 
 from deployments.runtimes.base import Resources, ServingSpec
 from deployments.runtimes.kubernetes import KubernetesRuntime, load_client, manifests
-from serving.config import ServingConfig, dump_config, parse_config
+from serving.config import ConfigError, dump_config, parse_config
 
 if TYPE_CHECKING:
     from tests.kubernetes.conftest import Cluster
@@ -156,37 +158,178 @@ def test_console_chart_needs_its_secrets(helm: str) -> None:
     assert "secrets.databaseUrl (or secrets.existingSecret) is required" in result.stderr
 
 
-def test_serving_values_schema_refuses_a_bad_config(helm: str) -> None:
-    result = run_helm(
-        helm,
-        "template",
-        "x",
-        str(CHARTS / "model-serving"),
-        "--set",
-        "config.modelType=zip",
-        "--set",
-        "config.model.method=LOCAL",
+# -- the model-serving values schema: serving's config schema, generated ---------------------
+
+GEN_SCHEMA = REPO / "tools" / "gen_chart_schema.py"
+SERVING_SCHEMA = CHARTS / "model-serving" / "values.schema.json"
+
+
+def run_gen_schema(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(GEN_SCHEMA), *args], capture_output=True, text=True, timeout=120
     )
-    assert result.returncode != 0
-    assert "config.modelType" in result.stderr
-    assert "path is required" in result.stderr
 
 
-def _keys(schema: dict, defs: dict) -> dict[str, Any]:
-    """Property names of a JSON schema, nested objects as sub-dicts ($ref resolved)."""
-    if "$ref" in schema:
-        schema = defs[schema["$ref"].rsplit("/", 1)[-1]]
-    for option in schema.get("anyOf", []):  # Optional[Model] in pydantic's schema
-        if "$ref" in option or "properties" in option:
-            return _keys(option, defs)
-    return {name: _keys(sub, defs) for name, sub in schema.get("properties", {}).items()}
+def test_serving_values_schema_is_generated_from_serving_config() -> None:
+    """The `config` block is what tools/gen_chart_schema.py makes of serving's schema today."""
+    result = run_gen_schema("--check")
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_serving_values_schema_knows_every_serving_config_key() -> None:
-    """serving refuses unknown keys and so does the chart's schema: they must list the same."""
-    serving = ServingConfig.model_json_schema(by_alias=True)
-    chart = json.loads((CHARTS / "model-serving" / "values.schema.json").read_text())
-    assert _keys(chart["properties"]["config"], {}) == _keys(serving, serving.get("$defs", {}))
+def test_schema_check_shows_a_stale_block_and_the_generator_rewrites_it(tmp_path: Path) -> None:
+    stale = json.loads(SERVING_SCHEMA.read_text())
+    batching = stale["properties"]["config"]["properties"]["batching"]["properties"]
+    batching["maxWaitMs"]["maximum"] = 5000
+    path = tmp_path / "values.schema.json"
+    path.write_text(json.dumps(stale, indent=2) + "\n")
+
+    check = run_gen_schema("--check", str(path))
+    assert check.returncode == 1
+    changed = [line.replace(" ", "") for line in check.stdout.splitlines()]
+    assert '-"maximum":5000,' in changed
+    assert '+"maximum":1000,' in changed
+    assert "make chart-schema" in check.stderr
+
+    assert run_gen_schema(str(path)).returncode == 0
+    assert path.read_text() == SERVING_SCHEMA.read_text()
+
+
+def _config(**changes: Any) -> dict[str, Any]:
+    """A valid serving config (LOCAL), with top-level or `model.`/`batching.` keys changed."""
+    config: dict[str, Any] = {
+        "modelType": "joblib",
+        "job": "classification",
+        "inputSize": 4,
+        "model": {"method": "LOCAL", "path": "/models/model.joblib"},
+        "batching": {"maxWaitMs": 0},
+    }
+    for key, value in changes.items():
+        where, _, name = key.rpartition("__")
+        target = config[where] if where else config
+        if value is None:
+            target.pop(name, None)
+        else:
+            target[name] = value
+    return config
+
+
+# Configs on both sides of each rule: serving's verdict and the chart schema's must agree.
+AGREEMENT = {
+    "valid": _config(),
+    "gcs": _config(model={"method": "GCS", "bucketName": "b", "blobDir": "m/1/model.joblib"}),
+    "lowercase method": _config(model={"method": "local", "path": "/m"}),
+    "unknown method": _config(model={"method": "S3", "path": "/m"}),
+    "local without path": _config(model={"method": "LOCAL"}),
+    "local, empty path": _config(model={"method": "LOCAL", "path": ""}),
+    "gcs without blobDir": _config(model={"method": "GCS", "bucketName": "b"}),
+    "gcs, empty bucket": _config(model={"method": "GCS", "bucketName": "", "blobDir": "m"}),
+    "sha256": _config(model__sha256="ab" * 32),
+    "sha256 in capitals": _config(model__sha256="AB" * 32),
+    "sha256 too short": _config(model__sha256="ab" * 31),
+    "sha256 not hex": _config(model__sha256="zz" * 32),
+    "trusted types": _config(model__trustedTypes=["numpy.dtype"]),
+    "trusted types not a list": _config(model__trustedTypes="numpy.dtype"),
+    "unknown model key": _config(model__url="gs://x"),
+    "onnx": _config(modelType="onnx"),
+    "unknown job": _config(job="ranking"),
+    "no job": _config(job=None),
+    "inputSize 0": _config(inputSize=0),
+    "inputSize 1.5": _config(inputSize=1.5),
+    "name": _config(name="iris.v2_a-b"),
+    "name starting with a dash": _config(name="-iris"),
+    "version": _config(version="3"),
+    "maxBatchRows 0": _config(maxBatchRows=0),
+    "maxBodyBytes 1": _config(maxBodyBytes=1),
+    "maxWaitMs 1000": _config(batching__maxWaitMs=1000),
+    "maxWaitMs 5000": _config(batching__maxWaitMs=5000),
+    "maxWaitMs negative": _config(batching__maxWaitMs=-1),
+    "inlineBelowMs 100.5": _config(batching__inlineBelowMs=100.5),
+    "batching maxBatchRows 0": _config(batching__maxBatchRows=0),
+    "batching enabled": _config(batching__enabled=False),
+    "unknown batching key": _config(batching__maxRows=5),
+    "fastPath": _config(fastPath=False),
+    "unknown key": _config(inputsize=4),
+}
+
+
+@pytest.mark.parametrize("config", AGREEMENT.values(), ids=AGREEMENT.keys())
+def test_chart_schema_refuses_what_serving_refuses(config: dict[str, Any]) -> None:
+    """The rules serving checks in code (the method in any case, the digest, the location each
+    method needs) are said again in JSON schema in serving/config.py: they must agree."""
+    schema = json.loads(SERVING_SCHEMA.read_text())["properties"]["config"]
+    errors = list(jsonschema.Draft7Validator(schema).iter_errors(config))
+    try:
+        parse_config(config)
+        serving_error = None
+    except ConfigError as exc:
+        serving_error = str(exc)
+    assert (errors == []) == (serving_error is None), (serving_error, [e.message for e in errors])
+
+
+def _leaf_keys(schema: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted names of the keys that hold a value (not a mapping of further keys)."""
+    keys = []
+    for name, sub in schema.get("properties", {}).items():
+        keys += _leaf_keys(sub, f"{prefix}{name}.") if "properties" in sub else [prefix + name]
+    return keys
+
+
+def test_chart_readme_names_every_serving_config_key() -> None:
+    """In its YAML example (`key:`) or its list of optional keys (`dotted.key`)."""
+    readme = (CHARTS / "model-serving" / "README.md").read_text()
+    schema = json.loads(SERVING_SCHEMA.read_text())["properties"]["config"]
+    keys = _leaf_keys(schema)
+    assert "batching.maxWaitMs" in keys
+    missing = [
+        key for key in keys if f"`{key}`" not in readme and f" {key.rsplit('.')[-1]}:" not in readme
+    ]
+    assert missing == []
+
+
+# (--set arguments, what helm says): each a value serving would refuse at start.
+BAD_VALUES = {
+    "maxWaitMs": (["config.batching.maxWaitMs=5000"], "config.batching.maxWaitMs"),
+    "modelType": (["config.modelType=onnx"], "config.modelType must be one of"),
+    "no path": (["config.model.method=LOCAL"], "config.model: path is required"),
+    "sha256": (["config.model.sha256=abc"], "config.model.sha256: Does not match pattern"),
+    "inputSize": (["config.inputSize=0"], "config.inputSize: Must be greater than 0"),
+    "unknown key": (["config.inputsize=4"], "Additional property inputsize is not allowed"),
+}
+
+
+@pytest.mark.parametrize(("args", "says"), BAD_VALUES.values(), ids=BAD_VALUES.keys())
+def test_serving_values_schema_refuses_a_bad_config(helm: str, args: list[str], says: str) -> None:
+    chart = str(CHARTS / "model-serving")
+    sets = [arg for value in args for arg in ("--set", value)]
+    for command in (["template", "x", chart], ["lint", chart]):
+        result = run_helm(helm, *command, *sets)
+        assert result.returncode != 0, result.stdout
+        assert says in result.stdout + result.stderr
+
+
+def test_serving_values_schema_accepts_serving_optional_keys(helm: str, tmp_path: Path) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text(
+        yaml.safe_dump(
+            {
+                "config": {
+                    "model": {"method": "gcs", "sha256": "AB" * 32, "trustedTypes": ["a.B"]},
+                    "version": "3",
+                    "maxBodyBytes": 1048576,
+                    "batching": {"maxWaitMs": 1000, "inlineBelowMs": 0.5},
+                    "fastPath": False,
+                }
+            }
+        )
+    )
+    objects = template(helm, "model-serving", "-f", str(values))
+    configmap = next(obj for obj in objects if obj["kind"] == "ConfigMap")
+    config = parse_config(yaml.safe_load(configmap["data"]["config.yaml"]))
+    assert (config.model.method, config.version, config.batching.inline_below_ms) == (
+        "GCS",
+        "3",
+        0.5,
+    )
 
 
 def _rbac_verb(method: str, has_name: bool) -> str:
