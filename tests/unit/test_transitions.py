@@ -175,7 +175,7 @@ def test_named_sets_agree_with_the_table() -> None:
     for status in st.FINAL:
         assert st.TRANSITIONS[status] == {st.PENDING}
     # Active: meant to be serving, watched by the reconcile; never final or being stopped.
-    assert st.ACTIVE == statuses - st.FINAL - {st.STOPPING}
+    assert statuses - st.FINAL - {st.STOPPING} == st.ACTIVE
     assert st.SERVING <= st.ACTIVE
     assert not st.IN_FLIGHT & st.FINAL
     for status in st.DEPLOYABLE:
@@ -193,11 +193,11 @@ def test_named_sets_agree_with_the_table() -> None:
 
 def test_named_sets_are_what_their_comments_promise() -> None:
     """Pinned: a change to the table that changes who may deploy or undeploy is noticed here."""
-    assert st.FINAL == {st.STOPPED}
-    assert st.ACTIVE == {st.PENDING, st.DEPLOYING, st.RUNNING, st.DEGRADED, st.FAILED}
-    assert st.SERVING == {st.RUNNING, st.DEGRADED}
-    assert st.IN_FLIGHT == {st.PENDING, st.STOPPING}
-    assert st.DEPLOYABLE == {st.STOPPED, st.FAILED, st.RUNNING, st.DEGRADED}
-    assert st.UNDEPLOYABLE == {st.PENDING, st.DEPLOYING, st.RUNNING, st.DEGRADED, st.FAILED}
-    assert st.CHANGEABLE == {st.RUNNING, st.DEGRADED, st.FAILED, st.DEPLOYING}
-    assert st.RESUMABLE == {st.RUNNING, st.DEGRADED, st.DEPLOYING}
+    assert {st.STOPPED} == st.FINAL
+    assert {st.PENDING, st.DEPLOYING, st.RUNNING, st.DEGRADED, st.FAILED} == st.ACTIVE
+    assert {st.RUNNING, st.DEGRADED} == st.SERVING
+    assert {st.PENDING, st.STOPPING} == st.IN_FLIGHT
+    assert {st.STOPPED, st.FAILED, st.RUNNING, st.DEGRADED} == st.DEPLOYABLE
+    assert {st.PENDING, st.DEPLOYING, st.RUNNING, st.DEGRADED, st.FAILED} == st.UNDEPLOYABLE
+    assert {st.RUNNING, st.DEGRADED, st.FAILED, st.DEPLOYING} == st.CHANGEABLE
+    assert {st.RUNNING, st.DEGRADED, st.DEPLOYING} == st.RESUMABLE
