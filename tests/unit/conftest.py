@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 _VAR_DIR = Path(tempfile.mkdtemp(prefix="unit-console-var-"))
+(_VAR_DIR / "static").mkdir()  # STATIC_ROOT: whitenoise warns when it is missing
 atexit.register(shutil.rmtree, _VAR_DIR, ignore_errors=True)
 _UNIT_ENV = {
     "DJANGO_SETTINGS_MODULE": "console.settings",
