@@ -253,17 +253,31 @@ def test_rollback_returns_to_the_previous_version(
     assert events(deployment) == [("rollback", st.PENDING)]
 
 
-@pytest.mark.parametrize("status", [st.PENDING, st.STOPPING])
-def test_rollback_waits_for_work_in_flight(
+@pytest.mark.parametrize("status", st.STATUSES)
+def test_rollback_from_each_status(
     make_version: Callable[..., ModelVersion],
     make_deployment: Callable[..., Deployment],
+    on_commit_tasks,
     status: str,
 ) -> None:
     v1, v2 = make_version(version=1), make_version(version=2)
     deployment = make_deployment(status, version=v2, previous_version=v1)
-    with pytest.raises(LifecycleError, match="wait until it settles"):
-        lifecycle.rollback(deployment)
-    assert Deployment.objects.get(pk=deployment.pk).model_version == v2
+    with on_commit_tasks() as tasks:
+        if status in st.IN_FLIGHT:
+            with pytest.raises(LifecycleError, match="wait until it settles"):
+                lifecycle.rollback(deployment)
+        else:
+            lifecycle.rollback(deployment)
+    stored = Deployment.objects.get(pk=deployment.pk)
+    if status in st.IN_FLIGHT:
+        assert (stored.status, stored.model_version, tasks) == (status, v2, [])
+    elif status == st.STOPPED:
+        assert (stored.status, stored.model_version, tasks) == (st.STOPPED, v1, [])
+        assert events(deployment) == [("rollback", st.STOPPED)]
+    else:
+        assert (stored.status, stored.model_version) == (st.PENDING, v1)
+        assert tasks == [(DEPLOY, deployment.pk)]
+        assert events(deployment) == [("rollback", st.PENDING)]
 
 
 def test_resume_of_a_pending_deployment_publishes_its_deploy_again(

@@ -24,6 +24,7 @@ from deployments import constants as st
 from deployments import tasks
 from deployments.models import Deployment, DeploymentEvent
 from deployments.runtimes.base import Observation
+from deployments.runtimes.kubernetes.observe import summarize
 from deployments.runtimes.local import LocalRuntime
 
 pytestmark = pytest.mark.django_db
@@ -154,6 +155,22 @@ def test_a_failed_deployment_that_serves_again_recovers(
     deployment = make_deployment(st.FAILED, status_reason="OOMKilled")
     tasks.record_observation(deployment, Observation(st.DEGRADED, "1/2 replicas ready", 1))
     assert (deployment.status, deployment.replicas_ready) == (st.DEGRADED, 1)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="scaling to 0 replicas (allowed: MIN_REPLICAS is 0) is recorded as failed: "
+    "observe reports stopped and record_observation turns stopped into 'the serving process "
+    "is gone'",
+)
+@pytest.mark.parametrize("status", [st.DEPLOYING, st.RUNNING])
+def test_a_deployment_scaled_to_zero_has_not_failed(
+    make_deployment: Callable[..., Deployment], status: str
+) -> None:
+    deployment = make_deployment(status, replicas=0)
+    scaled = {"metadata": {"generation": 2}, "spec": {"replicas": 0}, "status": {}}
+    tasks.record_observation(deployment, summarize(scaled, [], [], "http://e"))
+    assert deployment.status != st.FAILED, deployment.status_reason
 
 
 # sync_deployment -------------------------------------------------------------------------------
