@@ -1,6 +1,6 @@
 """Unit tests: the console's domain logic in this process, with no server.
 
-- Django runs on pytest-django's test database: SQLite, in memory.
+- Django runs on pytest-django's test database (SQLite, in memory) and a local-memory cache.
 - Celery's broker is `memory://`, kombu's in-memory transport (a real transport that keeps the
   messages in this process): a task's `.delay()` publishes a message the `broker` fixture reads
   back, and no worker ever runs it. Work enqueued with `transaction.on_commit` is captured with
@@ -8,9 +8,11 @@
 - The console's var/ folder (secret key, cache, artifacts, the local runtime's folder) is a
   temporary folder, so the local runtime finds no serving process there.
 
-Settings are read once, when Django starts, so they are put into the environment at import
-(before any test module imports Django models) and the environment is restored right after,
-so that no other test's subprocess inherits them. Every test under this folder is marked `unit`.
+console/settings.py reads the environment once, when it loads: this conftest sets a few
+variables for that moment only (so no other test's subprocess inherits them), then sets what the
+tests depend on (database, cache, broker, artifact store, runtime folder) on the loaded settings,
+which also covers settings pytest-django loaded before any conftest (as in an xdist worker, which
+inherits DJANGO_SETTINGS_MODULE). Every test under this folder is marked `unit`.
 """
 
 from __future__ import annotations
@@ -31,17 +33,28 @@ import pytest
 _VAR_DIR = Path(tempfile.mkdtemp(prefix="unit-console-var-"))
 (_VAR_DIR / "static").mkdir()  # STATIC_ROOT: whitenoise warns when it is missing
 atexit.register(shutil.rmtree, _VAR_DIR, ignore_errors=True)
-_UNIT_ENV = {
+# Read by console/settings.py when it loads: its folders and secret key go to the temporary folder.
+_START_ENV = {
     "DJANGO_SETTINGS_MODULE": "console.settings",
     "CONSOLE_VAR_DIR": str(_VAR_DIR),
-    "DATABASE_URL": f"sqlite:///{_VAR_DIR / 'console.sqlite3'}",
+    "CONSOLE_HTTPS": "false",
     "CELERY_BROKER_URL": "memory://",
-    "CELERY_QUEUE": "unit",
     "CACHE_URL": "",
+}
+# Set on the loaded settings, also when they were loaded before this conftest ran (pytest-django
+# loads them first when DJANGO_SETTINGS_MODULE is inherited, as by an xdist worker). Nothing has
+# connected to a database, cache or broker by then.
+_UNIT_SETTINGS: dict[str, Any] = {
+    "DATABASES": {
+        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(_VAR_DIR / "db.sqlite3")}
+    },
+    "CACHES": {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
+    "CELERY_BROKER_URL": "memory://",
+    "CELERY_TASK_DEFAULT_QUEUE": "unit",
     "ARTIFACT_STORE": f"file://{_VAR_DIR / 'artifacts'}",
     "DEPLOY_RUNTIME": "local",
-    "CONSOLE_HTTPS": "false",
-    "DEBUG": "false",
+    "LOCAL_RUNTIME_DIR": _VAR_DIR / "runtime",
+    "STATIC_ROOT": _VAR_DIR / "static",
 }
 
 
@@ -49,13 +62,9 @@ def _start_django() -> None:
     import django
     from django.conf import settings
 
-    if settings.configured and getattr(settings, "CELERY_BROKER_URL", "") != "memory://":
-        raise pytest.UsageError(
-            "tests/unit: Django settings were loaded before tests/unit/conftest.py could point "
-            "them at a temporary folder and an in-memory broker; run tests/unit on its own"
-        )
-    saved = {key: os.environ.get(key) for key in _UNIT_ENV}
-    os.environ.update(_UNIT_ENV)
+    saved = {key: os.environ.get(key) for key in _START_ENV}
+    if not settings.configured:
+        os.environ.update(_START_ENV)
     try:
         django.setup()
     finally:
@@ -66,11 +75,28 @@ def _start_django() -> None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+    for name, value in _UNIT_SETTINGS.items():
+        setattr(settings, name, value)
+
+    from django.core.cache import caches
+    from django.db import connections
+
+    from console.celery import app
+
+    app.conf.update(broker_url="memory://", task_default_queue="unit")
+    if (
+        connections["default"].vendor != "sqlite"
+        or type(caches["default"]).__name__ != "LocMemCache"
+        or app.conf.broker_url != "memory://"
+    ):
+        raise pytest.UsageError(
+            "tests/unit: the database, cache or broker was in use before tests/unit/conftest.py "
+            "could point them at SQLite, a local-memory cache and the memory:// broker"
+        )
 
 
 _start_django()
 
-from django.conf import settings  # noqa: E402
 from django.core.cache import cache  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
@@ -90,7 +116,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(autouse=True)
 def _clean_cache() -> Iterator[None]:
-    """The file cache lives in the shared temporary var/ folder: no test sees another's keys."""
+    """The cache outlives a test: no test sees another's keys."""
     cache.clear()
     yield
     cache.clear()
@@ -100,7 +126,7 @@ class Broker:
     """The messages published to the console's queue on the in-memory broker."""
 
     def __init__(self) -> None:
-        self.queue = settings.CELERY_TASK_DEFAULT_QUEUE
+        self.queue = celery_app.conf.task_default_queue
 
     def purge(self) -> None:
         with celery_app.connection_for_write() as conn:
