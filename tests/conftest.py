@@ -1,5 +1,7 @@
-"""Shared fixtures: a live console (web + real Celery worker + local runtime) per session, and a
-gcp-storage-emulator server for everything that talks to GCS."""
+"""Shared fixtures: a live console (web + real Celery worker + local runtime) per session, a
+model registered on it, and a gcp-storage-emulator server for everything that talks to GCS.
+
+Everything these fixtures build on is in tests/support/."""
 
 from __future__ import annotations
 
@@ -8,17 +10,21 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.api import Registered, register_iris
 from tests.support.gcs import GcsEmulator
 from tests.support.stack import ConsoleStack
 
 
 @pytest.fixture(scope="session")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleStack]:
-    stack = ConsoleStack(Path(tmp_path_factory.mktemp("console-var")))
-    try:
-        yield stack.start()
-    finally:
-        stack.stop()
+    with ConsoleStack(Path(tmp_path_factory.mktemp("console-var"))) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="session")
+def iris_model(console: ConsoleStack, tmp_path_factory: pytest.TempPathFactory) -> Registered:
+    """A classification model on the session's console, with two uploaded versions."""
+    return register_iris(console, tmp_path_factory.mktemp("iris-models"), "hard-iris")
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import PHONE, log_in
-from tests.integration.helpers import create_model, upload, wait_for_status
+from tests.support.api import create_model, upload, wait_for_status
+from tests.support.browser import PHONE, log_in
 from tests.support.models import diabetes_regressor, iris_classifier, save
 
 pytestmark = [

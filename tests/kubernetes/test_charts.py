@@ -23,7 +23,7 @@ from deployments.runtimes.kubernetes import KubernetesRuntime, load_client, mani
 from serving.config import ServingConfig, dump_config, parse_config
 
 if TYPE_CHECKING:
-    from tests.kubernetes.conftest import Cluster
+    from tests.support.kubernetes import Cluster
 
 REPO = Path(__file__).resolve().parents[2]
 CHARTS = REPO / "charts"

@@ -10,23 +10,15 @@ import time
 import joblib
 import pytest
 
-from tests.integration.helpers import create_model, upload
-from tests.registry.artifacts import (
-    AllocatesGiB,
-    OpensFile,
-    RunsCommand,
-    SleepsForever,
-    forest,
-    padded_classifier,
-    pickle_to,
-)
-from tests.registry.conftest import (
+from tests.support.api import create_model, upload
+from tests.support.hostile import AllocatesGiB, OpensFile, RunsCommand, SleepsForever, pickle_to
+from tests.support.models import forest, iris_classifier, padded_classifier, save
+from tests.support.registry import (
     MAX_ARTIFACT_BYTES,
     TREE_TYPE,
     VALIDATION_TIMEOUT_SECONDS,
     Registry,
 )
-from tests.support.models import iris_classifier, save
 
 pytestmark = pytest.mark.integration
 

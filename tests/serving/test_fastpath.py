@@ -23,8 +23,7 @@ from sklearn.preprocessing import MinMaxScaler, StandardScaler
 from serving import fastpath
 from serving.config import ModelSource, ServingConfig, load_config
 from serving.model import ServedModel
-
-from .conftest import ServingProcess, write_config
+from tests.support.serving import ServingProcess, write_config
 
 
 def _config(job: str, n_features: int, fast_path: bool = True) -> ServingConfig:

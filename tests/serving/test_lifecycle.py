@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import pickle
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
@@ -12,32 +10,19 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serving.config import ModelSource, ServingConfig, dump_config
-
-sys.path.insert(0, str(Path(__file__).parent))
-from serving_test_models import BrokenClassifier, SlowClassifier  # noqa: E402
-
-HERE = str(Path(__file__).parent)
+from tests.support.estimators import BrokenClassifier, SlowClassifier
+from tests.support.serving import serve_estimator
 
 
 def write_config(directory: Path, name: str, estimator: object) -> Path:
-    artifact = directory / f"{name}.pkl"
-    artifact.write_bytes(pickle.dumps(estimator))
-    cfg = ServingConfig(
-        model_type="pkl",
-        job="classification",
-        model=ModelSource(method="LOCAL", path=str(artifact)),
-        input_size=4,
-        name=name,
+    return serve_estimator(
+        directory, name, estimator, model_type="pkl", job="classification", input_size=4
     )
-    path = directory / f"{name}.yaml"
-    path.write_text(dump_config(cfg))
-    return path
 
 
 def test_sigterm_drains_in_flight_requests(start_serving, tmp_path: Path, iris) -> None:
     slow = SlowClassifier(iris[0], delay=1.5).fit(None, None)
-    server = start_serving(write_config(tmp_path, "slow", slow), env={"PYTHONPATH": HERE})
+    server = start_serving(write_config(tmp_path, "slow", slow))
     results: list[httpx.Response] = []
     thread = threading.Thread(
         target=lambda: results.append(
@@ -57,9 +42,7 @@ def test_sigterm_drains_in_flight_requests(start_serving, tmp_path: Path, iris) 
 
 def test_failed_warm_up_never_becomes_ready(start_serving, tmp_path: Path, iris) -> None:
     broken = BrokenClassifier(iris[0]).fit(None, None)
-    server = start_serving(
-        write_config(tmp_path, "broken", broken), env={"PYTHONPATH": HERE}, wait=False
-    )
+    server = start_serving(write_config(tmp_path, "broken", broken), wait=False)
     assert server.proc.wait(60) == 2
     lines = server.log().strip().splitlines()
     assert lines == [

@@ -46,6 +46,9 @@ print("TOKENS=" + json.dumps(tokens))
 
 
 class ConsoleStack:
+    """One console's processes on a private var/ folder; `with ConsoleStack(...) as stack:`
+    starts it and stops everything it started, whatever happens inside."""
+
     def __init__(self, var_dir: Path, env_overrides: dict[str, str] | None = None) -> None:
         self.var_dir = var_dir
         self.port = free_port()
@@ -103,6 +106,16 @@ class ConsoleStack:
         self.start_worker()
         self.start_web()
         return self
+
+    def __enter__(self) -> ConsoleStack:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
     def start_process(self, name: str, command: list[str]) -> subprocess.Popen:
         log = (self.var_dir / f"{name}.log").open("ab")

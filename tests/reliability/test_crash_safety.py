@@ -18,8 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.hardening.conftest import Registered, register_iris
-from tests.integration.helpers import wait_for_status
+from tests.support.api import Registered, register_iris, wait_for_status
 from tests.support.net import wait_until
 from tests.support.processes import alive, serving_pids
 from tests.support.stack import ConsoleStack
@@ -32,11 +31,8 @@ CONVERGE_SECONDS = 120
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleStack]:
     """A console of its own: these tests kill and restart its processes."""
-    console = ConsoleStack(Path(tmp_path_factory.mktemp("crash-var")))
-    try:
-        yield console.start()
-    finally:
-        console.stop()
+    with ConsoleStack(Path(tmp_path_factory.mktemp("crash-var"))) as console:
+        yield console
 
 
 @pytest.fixture(scope="module")

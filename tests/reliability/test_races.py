@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.integration.helpers import wait_for_status
+from tests.support.api import wait_for_status
 from tests.support.net import wait_until
 from tests.support.processes import serving_pids
 

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.hardening.conftest import register_iris
-from tests.integration.helpers import wait_for_status
+from tests.support.api import register_iris, wait_for_status
 from tests.support.net import answers, wait_until
 from tests.support.processes import alive, serving_pids
 from tests.support.stack import ROOT, ConsoleStack

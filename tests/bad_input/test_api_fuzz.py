@@ -30,11 +30,8 @@ SKIPPED = {"POST /api/token/", "DELETE /api/token/"}
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleStack]:
     """A console of its own: the fuzzer registers models with random names."""
-    stack = ConsoleStack(Path(tmp_path_factory.mktemp("fuzz-var")))
-    try:
-        yield stack.start()
-    finally:
-        stack.stop()
+    with ConsoleStack(Path(tmp_path_factory.mktemp("fuzz-var"))) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="module")

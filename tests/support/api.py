@@ -1,11 +1,16 @@
-"""Steps of the user's flow through the REST API, shared by the integration tests."""
+"""Steps of the user's flow through the REST API: create a model, upload versions, wait for a
+deployment to settle."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from tests.support.models import iris_classifier, save
+from tests.support.stack import ConsoleStack
 
 TERMINAL = {"running", "failed", "stopped", "degraded"}
 
@@ -36,3 +41,24 @@ def wait_for_status(client: httpx.Client, name: str, wanted: set[str], timeout: 
             return body
         time.sleep(0.3)
     raise AssertionError(f"{name} did not reach {wanted} in {timeout} s; last seen: {body}")
+
+
+@dataclass
+class Registered:
+    model: str
+    versions: list[int]
+
+
+def register_iris(stack: ConsoleStack, folder: Path, name: str, versions: int = 2) -> Registered:
+    """A classification model `name` with `versions` uploaded (and validated) versions."""
+    client = stack.client("deployer")
+    create_model(client, name, "classification", 4)
+    estimator, _ = iris_classifier()
+    numbers = []
+    for i in range(versions):
+        estimator.set_params(C=1.0 + i)
+        path = save(estimator, folder / f"{name}-{i}.joblib", "joblib")
+        response = upload(client, name, path, "joblib")
+        assert response.status_code == 201, response.text
+        numbers.append(response.json()["version"])
+    return Registered(name, numbers)

@@ -1,4 +1,4 @@
-"""Estimators for lifecycle tests; serving processes import this module to unpickle them."""
+"""Estimators for serving tests: serving processes import this module to unpickle them."""
 
 from __future__ import annotations
 
