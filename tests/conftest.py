@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.api import Registered, register_iris
 from tests.support.gcs import GcsEmulator
+from tests.support.requires import missing_summary
 from tests.support.stack import ConsoleStack
 
 
@@ -41,3 +42,18 @@ def gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GcsEmulator]:
 def gcs_emulator(gcs: GcsEmulator) -> str:
     """The emulator's base URL: point the real client at it with STORAGE_EMULATOR_HOST=<url>."""
     return gcs.url
+
+
+# The outermost wrapper, so that the line comes after pytest's own short summary.
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> Iterator[None]:
+    """One line at the end: the tests skipped for something missing, and how to install it."""
+    yield
+    reasons = [
+        report.longrepr[2]
+        for report in terminalreporter.stats.get("skipped", [])
+        if isinstance(report.longrepr, tuple)
+    ]
+    line = missing_summary(reasons)
+    if line:
+        terminalreporter.write_line(line, yellow=True, bold=True)

@@ -3,7 +3,6 @@ console of tests/conftest.py. Screenshots go to test-artifacts/screenshots/ (see
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -17,6 +16,7 @@ from tests.support.browser import (
     log_in,
     watch,
 )
+from tests.support.requires import skip_missing
 
 
 # Package scope: Playwright's sync API keeps an event loop running in this thread while it is
@@ -24,13 +24,8 @@ from tests.support.browser import (
 @pytest.fixture(scope="package")
 def browser():
     if not CHROMIUM.exists():
-        message = (
-            f"{CHROMIUM} is missing: install Debian's chromium "
-            "(apt-get install -y chromium); never `playwright install`"
-        )
-        if os.environ.get("CI") == "true":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        # Debian's chromium: never `playwright install`.
+        skip_missing("browser", f"{CHROMIUM} is missing", "sudo apt-get install -y chromium")
     from playwright.sync_api import sync_playwright
 
     for stale in SCREENSHOTS.glob("FAILED-*.png"):
