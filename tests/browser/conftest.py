@@ -54,7 +54,7 @@ def visit(request, browser, console) -> Iterator:
 
     def open_as(persona: str | None, viewport: dict = DESKTOP) -> Visitor:
         context = browser.new_context(viewport=viewport, base_url=console.url)
-        context.set_default_timeout(20_000)
+        context.set_default_timeout(60_000)
         contexts.append(context)
         page = context.new_page()
         visitor = Visitor(page, console.url)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.support.estimators import BrokenClassifier, SlowClassifier
+from tests.support.net import wait_until
 from tests.support.serving import serve_estimator
 
 
@@ -21,7 +21,8 @@ def write_config(directory: Path, name: str, estimator: object) -> Path:
 
 
 def test_sigterm_drains_in_flight_requests(start_serving, tmp_path: Path, iris) -> None:
-    slow = SlowClassifier(iris[0], delay=1.5).fit(None, None)
+    started = tmp_path / "call-started"
+    slow = SlowClassifier(iris[0], delay=3.0, started=str(started)).fit(None, None)
     server = start_serving(write_config(tmp_path, "slow", slow))
     results: list[httpx.Response] = []
     thread = threading.Thread(
@@ -30,7 +31,7 @@ def test_sigterm_drains_in_flight_requests(start_serving, tmp_path: Path, iris) 
         )
     )
     thread.start()
-    time.sleep(0.5)  # the request is now inside the model call
+    wait_until(started.exists, 30, "the request to reach the model call")
     server.proc.send_signal(signal.SIGTERM)
     thread.join(30)
     assert results and results[0].status_code == 200, results

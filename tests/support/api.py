@@ -32,7 +32,9 @@ def upload(client: httpx.Client, model: str, path: Path, model_type: str) -> htt
         )
 
 
-def wait_for_status(client: httpx.Client, name: str, wanted: set[str], timeout: float = 90) -> dict:
+def wait_for_status(
+    client: httpx.Client, name: str, wanted: set[str], timeout: float = 150
+) -> dict:
     deadline = time.monotonic() + timeout
     body: dict = {}
     while time.monotonic() < deadline:

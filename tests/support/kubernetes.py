@@ -297,7 +297,7 @@ class Cluster:
             async with self.emulator._lock:
                 return fn()
 
-        return asyncio.run_coroutine_threadsafe(locked(), self.loop).result(timeout=10)
+        return asyncio.run_coroutine_threadsafe(locked(), self.loop).result(timeout=30)
 
     def _key(self, ref: str, name: str) -> tuple[Any, str, str]:
         return (kmock.resource(ref), self.namespace, name)
@@ -441,7 +441,7 @@ def running_cluster(folder: Path) -> Iterator[Cluster]:
 
     thread = threading.Thread(target=run, name="k8s-emulator", daemon=True)
     thread.start()
-    assert started.wait(timeout=20), "the Kubernetes emulator did not start"
+    assert started.wait(timeout=60), "the Kubernetes emulator did not start"
     assert "url" in state, "the Kubernetes emulator failed to start"
     kubeconfig = write_kubeconfig(folder / "config", state["url"])
     try:

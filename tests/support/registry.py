@@ -3,8 +3,10 @@
 Both run the real processes (gunicorn, a Celery worker); one keeps artifacts in a local folder,
 the other in a bucket of gcp-storage-emulator through the real google-cloud-storage client.
 Their size and memory limits are small so that each refusal is quick to provoke: 60 MiB per
-file and 1.5 GiB of address space per validation. The GCS console trusts one skops type by
-setting.
+file and 1.5 GiB of address space per validation. Their validation timeout is generous, so that
+no real model's upload races it on a busy machine; the timeout test goes through another web
+server of the same console that gives up after IMPATIENT_TIMEOUT_SECONDS, and uploads only an
+artifact that never finishes loading. The GCS console trusts one skops type by setting.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from tests.support.stack import ConsoleStack
 BUCKET = "registry-test"
 PREFIX = "artifacts"
 MAX_ARTIFACT_BYTES = 60 * 1024**2
-VALIDATION_TIMEOUT_SECONDS = 10
+VALIDATION_TIMEOUT_SECONDS = 90
+IMPATIENT_TIMEOUT_SECONDS = 5
 VALIDATION_MEMORY_BYTES = 1536 * 1024**2
 TREE_TYPE = "sklearn.tree._tree.Tree"  # a type skops does not trust by default
 
@@ -39,8 +42,18 @@ class Registry:
     stack: ConsoleStack
     gcs: GcsEmulator | None = None
 
+    impatient_url: str | None = None
+
     def client(self, persona: str = "deployer") -> httpx.Client:
         return self.stack.client(persona)
+
+    def impatient_client(self, persona: str = "deployer") -> httpx.Client:
+        """A client of the web server whose validation gives up after IMPATIENT_TIMEOUT_SECONDS."""
+        if self.impatient_url is None:
+            self.impatient_url = self.stack.start_other_web(
+                "web-impatient", {"VALIDATION_TIMEOUT_SECONDS": str(IMPATIENT_TIMEOUT_SECONDS)}
+            )
+        return self.stack.client(persona, self.impatient_url)
 
     def stored(self, model: str) -> dict[str, bytes]:
         """Every stored artifact of `model`, by its path under the store's root."""

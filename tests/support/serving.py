@@ -42,7 +42,7 @@ class ServingProcess:
             stderr=subprocess.STDOUT,
         )
 
-    def wait_ready(self, timeout: float = 30.0) -> ServingProcess:
+    def wait_ready(self, timeout: float = 90.0) -> ServingProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
