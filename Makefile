@@ -10,8 +10,8 @@ PYTEST_ARGS ?=
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/console_test
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 # (test_production_settings.py uses neither database nor broker: once is enough.)
-PRODUCTION_TESTS ?= tests/integration tests/hardening \
-	--ignore=tests/hardening/test_production_settings.py
+PRODUCTION_TESTS ?= tests/journeys tests/bad_input tests/reliability tests/security \
+	--ignore=tests/security/test_production_settings.py
 
 .PHONY: run test test-unit test-production check-deploy bench bench-serving install lint format chart-schema clean
 
@@ -36,8 +36,9 @@ run: $(CONSOLE_STAMP)
 	$(PY) manage.py ensure_admin
 	$(PY) manage.py runconsole
 
-## test: install and run the whole test suite
+## test: install what the tests need (the dev packages, helm into .tools/) and run them all
 test: $(DEV_STAMP)
+	@bash tools/get-helm.sh $(HELM) || echo "make test: helm could not be installed (the chart tests say why)"
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## test-unit: the unit tests only (tests/unit: in-process, no server; seconds)
@@ -46,7 +47,7 @@ test-unit: $(DEV_STAMP)
 	$(PY) -m pytest tests/unit -q -p no:schemathesis -p no:hypothesispytest -p no:kmock \
 		$(PYTEST_ARGS)
 
-## test-production: the integration and hardening tests on PostgreSQL + Redis (servers must run)
+## test-production: the journey, bad-input, reliability and security tests on PostgreSQL + Redis
 test-production: $(DEV_STAMP)
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_BROKER_URL=$(TEST_BROKER_URL) \
 		$(PY) -m pytest $(PRODUCTION_TESTS) $(PYTEST_ARGS)

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import PHONE, log_in
-from tests.integration.helpers import create_model, upload, wait_for_status
+from tests.support.api import create_model, upload, wait_for_status
+from tests.support.browser import PHONE, log_in
 from tests.support.models import diabetes_regressor, iris_classifier, save
 
 pytestmark = [
@@ -27,7 +27,7 @@ pytestmark = [
 ]
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-RUNNING_TIMEOUT = 90_000
+RUNNING_TIMEOUT = 150_000
 
 
 def _table(page) -> np.ndarray:
@@ -439,7 +439,7 @@ def test_an_ended_session_sends_live_pages_to_the_login_page(visit):
     page = me.page
     me.goto("/")
     page.context.clear_cookies()
-    page.wait_for_url("**/accounts/login/?next=/", timeout=10_000)
+    page.wait_for_url("**/accounts/login/?next=/", timeout=60_000)
     page.get_by_label("Username").wait_for()
 
 

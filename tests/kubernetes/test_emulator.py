@@ -15,7 +15,7 @@ from kubernetes.client.exceptions import ApiException
 from deployments.runtimes.kubernetes import load_client
 
 if TYPE_CHECKING:
-    from tests.kubernetes.conftest import Cluster
+    from tests.support.kubernetes import Cluster
 
 
 @pytest.fixture

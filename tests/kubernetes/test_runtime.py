@@ -18,7 +18,7 @@ from deployments.runtimes.kubernetes import KubernetesRuntime, load_client, mani
 from deployments.runtimes.kubernetes import client as kubernetes_client
 
 if TYPE_CHECKING:
-    from tests.kubernetes.conftest import Cluster
+    from tests.support.kubernetes import Cluster
 
 DEPLOYMENTS = "apps/v1/deployments"
 SERVICES = "v1/services"

@@ -1,69 +1,16 @@
-"""Two live consoles for the registry tests, one per artifact store, with tight limits.
-
-Both run the real processes (gunicorn, a Celery worker); one keeps artifacts in a local folder,
-the other in a bucket of gcp-storage-emulator through the real google-cloud-storage client.
-Their limits are small so that each refusal is quick to provoke: 60 MiB per file, 10 s and
-1.5 GiB of address space per validation. The GCS console trusts one skops type by setting.
-"""
+"""Two live consoles for the registry tests, one per artifact store (tests/support/registry.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.support.gcs import GcsEmulator
+from tests.support.registry import BUCKET, LIMITS, PREFIX, TREE_TYPE, Registry
 from tests.support.stack import ConsoleStack
-
-BUCKET = "registry-test"
-PREFIX = "artifacts"
-MAX_ARTIFACT_BYTES = 60 * 1024**2
-VALIDATION_TIMEOUT_SECONDS = 10
-VALIDATION_MEMORY_BYTES = 1536 * 1024**2
-TREE_TYPE = "sklearn.tree._tree.Tree"  # a type skops does not trust by default
-
-LIMITS = {
-    "MAX_ARTIFACT_BYTES": str(MAX_ARTIFACT_BYTES),
-    "VALIDATION_TIMEOUT_SECONDS": str(VALIDATION_TIMEOUT_SECONDS),
-    "VALIDATION_MEMORY_BYTES": str(VALIDATION_MEMORY_BYTES),
-}
-
-
-@dataclass
-class Registry:
-    """A live console and a way to see what its artifact store holds."""
-
-    kind: str
-    stack: ConsoleStack
-    gcs: GcsEmulator | None = None
-
-    def client(self, persona: str = "deployer") -> httpx.Client:
-        return self.stack.client(persona)
-
-    def stored(self, model: str) -> dict[str, bytes]:
-        """Every stored artifact of `model`, by its path under the store's root."""
-        if self.gcs is None:
-            root = self.stack.var_dir / "artifacts"
-            return {
-                str(p.relative_to(root)): p.read_bytes()
-                for p in (root / model).rglob("*")
-                if p.is_file()
-            }
-        blobs = self.gcs.client().list_blobs(BUCKET, prefix=f"{PREFIX}/{model}/")
-        return {b.name.removeprefix(f"{PREFIX}/"): b.download_as_bytes() for b in blobs}
-
-    def stored_names(self, model: str) -> list[str]:
-        if self.gcs is None:
-            return sorted(self.stored(model))
-        blobs = self.gcs.client().list_blobs(BUCKET, prefix=f"{PREFIX}/{model}/")
-        return sorted(b.name.removeprefix(f"{PREFIX}/") for b in blobs)
-
-    def upload_leftovers(self) -> list[Path]:
-        return [p for p in (self.stack.var_dir / "uploads").rglob("*") if p.is_file()]
 
 
 @pytest.fixture(scope="session")

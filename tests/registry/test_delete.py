@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.helpers import create_model, upload
+from tests.support.api import create_model, upload
 from tests.support.models import iris_classifier, save
 
 pytestmark = pytest.mark.integration

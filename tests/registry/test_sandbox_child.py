@@ -70,7 +70,7 @@ def test_a_command_hidden_in_a_pytorch_module_is_refused(tmp_path):
     import torch
 
     from serving.estimators import PyTorchEstimator
-    from tests.registry.artifacts import RunsCommand
+    from tests.support.hostile import RunsCommand
 
     marker = tmp_path / "marker"
     estimator = PyTorchEstimator(torch.nn.Linear(4, 3), classes=[0, 1, 2])

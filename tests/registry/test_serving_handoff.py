@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 import skops.io
 
-from tests.integration.helpers import create_model, upload, wait_for_status
-from tests.registry.artifacts import forest
-from tests.registry.conftest import BUCKET, PREFIX, TREE_TYPE
-from tests.support.models import iris_classifier, save
+from tests.support.api import create_model, upload, wait_for_status
+from tests.support.models import forest, iris_classifier, save
+from tests.support.registry import BUCKET, PREFIX, TREE_TYPE
 
 pytestmark = pytest.mark.integration
 

@@ -7,10 +7,11 @@ import os
 
 import pytest
 
-from tests.integration.helpers import create_model
-from tests.registry.artifacts import forest, pickle_to
-from tests.registry.conftest import TREE_TYPE, VALIDATION_MEMORY_BYTES
-from tests.registry.probe import Probe
+from tests.support.api import create_model
+from tests.support.hostile import pickle_to
+from tests.support.models import forest
+from tests.support.probe import Probe
+from tests.support.registry import TREE_TYPE, VALIDATION_MEMORY_BYTES
 
 pytestmark = pytest.mark.integration
 

@@ -7,9 +7,8 @@ import hashlib
 import pytest
 import sklearn
 
-from tests.integration.helpers import create_model, upload
-from tests.registry.artifacts import claiming_sklearn_version, padded_classifier
-from tests.support.models import iris_classifier, save
+from tests.support.api import create_model, upload
+from tests.support.models import claiming_sklearn_version, iris_classifier, padded_classifier, save
 
 pytestmark = pytest.mark.integration
 

@@ -23,8 +23,7 @@ from sklearn.preprocessing import MinMaxScaler, StandardScaler
 from serving import fastpath
 from serving.config import ModelSource, ServingConfig, load_config
 from serving.model import ServedModel
-
-from .conftest import ServingProcess, write_config
+from tests.support.serving import ServingProcess, write_config
 
 
 def _config(job: str, n_features: int, fast_path: bool = True) -> ServingConfig:
@@ -191,8 +190,8 @@ def test_served_answers_are_the_same_with_and_without_the_fast_path(
     cfg = load_config(iris_config).model_copy(update={"fast_path": False})
     slow = start_serving(write_config(workdir, "iris-slow", cfg))
     rows = _rows(X).tolist()
-    fast_answer = httpx.post(f"{iris_server.url}/predict", json=rows).json()
-    slow_answer = httpx.post(f"{slow.url}/predict", json=rows).json()
+    fast_answer = httpx.post(f"{iris_server.url}/predict", json=rows, timeout=30).json()
+    slow_answer = httpx.post(f"{slow.url}/predict", json=rows, timeout=30).json()
     np.testing.assert_allclose(
         fast_answer["predictions"], slow_answer["predictions"], rtol=0, atol=1e-12
     )

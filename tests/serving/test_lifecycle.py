@@ -2,42 +2,28 @@
 
 from __future__ import annotations
 
-import pickle
 import signal
-import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from serving.config import ModelSource, ServingConfig, dump_config
-
-sys.path.insert(0, str(Path(__file__).parent))
-from serving_test_models import BrokenClassifier, SlowClassifier  # noqa: E402
-
-HERE = str(Path(__file__).parent)
+from tests.support.estimators import BrokenClassifier, SlowClassifier
+from tests.support.net import wait_until
+from tests.support.serving import serve_estimator
 
 
 def write_config(directory: Path, name: str, estimator: object) -> Path:
-    artifact = directory / f"{name}.pkl"
-    artifact.write_bytes(pickle.dumps(estimator))
-    cfg = ServingConfig(
-        model_type="pkl",
-        job="classification",
-        model=ModelSource(method="LOCAL", path=str(artifact)),
-        input_size=4,
-        name=name,
+    return serve_estimator(
+        directory, name, estimator, model_type="pkl", job="classification", input_size=4
     )
-    path = directory / f"{name}.yaml"
-    path.write_text(dump_config(cfg))
-    return path
 
 
 def test_sigterm_drains_in_flight_requests(start_serving, tmp_path: Path, iris) -> None:
-    slow = SlowClassifier(iris[0], delay=1.5).fit(None, None)
-    server = start_serving(write_config(tmp_path, "slow", slow), env={"PYTHONPATH": HERE})
+    started = tmp_path / "call-started"
+    slow = SlowClassifier(iris[0], delay=3.0, started=str(started)).fit(None, None)
+    server = start_serving(write_config(tmp_path, "slow", slow))
     results: list[httpx.Response] = []
     thread = threading.Thread(
         target=lambda: results.append(
@@ -45,7 +31,7 @@ def test_sigterm_drains_in_flight_requests(start_serving, tmp_path: Path, iris) 
         )
     )
     thread.start()
-    time.sleep(0.5)  # the request is now inside the model call
+    wait_until(started.exists, 30, "the request to reach the model call")
     server.proc.send_signal(signal.SIGTERM)
     thread.join(30)
     assert results and results[0].status_code == 200, results
@@ -57,9 +43,7 @@ def test_sigterm_drains_in_flight_requests(start_serving, tmp_path: Path, iris) 
 
 def test_failed_warm_up_never_becomes_ready(start_serving, tmp_path: Path, iris) -> None:
     broken = BrokenClassifier(iris[0]).fit(None, None)
-    server = start_serving(
-        write_config(tmp_path, "broken", broken), env={"PYTHONPATH": HERE}, wait=False
-    )
+    server = start_serving(write_config(tmp_path, "broken", broken), wait=False)
     assert server.proc.wait(60) == 2
     lines = server.log().strip().splitlines()
     assert lines == [

@@ -13,8 +13,8 @@ import joblib
 import numpy as np
 import pytest
 
-from serving.config import ModelSource, ServingConfig, dump_config
 from serving.estimators import PyTorchEstimator
+from tests.support.serving import serve_estimator
 
 torch = pytest.importorskip("torch")
 
@@ -89,17 +89,14 @@ def test_joblib_round_trip_into_a_fresh_process(classifier, iris, tmp_path: Path
 
 def test_served_predictions_equal_the_module(classifier, iris, start_serving, tmp_path) -> None:
     estimator, _, expected = classifier
-    artifact = tmp_path / "torch-iris.joblib"
-    joblib.dump(estimator, artifact)
-    cfg = ServingConfig(
+    config = serve_estimator(
+        tmp_path,
+        "torch-iris",
+        estimator,
         model_type="joblib",
         job="classification",
-        model=ModelSource(method="LOCAL", path=str(artifact)),
         input_size=4,
-        name="torch-iris",
     )
-    config = tmp_path / "torch-iris.yaml"
-    config.write_text(dump_config(cfg))
     server = start_serving(config)
     X = iris[1]
     body = httpx.post(f"{server.url}/predict", json=X.tolist(), timeout=30).json()

@@ -1,8 +1,7 @@
 """Property-based fuzzing from the app's own OpenAPI document: no input yields a 5xx.
 
 Schemathesis generates valid and invalid requests for every operation the running server
-documents and sends them over HTTP. (Its pytest fixture loader does not work with pytest 9
-yet, so the operations are driven through hypothesis directly.)
+documents and sends them over HTTP (tests/support/fuzz.py).
 """
 
 from __future__ import annotations
@@ -10,10 +9,9 @@ from __future__ import annotations
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
-from hypothesis.errors import Unsatisfiable
-from schemathesis.checks import not_a_server_error
 from schemathesis.generation.modes import GenerationMode
+
+from tests.support.fuzz import check_no_server_errors
 
 EXAMPLES = 40
 
@@ -28,29 +26,7 @@ def operations(iris_server) -> list:
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_no_server_errors(operations, iris_server, mode) -> None:
-    checked = []
-    for operation in operations:
-
-        @given(case=operation.as_strategy(generation_mode=mode))
-        @settings(
-            max_examples=EXAMPLES,
-            deadline=None,
-            derandomize=True,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-        )
-        def call(case) -> None:
-            case.call_and_validate(
-                base_url=iris_server.url, checks=[not_a_server_error], timeout=30
-            )
-
-        try:
-            call()
-        except Unsatisfiable:
-            # Nothing to make invalid (e.g. GET /v2/health/live has no parameters).
-            assert mode is GenerationMode.NEGATIVE
-            continue
-        checked.append(operation.label)
+    checked = check_no_server_errors(operations, mode, iris_server.url, EXAMPLES, timeout=30)
     assert {"POST /predict", "POST /v2/models/{name}/infer"} <= set(checked)
 
 

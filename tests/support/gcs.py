@@ -27,7 +27,7 @@ class GcsEmulator:
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 30) -> GcsEmulator:
+    def start(self, timeout: float = 60) -> GcsEmulator:
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "tests.support.gcs_emulator", "start", "--host", "127.0.0.1"]

@@ -1,4 +1,8 @@
-"""Small real models and artifacts for tests, made from scikit-learn's bundled data sets."""
+"""Small real models and artifacts for tests, made from scikit-learn's bundled data sets.
+
+Artifacts built to misbehave when loaded are in hostile.py; estimator classes that serving
+processes import to unpickle are in estimators.py.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,10 @@ from pathlib import Path
 
 import joblib
 import numpy as np
+import pytest
+import sklearn.base
 from sklearn.datasets import load_diabetes, load_iris
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression, Ridge
 
 
@@ -31,4 +38,28 @@ def save(estimator: object, path: Path, model_type: str) -> Path:
         import skops.io
 
         skops.io.dump(estimator, path)
+    return path
+
+
+def forest(path: Path, model_type: str) -> Path:
+    """A small random forest on iris: its skops file holds a type skops does not trust."""
+    _, X = iris_classifier()
+    y = np.arange(len(X)) % 3
+    return save(RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y), path, model_type)
+
+
+def padded_classifier(path: Path, size: int) -> Path:
+    """An iris classifier carrying `size` bytes of random (incompressible) padding."""
+    estimator, _ = iris_classifier()
+    estimator.padding_ = np.frombuffer(np.random.default_rng(0).bytes(size), dtype=np.uint8)
+    joblib.dump(estimator, path)
+    return path
+
+
+def claiming_sklearn_version(path: Path, version: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An iris classifier whose pickle says it was made with scikit-learn `version`."""
+    estimator, _ = iris_classifier()
+    with monkeypatch.context() as m:
+        m.setattr(sklearn.base, "__version__", version)
+        joblib.dump(estimator, path)
     return path

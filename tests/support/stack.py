@@ -46,6 +46,9 @@ print("TOKENS=" + json.dumps(tokens))
 
 
 class ConsoleStack:
+    """One console's processes on a private var/ folder; `with ConsoleStack(...) as stack:`
+    starts it and stops everything it started, whatever happens inside."""
+
     def __init__(self, var_dir: Path, env_overrides: dict[str, str] | None = None) -> None:
         self.var_dir = var_dir
         self.port = free_port()
@@ -56,7 +59,7 @@ class ConsoleStack:
             "CONSOLE_VAR_DIR": str(var_dir),
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "STATUS_SYNC_SECONDS": "3",
-            "DEPLOY_TIMEOUT_SECONDS": "60",
+            "DEPLOY_TIMEOUT_SECONDS": "120",
             "PYTHONPATH": str(ROOT),
         }
         self.env["RECONCILE_STALE_SECONDS"] = "6"
@@ -104,12 +107,24 @@ class ConsoleStack:
         self.start_web()
         return self
 
-    def start_process(self, name: str, command: list[str]) -> subprocess.Popen:
+    def __enter__(self) -> ConsoleStack:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start_process(
+        self, name: str, command: list[str], env_overrides: dict[str, str] | None = None
+    ) -> subprocess.Popen:
         log = (self.var_dir / f"{name}.log").open("ab")
         proc = subprocess.Popen(
             command,
             cwd=ROOT,
-            env=self.env,
+            env={**self.env, **(env_overrides or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -123,8 +138,17 @@ class ConsoleStack:
 
     def start_web(self) -> subprocess.Popen:
         proc = self.start_process("web", web_command(port=self.port, workers=2))
-        wait_until(lambda: answers(f"{self.url}/accounts/login/"), 60, "the console web server")
+        wait_until(lambda: answers(f"{self.url}/accounts/login/"), 120, "the console web server")
         return proc
+
+    def start_other_web(self, name: str, env_overrides: dict[str, str]) -> str:
+        """Another web server on this stack's database, store and broker, with some settings
+        changed (it stops with the stack); its URL."""
+        port = free_port()
+        self.start_process(name, web_command(port=port, workers=1), env_overrides)
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: answers(f"{url}/accounts/login/"), 120, f"the {name} web server")
+        return url
 
     def stop_process(self, name: str, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
         proc = self.procs.pop(name, None)
@@ -161,9 +185,10 @@ class ConsoleStack:
             with contextlib.suppress(Exception):
                 drop_database(self.database)
 
-    def client(self, persona: str = "admin") -> httpx.Client:
+    def client(self, persona: str = "admin", url: str | None = None) -> httpx.Client:
+        """An API client with `persona`'s token, for this stack's web server (or `url`)."""
         return httpx.Client(
-            base_url=self.url,
+            base_url=url or self.url,
             timeout=120,
             headers={"Authorization": f"Token {self.tokens[persona]}"},
         )

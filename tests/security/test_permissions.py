@@ -11,8 +11,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.hardening.conftest import csrf_from, session_client, ui_urls
-from tests.integration.helpers import wait_for_status
+from tests.support.api import wait_for_status
+from tests.support.ui import csrf_from, session_client, ui_urls
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.hardening.conftest import register_iris
-from tests.integration.helpers import wait_for_status
+from tests.support.api import register_iris, wait_for_status
 from tests.support.net import answers, wait_until
 from tests.support.processes import alive, serving_pids
 from tests.support.stack import ROOT, ConsoleStack
@@ -100,7 +99,7 @@ def test_make_run_keeps_or_restarts_serving_processes(runconsole, tmp_path):
 
     # Ctrl-C stops everything, serving included; the next start redeploys what was running.
     runconsole.interrupt()
-    wait_until(lambda: not alive(first), 30, "the serving process to stop with the console")
+    wait_until(lambda: not alive(first), 60, "the serving process to stop with the console")
     runconsole.start()
     assert f"Redeploying: {NAME}" in runconsole.log()
     body = wait_for_status(client, NAME, {"running", "failed"}, timeout=120)
@@ -109,4 +108,4 @@ def test_make_run_keeps_or_restarts_serving_processes(runconsole, tmp_path):
     assert second != first
     assert serving_pids(stack.var_dir, NAME) == [second]
     runconsole.interrupt()
-    wait_until(lambda: not alive(second), 30, "the serving process to stop with the console")
+    wait_until(lambda: not alive(second), 60, "the serving process to stop with the console")

@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.integration.helpers import create_model, upload, wait_for_status
+from tests.support.api import create_model, upload, wait_for_status
 from tests.support.models import diabetes_regressor, iris_classifier, save
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ import html
 import httpx
 import pytest
 
-from tests.hardening.conftest import session_client
+from tests.support.ui import session_client
 
 pytestmark = pytest.mark.integration
 

@@ -1,8 +1,7 @@
 """Schemathesis against the console's own OpenAPI document (/api/schema/), authenticated with a
 token: generated valid and invalid requests for every operation find no server error.
 
-(Schemathesis' pytest loader does not work with pytest 9 yet, so operations are driven
-through hypothesis directly, as in tests/serving/test_schemathesis.py.)
+(Operations are driven through hypothesis directly: tests/support/fuzz.py.)
 """
 
 from __future__ import annotations
@@ -13,11 +12,9 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
-from hypothesis.errors import Unsatisfiable
-from schemathesis.checks import not_a_server_error
 from schemathesis.generation.modes import GenerationMode
 
+from tests.support.fuzz import check_no_server_errors
 from tests.support.stack import ConsoleStack
 
 pytestmark = pytest.mark.integration
@@ -30,11 +27,8 @@ SKIPPED = {"POST /api/token/", "DELETE /api/token/"}
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleStack]:
     """A console of its own: the fuzzer registers models with random names."""
-    stack = ConsoleStack(Path(tmp_path_factory.mktemp("fuzz-var")))
-    try:
-        yield stack.start()
-    finally:
-        stack.stop()
+    with ConsoleStack(Path(tmp_path_factory.mktemp("fuzz-var"))) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="module")
@@ -56,28 +50,7 @@ def operations(fuzzed: ConsoleStack) -> list:
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_no_server_errors(fuzzed, operations, mode) -> None:
     headers = {"Authorization": f"Token {fuzzed.tokens['admin']}"}
-    checked = []
-    for operation in operations:
-
-        @given(case=operation.as_strategy(generation_mode=mode))
-        @settings(
-            max_examples=EXAMPLES,
-            deadline=None,
-            derandomize=True,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-        )
-        def call(case) -> None:
-            case.call_and_validate(
-                base_url=fuzzed.url, headers=headers, checks=[not_a_server_error], timeout=60
-            )
-
-        try:
-            call()
-        except Unsatisfiable:
-            assert mode is GenerationMode.NEGATIVE  # nothing to make invalid
-            continue
-        checked.append(operation.label)
+    checked = check_no_server_errors(operations, mode, fuzzed.url, EXAMPLES, headers)
     assert len(checked) >= 10, checked
 
 

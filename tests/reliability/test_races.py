@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.integration.helpers import wait_for_status
+from tests.support.api import wait_for_status
 from tests.support.net import wait_until
 from tests.support.processes import serving_pids
 
@@ -50,7 +50,7 @@ def test_twenty_concurrent_creates_make_one_deployment(console, iris_model):
     assert len(serving_pids(console.var_dir, "race-create")) == 1
     assert admin.post("/api/deployments/race-create/undeploy/").status_code == 202
     wait_for_status(admin, "race-create", {"stopped"})
-    wait_until(lambda: not serving_pids(console.var_dir, "race-create"), 20, "no serving process")
+    wait_until(lambda: not serving_pids(console.var_dir, "race-create"), 60, "no serving process")
 
 
 def test_double_clicks_do_nothing_twice(console, iris_model):
@@ -124,7 +124,7 @@ def test_deploy_and_undeploy_racing_end_consistent(console, iris_model):
             assert ok.status_code == 200, ok.text
         else:
             assert final["status"] == "stopped", final
-            wait_until(lambda: not serving_pids(console.var_dir, name), 20, "no serving process")
+            wait_until(lambda: not serving_pids(console.var_dir, name), 60, "no serving process")
     client.post(f"/api/deployments/{name}/undeploy/")
     wait_for_status(client, name, {"stopped"})
-    wait_until(lambda: not serving_pids(console.var_dir, name), 20, "no serving process")
+    wait_until(lambda: not serving_pids(console.var_dir, name), 60, "no serving process")

@@ -18,8 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.hardening.conftest import Registered, register_iris
-from tests.integration.helpers import wait_for_status
+from tests.support.api import Registered, register_iris, wait_for_status
 from tests.support.net import wait_until
 from tests.support.processes import alive, serving_pids
 from tests.support.stack import ConsoleStack
@@ -32,11 +31,8 @@ CONVERGE_SECONDS = 120
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleStack]:
     """A console of its own: these tests kill and restart its processes."""
-    console = ConsoleStack(Path(tmp_path_factory.mktemp("crash-var")))
-    try:
-        yield console.start()
-    finally:
-        console.stop()
+    with ConsoleStack(Path(tmp_path_factory.mktemp("crash-var"))) as console:
+        yield console
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +82,7 @@ def test_worker_killed_mid_deploy_converges_to_running(stack, model):
     stack.start_worker()
     body = wait_for_status(client, name, {"running", "failed"}, timeout=CONVERGE_SECONDS)
     assert body["status"] == "running", body["status_reason"]
-    wait_until(lambda: len(serving_pids(stack.var_dir, name)) == 1, 20, "one serving process")
+    wait_until(lambda: len(serving_pids(stack.var_dir, name)) == 1, 60, "one serving process")
     assert serving_pids(stack.var_dir, name) == [_state(stack, name)["pid"]]
     ok = client.post(f"/api/deployments/{name}/predict/", json=[[5.1, 3.5, 1.4, 0.2]])
     assert ok.status_code == 200, ok.text
@@ -110,7 +106,7 @@ def test_worker_killed_mid_undeploy_converges_to_stopped(stack, model):
     assert client.post(f"/api/deployments/{name}/undeploy/").status_code == 202
     wait_until(
         lambda: stack.log("worker").count("undeploy_deployment[") > received_before,
-        30,
+        60,
         "the worker to take the undeploy",
     )
     time.sleep(1.0)
@@ -157,7 +153,7 @@ def test_console_restart_finds_serving_processes_again(stack, model):
     # And it is still under control: undeploy stops that very process.
     assert client.post(f"/api/deployments/{name}/undeploy/").status_code == 202
     wait_for_status(client, name, {"stopped"})
-    wait_until(lambda: not alive(pid), 20, "the serving process to stop")
+    wait_until(lambda: not alive(pid), 60, "the serving process to stop")
 
 
 def test_a_serving_process_that_died_while_the_console_was_down_is_reported(stack, model):

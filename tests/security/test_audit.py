@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from tests.hardening.conftest import session_client, ui_urls
-from tests.integration.helpers import wait_for_status
+from tests.support.api import wait_for_status
+from tests.support.ui import session_client, ui_urls
 
 pytestmark = pytest.mark.integration
 

@@ -1,19 +1,22 @@
-"""Estimators for lifecycle tests; serving processes import this module to unpickle them."""
+"""Estimators for serving tests: serving processes import this module to unpickle them."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 
 class SlowClassifier(ClassifierMixin, BaseEstimator):
-    """Wraps a classifier; a row whose first feature is 99 makes the call take `delay` seconds."""
+    """Wraps a classifier; a row whose first feature is 99 makes the call take `delay` seconds,
+    after creating the file `started` (if given), so a test knows the call has begun."""
 
-    def __init__(self, inner: object = None, delay: float = 1.0) -> None:
+    def __init__(self, inner: object = None, delay: float = 1.0, started: str = "") -> None:
         self.inner = inner
         self.delay = delay
+        self.started = started
 
     def fit(self, X, y):  # noqa: N803 - scikit-learn's names
         self.classes_ = self.inner.classes_
@@ -23,6 +26,8 @@ class SlowClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X):  # noqa: N803
         X = np.asarray(X)
         if (X[:, 0] == 99).any():
+            if self.started:
+                Path(self.started).touch()
             time.sleep(self.delay)
         return self.inner.predict_proba(X)
 

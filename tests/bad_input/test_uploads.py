@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression, Ridge
 
-from tests.integration.helpers import create_model, upload
+from tests.support.api import create_model, upload
 from tests.support.models import iris_classifier, save
 
 pytestmark = pytest.mark.integration

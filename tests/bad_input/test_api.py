@@ -2,7 +2,7 @@
 message naming the problem) and leaves nothing behind: no deployment, model or event appears,
 and a running deployment keeps serving.
 
-(Uploads are covered in tests/registry and tests/integration/test_bad_uploads.py, serving
+(Uploads are covered in tests/registry and tests/bad_input/test_uploads.py, serving
 inputs in tests/serving; this module is the console's JSON API.)
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.integration.helpers import wait_for_status
+from tests.support.api import wait_for_status
 
 pytestmark = pytest.mark.integration
 
