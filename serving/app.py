@@ -19,15 +19,17 @@ from fastapi import FastAPI, Path, Request
 from fastapi.openapi.utils import get_openapi
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
-from starlette.routing import Match, Route
+from starlette.routing import Route
 
-from serving import openapi, v2
+from serving import openapi, v1, v2
 from serving.batching import MicroBatcher
 from serving.config import ServingConfig
-from serving.errors import ModelNotFound, ModelNotReady, PayloadTooLarge, register_error_handlers
+from serving.errors import ModelNotFound, ModelNotReady, register_error_handlers
 from serving.inputs import parse_json, predict_rows, to_matrix
 from serving.metrics import AccessLogMiddleware, AccessLogWriter, Metrics
 from serving.model import ServedModel
+from serving.routing import TemplateRoute as _Route
+from serving.routing import raw_header, read_body
 
 log = logging.getLogger("serving")
 
@@ -55,48 +57,15 @@ class State:
         )
 
     def check_model(self, name: str, version: str | None = None) -> None:
-        if name != self.cfg.name:
-            raise ModelNotFound(f"model {name!r} is not served here (this is {self.cfg.name!r})")
+        """URLs name the model by the deployment's name, or by the model's as an alias."""
+        if name != self.model.name and name != self.cfg.name:
+            raise ModelNotFound(f"model {name!r} is not served here (this is {self.model.name!r})")
         if version is not None and version != (self.cfg.version or ""):
             raise ModelNotFound(f"version {version!r} of model {name!r} is not served here")
 
     def check_ready(self) -> None:
         if not self.ready:
             raise ModelNotReady("the model is not ready")
-
-
-class _Route(Route):
-    """A Starlette route that records itself in the scope, so metrics can label by template."""
-
-    def matches(self, scope: dict[str, Any]) -> tuple[Match, dict[str, Any]]:
-        match, child = super().matches(scope)
-        if match is not Match.NONE:
-            child["route"] = self
-        return match, child
-
-
-def raw_header(request: Request, name: bytes) -> str | None:
-    """One request header by its lower-case name, read straight from the ASGI scope (which
-    lower-cases names): building Starlette's Headers costs more than this whole lookup."""
-    for key, value in request.scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
-    return None
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing (413) as soon as it exceeds `limit` bytes."""
-    declared = raw_header(request, b"content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"the body is {declared} bytes, more than the limit of {limit}")
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the body is more than the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def create_app(
@@ -184,16 +153,26 @@ def _prediction_routes(state: State) -> list[Route]:
         state.check_model(params["name"], params.get("version"))
         body = await read_body(request, cfg.max_body_bytes)
         header = raw_header(request, b"inference-header-content-length")
-        features, outputs, request_id = v2.parse_infer_request(
+        features, outputs, request_id, binary = v2.parse_infer_request(
             body, header, model, cfg.max_batch_rows
         )
-        results = {}
-        for output in outputs:
-            results[output] = await batcher.predict(output, features)
+        if len(outputs) == 1:
+            results = {outputs[0]: await batcher.predict(outputs[0], features)}
+        else:  # queued together, so they share the batcher's next model calls
+            pending = [(output, batcher.predict(output, features)) for output in outputs]
+            results = {output: await future for output, future in pending}
+        if binary:
+            content, length = v2.binary_infer_response(model, results, request_id, binary)
+            return Response(
+                content,
+                media_type="application/octet-stream",
+                headers={"inference-header-content-length": str(length)},
+            )
         return Response(v2.infer_response(model, results, request_id), media_type=JSON)
 
     return [
         _Route("/predict", predict, methods=["POST"]),
+        *v1.routes(state, predict),
         _Route("/v2/models/{name}/infer", infer, methods=["POST"]),
         _Route("/v2/models/{name}/versions/{version}/infer", infer, methods=["POST"]),
     ]
@@ -202,7 +181,8 @@ def _prediction_routes(state: State) -> list[Route]:
 def _add_v2_routes(app: FastAPI, state: State) -> None:
     cfg, model = state.cfg, state.model
     # Enums in the OpenAPI document tell clients (and the fuzzing tests) the one valid name.
-    name_param = Path(json_schema_extra={"enum": [cfg.name]})
+    names = list(dict.fromkeys((model.name, cfg.name)))  # the deployment's name, the model's
+    name_param = Path(json_schema_extra={"enum": names})
     version_param = Path(json_schema_extra={"enum": [cfg.version]} if cfg.version else None)
 
     @app.get("/v2/health/live", responses=_ERRORS)
@@ -216,12 +196,15 @@ def _add_v2_routes(app: FastAPI, state: State) -> None:
         state.check_ready()
         return Response(b'{"ready":true}', media_type=JSON)
 
+    server = orjson.dumps({"name": "serving", "version": "1", "extensions": v2.EXTENSIONS})
+
     @app.get("/v2", responses=_ERRORS)
     async def server_metadata() -> Response:
-        """Server metadata."""
-        return Response(
-            orjson.dumps({"name": "serving", "version": "1", "extensions": []}), media_type=JSON
-        )
+        """Server metadata: name, version and the protocol extensions supported."""
+        return Response(server, media_type=JSON)
+
+    # The spec's clients also ask with a trailing slash; answer it rather than redirect.
+    app.add_api_route("/v2/", server_metadata, methods=["GET"], include_in_schema=False)
 
     def metadata(name: str, version: str | None = None) -> Response:
         state.check_model(name, version)
