@@ -2,36 +2,49 @@
 
 from __future__ import annotations
 
-import asyncio
+import json
+import subprocess
+import sys
 
 import httpx
 import numpy as np
 import pytest
-from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
+
+from tests.serving.conftest import ROOT
 
 
-def _run(coroutine):
-    return asyncio.run(coroutine)
-
-
-async def _v1_session(url: str, rows: list[list[float]]) -> tuple[bool, bool, dict]:
-    client = InferenceRESTClient()  # the default configuration: protocol V1
-    try:
-        live = await client.is_server_live(url)
-        ready = await client.is_model_ready(url, "iris")
-        answer = await client.infer(url, {"instances": rows}, model_name="iris")
-        return live, ready, answer
-    finally:
-        await client.close()
+def kserve_session(url: str, protocol: str, rows: np.ndarray) -> dict:
+    """What the kserve SDK's REST client saw (in its own process: see kserve_session.py)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.serving.kserve_session", url, protocol]
+        + [json.dumps(rows.tolist())],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 def test_kserve_sdk_default_v1_client_works(iris_server, iris) -> None:
     model, X = iris
-    live, ready, answer = _run(_v1_session(iris_server.url, X[:5].tolist()))
-    assert live is True
-    assert ready is True
-    assert answer["classes"] == model.classes_.tolist()
-    np.testing.assert_allclose(answer["predictions"], model.predict_proba(X[:5]), atol=1e-9)
+    seen = kserve_session(iris_server.url, "v1", X[:5])
+    assert seen["live"] is True
+    assert seen["model_ready"] is True
+    assert seen["answer"]["classes"] == model.classes_.tolist()
+    np.testing.assert_allclose(
+        seen["answer"]["predictions"], model.predict_proba(X[:5]), rtol=0, atol=1e-9
+    )
+
+
+def test_kserve_sdk_v2_client_works(iris_server, iris) -> None:
+    model, X = iris
+    seen = kserve_session(iris_server.url, "v2", X[:7])
+    assert (seen["live"], seen["server_ready"], seen["model_ready"]) == (True, True, True)
+    assert seen["id"] == "k-1"
+    proba = np.reshape(seen["predict_proba"], (7, 3))
+    np.testing.assert_allclose(proba, model.predict_proba(X[:7]), rtol=0, atol=1e-9)
 
 
 def test_v1_predict_answers_as_predict_does(iris_server, iris) -> None:
@@ -68,27 +81,3 @@ def test_v1_bad_input_is_400_with_an_error(iris_server, body, status) -> None:
 def test_v1_predict_of_an_unknown_model_is_404(iris_server) -> None:
     response = httpx.post(f"{iris_server.url}/v1/models/other:predict", json={"instances": []})
     assert response.status_code == 404
-
-
-async def _v2_session(url: str, rows: np.ndarray) -> tuple[bool, bool, bool, np.ndarray, str]:
-    client = InferenceRESTClient(RESTConfig(protocol="v2"))
-    try:
-        live = await client.is_server_live(url)
-        server_ready = await client.is_server_ready(url)
-        model_ready = await client.is_model_ready(url, "iris")
-        tensor = InferInput("input-0", list(rows.shape), "FP64")
-        tensor.set_data_from_numpy(rows, binary_data=False)
-        request = InferRequest("iris", [tensor], request_id="k-1")
-        response = await client.infer(url, request, model_name="iris")
-        proba = response.get_output_by_name("predict_proba").as_numpy()
-        return live, server_ready, model_ready, proba, response.id
-    finally:
-        await client.close()
-
-
-def test_kserve_sdk_v2_client_works(iris_server, iris) -> None:
-    model, X = iris
-    live, server_ready, model_ready, proba, request_id = _run(_v2_session(iris_server.url, X[:7]))
-    assert (live, server_ready, model_ready) == (True, True, True)
-    assert request_id == "k-1"
-    np.testing.assert_allclose(proba.reshape(7, 3), model.predict_proba(X[:7]), atol=1e-9)
