@@ -35,6 +35,8 @@ log = logging.getLogger("serving")
 
 JSON = "application/json"
 _ERRORS = openapi.ERRORS
+# Shutdown runs once uvicorn has drained HTTP; gRPC calls in flight then get this long.
+GRPC_GRACE_SECONDS = 5.0
 NO_TELEMETRY: Any = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
 
 
@@ -69,9 +71,14 @@ class State:
 
 
 def create_app(
-    cfg: ServingConfig, estimator: object, *, load_seconds: float | None = None
+    cfg: ServingConfig,
+    estimator: object,
+    *,
+    load_seconds: float | None = None,
+    grpc_address: str | None = None,
 ) -> FastAPI:
-    """Build the app serving `estimator` as described by `cfg`.
+    """Build the app serving `estimator` as described by `cfg`; with `grpc_address`
+    ("host:port") the app also serves the Open Inference Protocol's gRPC service there.
 
     Raises serving.model.ModelError if the estimator does not fit the config or fails warm-up.
     """
@@ -87,6 +94,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         state.batcher.start()
+        # gRPC listens before the model is ready, so its clients see UNAVAILABLE, not a refusal.
+        grpc = await _start_grpc(state, grpc_address) if grpc_address else None
         # Warm up through the model thread too, so readiness means the real path has worked.
         await state.batcher.predict(model.primary_output, np.zeros((1, cfg.input_size)))
         state.ready = True
@@ -95,6 +104,8 @@ def create_app(
             yield
         finally:
             state.ready = False
+            if grpc is not None:
+                await grpc.stop(GRPC_GRACE_SECONDS)
             state.batcher.stop()
             access_log.flush()
 
@@ -130,6 +141,14 @@ def create_app(
     app.openapi = openapi_document  # type: ignore[method-assign]
     app.add_middleware(AccessLogMiddleware, metrics=metrics, writer=access_log)
     return app
+
+
+async def _start_grpc(state: State, address: str) -> Any:
+    from serving import grpc_server  # grpc is imported only when the service is on
+
+    server = await grpc_server.start(state, address)
+    log.info("gRPC (Open Inference Protocol) on %s", address)
+    return server
 
 
 def _prediction_routes(state: State) -> list[Route]:
