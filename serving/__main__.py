@@ -92,8 +92,16 @@ def _serve(argv: list[str] | None) -> int:
         from serving.app import create_app
 
         grpc_port = cfg.grpc_port if args.grpc_port is None else args.grpc_port
-        grpc_address = f"{args.host}:{grpc_port}" if grpc_port else None
-        app = create_app(cfg, estimator, load_seconds=load_seconds, grpc_address=grpc_address)
+        host = f"[{args.host}]" if ":" in args.host else args.host  # an IPv6 address
+        grpc_address = f"{host}:{grpc_port}" if grpc_port else None
+        app = create_app(
+            cfg,
+            estimator,
+            load_seconds=load_seconds,
+            grpc_address=grpc_address,
+            # A port given on the command line (or $SERVING_GRPC_PORT) must be served.
+            grpc_required=args.grpc_port is not None,
+        )
     except (ConfigError, ArtifactError, ModelError) as exc:
         print(f"serving: {exc}", file=sys.stderr)
         return 2
@@ -111,8 +119,6 @@ def _serve(argv: list[str] | None) -> int:
     # handler restored; this handler turns that into a clean exit status 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     log.info("serving model %s on http://%s:%d", cfg.name, args.host, args.port)
-    if grpc_address:
-        log.info("and over gRPC on %s", grpc_address)
     uvicorn.run(
         app,
         host=args.host,

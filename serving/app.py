@@ -76,9 +76,11 @@ def create_app(
     *,
     load_seconds: float | None = None,
     grpc_address: str | None = None,
+    grpc_required: bool = False,
 ) -> FastAPI:
     """Build the app serving `estimator` as described by `cfg`; with `grpc_address`
     ("host:port") the app also serves the Open Inference Protocol's gRPC service there.
+    A gRPC port that cannot be bound stops the start only if `grpc_required`.
 
     Raises serving.model.ModelError if the estimator does not fit the config or fails warm-up.
     """
@@ -95,7 +97,7 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         state.batcher.start()
         # gRPC listens before the model is ready, so its clients see UNAVAILABLE, not a refusal.
-        grpc = await _start_grpc(state, grpc_address) if grpc_address else None
+        grpc = await _start_grpc(state, grpc_address, grpc_required) if grpc_address else None
         # Warm up through the model thread too, so readiness means the real path has worked.
         await state.batcher.predict(model.primary_output, np.zeros((1, cfg.input_size)))
         state.ready = True
@@ -143,10 +145,18 @@ def create_app(
     return app
 
 
-async def _start_grpc(state: State, address: str) -> Any:
+async def _start_grpc(state: State, address: str, required: bool) -> Any:
     from serving import grpc_server  # grpc is imported only when the service is on
 
-    server = await grpc_server.start(state, address)
+    try:
+        server = await grpc_server.start(state, address)
+    except OSError as exc:
+        # Only the config's port (8081 by default) may be taken, by another serving process
+        # on the same machine: REST, the contract every probe and client relies on, goes on.
+        if required:
+            raise
+        log.warning("serving without gRPC: %s; pass --grpc-port (0: no gRPC)", exc)
+        return None
     log.info("gRPC (Open Inference Protocol) on %s", address)
     return server
 

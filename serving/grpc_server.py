@@ -200,7 +200,9 @@ async def start(state: State, address: str) -> grpc.aio.Server:
         ]
     )
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceService(state), server)
-    if server.add_insecure_port(address) == 0:
-        raise OSError(f"cannot listen for gRPC on {address}")
+    try:
+        server.add_insecure_port(address)
+    except RuntimeError:  # grpc's way of saying the bind failed
+        raise OSError(f"cannot listen for gRPC on {address} (is the port in use?)") from None
     await server.start()
     return server

@@ -172,6 +172,21 @@ def test_serving_values_schema_refuses_a_bad_config(helm: str) -> None:
     assert "path is required" in result.stderr
 
 
+@pytest.mark.parametrize(("grpc_port", "expected"), [(None, 8081), (9000, 9000), (0, None)])
+def test_serving_chart_grpc_port_follows_the_config(helm: str, grpc_port, expected) -> None:
+    args = [] if grpc_port is None else ["--set", f"config.grpcPort={grpc_port}"]
+    objects = {obj["kind"]: obj for obj in template(helm, "model-serving", *args)}
+    (container,) = objects["Deployment"]["spec"]["template"]["spec"]["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    service = {p["name"]: p["targetPort"] for p in objects["Service"]["spec"]["ports"]}
+    if expected is None:
+        assert ports == {"http": 8080}
+        assert service == {"http": "http"}
+    else:
+        assert ports == {"http": 8080, "grpc": expected}
+        assert service == {"http": "http", "grpc": "grpc"}
+
+
 def _keys(schema: dict, defs: dict) -> dict[str, Any]:
     """Property names of a JSON schema, nested objects as sub-dicts ($ref resolved)."""
     if "$ref" in schema:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import socket
 import subprocess
 import sys
 import time
@@ -174,6 +175,36 @@ def test_grpc_can_be_turned_off(iris_config) -> None:
         assert "gRPC" not in server.log()
     finally:
         server.stop()
+
+
+def test_a_taken_port_from_the_config_leaves_rest_serving(workdir, iris_config, tmp_path) -> None:
+    """The config's port (8081 unless set) may be taken by another local serving process."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cfg = ServingConfig(
+            model_type="joblib",
+            job="classification",
+            model=ModelSource(method="LOCAL", path=str(workdir / "iris.joblib")),
+            input_size=4,
+            name="iris",
+            grpc_port=port,
+        )
+        config = write_config(tmp_path, "taken", cfg)
+        server = ServingProcess(config, env={"SERVING_GRPC_PORT": ""}).wait_ready()
+        try:
+            assert httpx.get(f"{server.url}/v2/health/ready").status_code == 200
+            assert f"serving without gRPC: cannot listen for gRPC on 127.0.0.1:{port}" in (
+                server.log()
+            )
+        finally:
+            server.stop()
+        # Asked for on the command line (here $SERVING_GRPC_PORT), the port must be served.
+        required = GrpcServingProcess(config, port)
+        assert required.proc.wait(60) != 0
+        assert "cannot listen for gRPC" in required.log()
+        required.stop()
 
 
 def test_generated_code_is_current(tmp_path) -> None:
