@@ -201,9 +201,10 @@ def _prediction_routes(state: State) -> list[Route]:
 
     return [
         _Route("/predict", predict, methods=["POST"]),
-        *v1.routes(state, predict),
         _Route("/v2/models/{name}/infer", infer, methods=["POST"]),
         _Route("/v2/models/{name}/versions/{version}/infer", infer, methods=["POST"]),
+        # After the hot routes: the router tries each route's pattern in turn.
+        *v1.routes(state, predict),
     ]
 
 

@@ -122,7 +122,22 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         return await self._answer("ModelMetadata", context, call)
 
     async def ModelInfer(self, request: Any, context: Any) -> Any:  # noqa: N802
-        return await self._answer("ModelInfer", context, lambda: self._infer(request))
+        # _answer's work written out: this is the hot call.
+        started = time.perf_counter()
+        try:
+            response = await self._infer(request)
+        except ServingError as exc:
+            code, status = _status(exc)
+            self._observe_infer(status, time.perf_counter() - started)
+            await context.abort(code, str(exc))
+        except Exception:
+            self._observe_infer(500, time.perf_counter() - started)
+            raise
+        self._observe_infer(200, time.perf_counter() - started)
+        return response
+
+    def _observe_infer(self, status: int, seconds: float) -> None:
+        self.state.metrics.observe_request(SERVICE + "ModelInfer", "GRPC", status, seconds)
 
     async def _infer(self, request: Any) -> Any:
         state = self.state
@@ -167,7 +182,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
             raise InvalidInput(f"{label}: shape needs {rows * cols} values, data has {len(data)}")
         if datatype in ("INT64", "UINT64"):
             v2.check_exact(label, np.array(data, dtype=v2.INPUT_DATATYPES[datatype]), cols)
-        values = np.array(data, dtype=np.float64)
+        values = np.fromiter(data, np.float64, len(data))  # faster than np.array on these
         if datatype[0] in "IU":
             v2.check_integers(label, datatype, values, cols)
         matrix = values.reshape(rows, cols)
