@@ -17,6 +17,7 @@ from tritonclient.utils import InferenceServerException
 
 from serving.config import ModelSource, ServingConfig
 from tests.serving.conftest import ROOT, ServingProcess, free_port, write_config
+from tests.serving.test_kserve_clients import kserve_session
 
 HERE = str(Path(__file__).parent)
 sys.path.insert(0, HERE)
@@ -95,6 +96,15 @@ def test_infer_can_ask_for_one_output(client, iris) -> None:
     assert result.as_numpy("predict").tolist() == model.predict(X[:4]).tolist()
 
 
+def test_kserve_sdk_grpc_client_works(grpc_server, iris) -> None:
+    model, X = iris
+    seen = kserve_session(grpc_server.grpc_url, "grpc", X[:6])
+    assert (seen["live"], seen["server_ready"], seen["model_ready"]) == (True, True, True)
+    assert seen["id"] == "k-2"
+    proba = np.reshape(seen["predict_proba"], (6, 3))
+    np.testing.assert_allclose(proba, model.predict_proba(X[:6]), rtol=0, atol=1e-9)
+
+
 def _code(call) -> str:
     with pytest.raises(InferenceServerException) as info:
         call()
@@ -113,6 +123,8 @@ def test_error_codes(client) -> None:
     text = triton.InferInput("input-0", [1, 4], "BYTES")
     text.set_data_from_numpy(np.array([[b"a", b"b", b"c", b"d"]], dtype=object))
     assert _code(lambda: client.infer("iris", [text])) == "StatusCode.INVALID_ARGUMENT"
+    many = _input(np.ones((1001, 4)), "FP64")  # the config's maxBatchRows is 1000
+    assert _code(lambda: client.infer("iris", [many])) == "StatusCode.RESOURCE_EXHAUSTED"
     unknown = [triton.InferRequestedOutput("decision_function")]
     code = _code(lambda: client.infer("iris", [good], outputs=unknown))
     assert code == "StatusCode.INVALID_ARGUMENT"
