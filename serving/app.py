@@ -8,6 +8,7 @@ entries come from serving/openapi.py. The other routes are ordinary FastAPI rout
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -97,7 +98,9 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         state.batcher.start()
         # gRPC listens before the model is ready, so its clients see UNAVAILABLE, not a refusal.
-        grpc = await _start_grpc(state, grpc_address, grpc_required) if grpc_address else None
+        grpc_service = (
+            await _start_grpc(state, grpc_address, grpc_required) if grpc_address else None
+        )
         # Warm up through the model thread too, so readiness means the real path has worked.
         await state.batcher.predict(model.primary_output, np.zeros((1, cfg.input_size)))
         state.ready = True
@@ -106,8 +109,8 @@ def create_app(
             yield
         finally:
             state.ready = False
-            if grpc is not None:
-                await grpc.stop(GRPC_GRACE_SECONDS)
+            if grpc_service is not None:
+                await grpc_service.stop(GRPC_GRACE_SECONDS)
             state.batcher.stop()
             access_log.flush()
 
@@ -188,8 +191,8 @@ def _prediction_routes(state: State) -> list[Route]:
         if len(outputs) == 1:
             results = {outputs[0]: await batcher.predict(outputs[0], features)}
         else:  # queued together, so they share the batcher's next model calls
-            pending = [(output, batcher.predict(output, features)) for output in outputs]
-            results = {output: await future for output, future in pending}
+            answers = await asyncio.gather(*(batcher.predict(o, features) for o in outputs))
+            results = dict(zip(outputs, answers, strict=True))
         if binary:
             content, length = v2.binary_infer_response(model, results, request_id, binary)
             return Response(

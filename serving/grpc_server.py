@@ -9,7 +9,9 @@ always go back as `raw_output_contents`, which is what tritonclient and Triton u
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -81,12 +83,12 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
             name="serving", version="1", extensions=v2.EXTENSIONS
         )
 
-    async def _answer(self, method: str, context: Any, call: Any) -> Any:
-        """Run `call`, turning domain errors into gRPC statuses and recording metrics."""
+    async def _answer(self, method: str, context: Any, call: Callable[[], Any]) -> Any:
+        """Return call(), turning domain errors into gRPC statuses and recording metrics."""
         started = time.perf_counter()
         status = 200
         try:
-            return await call()
+            return call()
         except ServingError as exc:
             code, status = _status(exc)
             await context.abort(code, str(exc))
@@ -108,18 +110,18 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         return self._server
 
     async def ModelReady(self, request: Any, context: Any) -> Any:  # noqa: N802
-        async def call() -> Any:
+        def ready() -> Any:
             self.state.check_model(request.name, request.version or None)
             return pb.ModelReadyResponse(ready=self.state.ready)
 
-        return await self._answer("ModelReady", context, call)
+        return await self._answer("ModelReady", context, ready)
 
     async def ModelMetadata(self, request: Any, context: Any) -> Any:  # noqa: N802
-        async def call() -> Any:
+        def metadata() -> Any:
             self.state.check_model(request.name, request.version or None)
             return self._metadata
 
-        return await self._answer("ModelMetadata", context, call)
+        return await self._answer("ModelMetadata", context, metadata)
 
     async def ModelInfer(self, request: Any, context: Any) -> Any:  # noqa: N802
         # _answer's work written out: this is the hot call.
@@ -149,8 +151,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         if len(outputs) == 1:
             results = [await batcher.predict(outputs[0], matrix)]
         else:  # queued together, so they share the batcher's next model calls
-            pending = [batcher.predict(output, matrix) for output in outputs]
-            results = [await future for future in pending]
+            results = await asyncio.gather(*(batcher.predict(o, matrix) for o in outputs))
         response = pb.ModelInferResponse(
             model_name=self.model.name, model_version=self.cfg.version or "", id=request.id
         )
