@@ -13,7 +13,7 @@ TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 PRODUCTION_TESTS ?= tests/journeys tests/bad_input tests/reliability tests/security \
 	--ignore=tests/security/test_production_settings.py
 
-.PHONY: run test test-unit test-production check-deploy bench bench-serving install lint format chart-schema clean
+.PHONY: run test test-unit test-production check-deploy bench bench-serving grpc-code install lint format chart-schema clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,11 @@ bench-serving: $(DEV_STAMP)
 ## bench: scale figures of the console on PostgreSQL (10,000 deployments, 50,000 events)
 bench: $(DEV_STAMP)
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(PY) bench/console.py
+
+## grpc-code: regenerate serving/oip_grpc/ from its .proto (tests check the committed code is current)
+grpc-code: $(DEV_STAMP)
+	$(PY) -m grpc_tools.protoc -I . --python_out=. --grpc_python_out=. \
+		serving/oip_grpc/open_inference_grpc.proto
 
 ## lint: ruff (lint and format) on everything, mypy on serving and the domain modules (pyproject.toml),
 ## and the chart's values schema up to date with serving's (make chart-schema)

@@ -4,8 +4,12 @@
 
 Starts each server alone on loopback, drives it with wrk (Debian's) using the same Open
 Inference Protocol request, and prints requests/s, p50/p99 latency, cold start and RSS, with
-ratios to MLServer and to the floor. Only ratios from one run mean anything on shared machines:
-each ratio is the median over rounds of the two servers' figures from the same round.
+ratios to MLServer and to the floor. The gRPC case drives this server's and MLServer's
+`ModelInfer` with h2load (Debian's nghttp2-client) sending the same serialized request over
+HTTP/2 streams; h2load reports no percentiles, and each server's answer to that request is
+checked with tritonclient.grpc before it is driven. Only ratios from one run mean anything
+on shared machines: each ratio is the median over rounds of the two servers' figures from the
+same round.
 MLServer lives in its own venv (.tools/mlserver-venv, created on first use; it needs
 uvloop<0.22). Artifacts and logs go to var/bench-serving/.
 """
@@ -46,12 +50,14 @@ N_FEATURES = 20
 class Case:
     model: str  # "lr" or "rf"
     rows: int
-    connections: int
+    connections: int  # REST: connections; gRPC: concurrent streams on one connection
+    protocol: str = "rest"  # "rest" (OIP JSON over HTTP/1.1) or "grpc" (OIP ModelInfer)
 
     @property
     def label(self) -> str:
         name = {"lr": "LogReg", "rf": "RandomForest"}[self.model]
-        return f"{name} {self.rows} row{'s' if self.rows > 1 else ''} c={self.connections}"
+        label = f"{name} {self.rows} row{'s' if self.rows > 1 else ''} c={self.connections}"
+        return label + (" gRPC" if self.protocol == "grpc" else "")
 
 
 CASES = [
@@ -59,6 +65,7 @@ CASES = [
     Case("lr", 1, 8),
     Case("lr", 1, 64),
     Case("lr", 64, 8),
+    Case("lr", 1, 8, "grpc"),
     Case("rf", 1, 1),
     Case("rf", 1, 8),
     Case("rf", 1, 64),
@@ -133,6 +140,44 @@ def infer_body(model: str, rows: int) -> bytes:
     ).encode()
 
 
+def grpc_infer_frame(model: str, rows: int) -> bytes:
+    """The same request as infer_body as one gRPC message frame (flag, length, protobuf)."""
+    import numpy as np
+
+    # tritonclient's copy of the protocol's messages: the same wire format as serving's, and
+    # one process cannot load both copies (they register the same protobuf names).
+    from tritonclient.grpc import service_pb2 as pb
+
+    data = np.random.default_rng(rows).normal(size=(rows, N_FEATURES)).round(6)
+    request = pb.ModelInferRequest(model_name=model)
+    tensor = request.inputs.add(name="input-0", datatype="FP64", shape=[rows, N_FEATURES])
+    tensor.contents.fp64_contents.extend(data.reshape(-1).tolist())
+    request.outputs.add(name="predict_proba")
+    message = request.SerializeToString()
+    return b"\x00" + len(message).to_bytes(4, "big") + message
+
+
+def check_grpc_answer(server: Server, rows: int) -> None:
+    """The server answers the benchmark's gRPC request correctly (h2load cannot tell)."""
+    import numpy as np
+    import tritonclient.grpc as triton
+    from tritonclient.grpc import service_pb2 as pb
+
+    frame = grpc_infer_frame(server.model, rows)
+    request = pb.ModelInferRequest.FromString(frame[5:])
+    client = triton.InferenceServerClient(f"127.0.0.1:{server.grpc_port}")
+    try:
+        tensor = triton.InferInput("input-0", [rows, N_FEATURES], "FP64")
+        values = np.array(request.inputs[0].contents.fp64_contents).reshape(rows, N_FEATURES)
+        tensor.set_data_from_numpy(values)
+        wanted = [triton.InferRequestedOutput("predict_proba")]
+        proba = client.infer(server.model, [tensor], outputs=wanted).as_numpy("predict_proba")
+    finally:
+        client.close()
+    if proba is None or proba.shape != (rows, 3):
+        raise RuntimeError(f"{server.name} answered the gRPC request wrongly: {proba!r}")
+
+
 # --- servers --------------------------------------------------------------------------------
 
 
@@ -141,11 +186,13 @@ class Server:
 
     name = ""
     only_connections: set[int] | None = None  # drive it only in cases with these connections
+    grpc = False  # serves the Open Inference Protocol's gRPC on grpc_port
 
     def __init__(self, model: str, artifact: Path) -> None:
         self.model = model
         self.artifact = artifact
         self.port = free_port()
+        self.grpc_port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -219,6 +266,7 @@ class Server:
 class OurServer(Server):
     name = "serving"
     extra_config = ""
+    grpc = True
 
     def command(self) -> tuple[list[str], Path]:
         config = WORK / self.model / f"{self.name}.yaml"
@@ -228,7 +276,7 @@ class OurServer(Server):
             f"inputSize: {N_FEATURES}\nname: {self.model}\n{self.extra_config}"
         )
         argv = [sys.executable, "-m", "serving", "--config", str(config), "--host", "127.0.0.1"]
-        return argv + ["--port", str(self.port)], ROOT
+        return argv + ["--port", str(self.port), "--grpc-port", str(self.grpc_port)], ROOT
 
 
 class UnbatchedServer(OurServer):
@@ -237,10 +285,12 @@ class UnbatchedServer(OurServer):
     name = "unbatched"
     extra_config = "batching:\n  enabled: false\n"
     only_connections = {1}
+    grpc = False
 
 
 class MLServer(Server):
     name = "mlserver"
+    grpc = True
 
     def command(self) -> tuple[list[str], Path]:
         folder = WORK / f"mlserver-{self.model}"
@@ -251,7 +301,7 @@ class MLServer(Server):
             json.dumps(
                 {
                     "http_port": self.port,
-                    "grpc_port": free_port(),
+                    "grpc_port": self.grpc_port,
                     "metrics_port": free_port(),
                     "host": "127.0.0.1",
                 }
@@ -337,6 +387,39 @@ def run_wrk(url: str, body: bytes, connections: int, duration: float) -> Result:
     return Result(rps, latency.get("50", float("nan")), latency.get("99", float("nan")), errors)
 
 
+def run_h2load(port: int, frame: bytes, streams: int, duration: float) -> Result:
+    """ModelInfer over one HTTP/2 connection with `streams` concurrent streams."""
+    with tempfile.NamedTemporaryFile("wb", suffix=".bin", delete=False) as body:
+        body.write(frame)
+    try:
+        out = subprocess.run(
+            ["h2load", "-c1", f"-m{streams}", f"-D{max(1, round(duration))}", "-d", body.name]
+            + ["-H", "content-type: application/grpc", "-H", "te: trailers"]
+            + [f"http://127.0.0.1:{port}/inference.GRPCInferenceService/ModelInfer"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=duration + 60,
+        ).stdout
+    finally:
+        os.unlink(body.name)
+    rps = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out).group(1))  # type: ignore[union-attr]
+    done = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded", out)
+    total = re.search(r"requests: (\d+) total", out)
+    errors = int(total.group(1)) - int(done.group(1)) if done and total else 0  # type: ignore[union-attr]
+    return Result(rps, float("nan"), float("nan"), max(errors, 0))
+
+
+def drive(server: Server, case: Case, duration: float) -> Result:
+    if case.protocol == "grpc":
+        return run_h2load(
+            server.grpc_port, grpc_infer_frame(server.model, case.rows), case.connections, duration
+        )
+    return run_wrk(
+        server.infer_url(), infer_body(case.model, case.rows), case.connections, duration
+    )
+
+
 def measure_cold_starts(servers: list[Server], rounds: int, runs: dict[str, ServerRun]) -> None:
     """Median of `rounds` starts per server, interleaved like the load rounds."""
     starts: dict[str, list[float]] = {}
@@ -374,17 +457,23 @@ def bench_model(
     measure_cold_starts(servers, rounds, runs)
     samples: dict[tuple[str, str], list[Result]] = {}
     try:
+        grpc_rows = {case.rows for case in cases if case.protocol == "grpc"}
         for server in servers:
             server.start()
             run_wrk(server.infer_url(), infer_body(server.model, 1), 8, 1.0)  # warm-up
+            if server.grpc and grpc_rows:
+                for rows in grpc_rows:
+                    check_grpc_answer(server, rows)
+                run_h2load(server.grpc_port, grpc_infer_frame(server.model, 1), 8, 1.0)
             print(f"-- {server.name} ({server.model}) ready", flush=True)
         for round_no in range(rounds):
             for case in cases:
-                body = infer_body(case.model, case.rows)
                 for server in servers:
                     if server.only_connections and case.connections not in server.only_connections:
                         continue
-                    result = run_wrk(server.infer_url(), body, case.connections, duration)
+                    if case.protocol == "grpc" and not server.grpc:
+                        continue
+                    result = drive(server, case, duration)
                     samples.setdefault((server.name, case.label), []).append(result)
                     print(
                         f"   round {round_no + 1} {case.label:<26} {server.name:<9}"
@@ -475,7 +564,9 @@ def print_targets(runs: dict[str, ServerRun]) -> None:
         checks.append((name, value, op, limit))
 
     lr8, rf64 = "LogReg 1 row c=8", "RandomForest 1 row c=64"
+    lr8_grpc = f"{lr8} gRPC"
     add(f"{lr8}: req/s vs MLServer", paired_ratio(ours, ml, lr8, "rps"), ">=", 2.0)
+    add(f"{lr8_grpc}: req/s vs MLServer", paired_ratio(ours, ml, lr8_grpc, "rps"), ">=", 3.0)
     add(f"{lr8}: p99 vs MLServer", paired_ratio(ours, ml, lr8, "p99_ms"), "<=", 1.0)
     add(f"{lr8}: req/s vs floor", paired_ratio(ours, floor, lr8, "rps"), ">=", 0.7)
     add(f"{rf64}: req/s vs MLServer", paired_ratio(ours, ml, rf64, "rps"), ">=", 10.0)
@@ -508,6 +599,7 @@ def main() -> int:
         "--no-unbatched", action="store_true", help="skip the batching-off check at c=1"
     )
     parser.add_argument("--only", choices=["lr", "rf"], help="run one model's cases only")
+    parser.add_argument("--protocol", choices=["rest", "grpc"], help="run one protocol's cases")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
@@ -515,6 +607,10 @@ def main() -> int:
     WORK.mkdir(parents=True, exist_ok=True)
     artifacts = train_models()
     cases = [c for c in CASES if args.only in (None, c.model)]
+    cases = [c for c in cases if args.protocol in (None, c.protocol)]
+    if any(c.protocol == "grpc" for c in cases) and shutil.which("h2load") is None:
+        print("h2load is not installed: apt-get install nghttp2-client", file=sys.stderr)
+        return 2
     models = sorted({c.model for c in cases}, key=["lr", "rf"].index)
 
     runs = {name: ServerRun(name) for name in ("serving", "unbatched", "floor")}

@@ -23,6 +23,8 @@ def serving_config(deployment: Deployment) -> ServingConfig:
         input_size=model.input_size,
         name=model.name,
         version=str(version.version),
+        # Clients address a deployment by its name; the model's name stays an alias.
+        deployment_name=deployment.name,
     )
 
 

@@ -1,4 +1,5 @@
-"""`python -m serving --config PATH [--host H] [--port P]`: load one model and serve it.
+"""`python -m serving --config PATH [--host H] [--port P] [--grpc-port G]`: load one model and
+serve it over REST on P and the Open Inference Protocol's gRPC on G (0: no gRPC).
 
 A bad config or an unloadable artifact ends the process with exit code 2 and one line on
 stderr, so a Kubernetes pod's last log line says what went wrong.
@@ -30,6 +31,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default=os.environ.get("SERVING_HOST", "0.0.0.0"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("SERVING_PORT", "8080")))
     parser.add_argument(
+        "--grpc-port",
+        type=int,
+        default=_env_port("SERVING_GRPC_PORT"),
+        help="gRPC port (default: $SERVING_GRPC_PORT, then the config's grpcPort, 8081); 0: off",
+    )
+    parser.add_argument(
         "--log-level", default=os.environ.get("SERVING_LOG_LEVEL", "info"), help="info, warning"
     )
     parser.add_argument(
@@ -39,6 +46,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="seconds to let in-flight requests finish after SIGTERM",
     )
     return parser.parse_args(argv)
+
+
+def _env_port(name: str) -> int | None:
+    raw = os.environ.get(name)
+    return int(raw) if raw else None
 
 
 def configure_logging(level: str) -> None:
@@ -79,7 +91,17 @@ def _serve(argv: list[str] | None) -> int:
         load_seconds = time.perf_counter() - started
         from serving.app import create_app
 
-        app = create_app(cfg, estimator, load_seconds=load_seconds)
+        grpc_port = cfg.grpc_port if args.grpc_port is None else args.grpc_port
+        host = f"[{args.host}]" if ":" in args.host else args.host  # an IPv6 address
+        grpc_address = f"{host}:{grpc_port}" if grpc_port else None
+        app = create_app(
+            cfg,
+            estimator,
+            load_seconds=load_seconds,
+            grpc_address=grpc_address,
+            # A port given on the command line (or $SERVING_GRPC_PORT) must be served.
+            grpc_required=args.grpc_port is not None,
+        )
     except (ConfigError, ArtifactError, ModelError) as exc:
         print(f"serving: {exc}", file=sys.stderr)
         return 2

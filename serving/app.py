@@ -8,6 +8,7 @@ entries come from serving/openapi.py. The other routes are ordinary FastAPI rout
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,21 +20,24 @@ from fastapi import FastAPI, Path, Request
 from fastapi.openapi.utils import get_openapi
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
-from starlette.routing import Match, Route
-from starlette.types import Scope
+from starlette.routing import Route
 
-from serving import openapi, v2
+from serving import openapi, v1, v2
 from serving.batching import MicroBatcher
 from serving.config import ServingConfig
-from serving.errors import ModelNotFound, ModelNotReady, PayloadTooLarge, register_error_handlers
+from serving.errors import ModelNotFound, ModelNotReady, register_error_handlers
 from serving.inputs import parse_json, predict_rows, to_matrix
 from serving.metrics import AccessLogMiddleware, AccessLogWriter, Metrics
 from serving.model import ServedModel
+from serving.routing import TemplateRoute as _Route
+from serving.routing import raw_header, read_body
 
 log = logging.getLogger("serving")
 
 JSON = "application/json"
 _ERRORS = openapi.ERRORS
+# Shutdown runs once uvicorn has drained HTTP; gRPC calls in flight then get this long.
+GRPC_GRACE_SECONDS = 5.0
 NO_TELEMETRY: Any = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
 
 
@@ -56,8 +60,9 @@ class State:
         )
 
     def check_model(self, name: str, version: str | None = None) -> None:
-        if name != self.cfg.name:
-            raise ModelNotFound(f"model {name!r} is not served here (this is {self.cfg.name!r})")
+        """URLs name the model by the deployment's name, or by the model's as an alias."""
+        if name != self.model.name and name != self.cfg.name:
+            raise ModelNotFound(f"model {name!r} is not served here (this is {self.model.name!r})")
         if version is not None and version != (self.cfg.version or ""):
             raise ModelNotFound(f"version {version!r} of model {name!r} is not served here")
 
@@ -66,44 +71,17 @@ class State:
             raise ModelNotReady("the model is not ready")
 
 
-class _Route(Route):
-    """A Starlette route that records itself in the scope, so metrics can label by template."""
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        match, child = super().matches(scope)
-        if match is not Match.NONE:
-            child["route"] = self
-        return match, child
-
-
-def raw_header(request: Request, name: bytes) -> str | None:
-    """One request header by its lower-case name, read straight from the ASGI scope (which
-    lower-cases names): building Starlette's Headers costs more than this whole lookup."""
-    for key, value in request.scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
-    return None
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing (413) as soon as it exceeds `limit` bytes."""
-    declared = raw_header(request, b"content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"the body is {declared} bytes, more than the limit of {limit}")
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the body is more than the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def create_app(
-    cfg: ServingConfig, estimator: object, *, load_seconds: float | None = None
+    cfg: ServingConfig,
+    estimator: object,
+    *,
+    load_seconds: float | None = None,
+    grpc_address: str | None = None,
+    grpc_required: bool = False,
 ) -> FastAPI:
-    """Build the app serving `estimator` as described by `cfg`.
+    """Build the app serving `estimator` as described by `cfg`; with `grpc_address`
+    ("host:port") the app also serves the Open Inference Protocol's gRPC service there.
+    A gRPC port that cannot be bound stops the start only if `grpc_required`.
 
     Raises serving.model.ModelError if the estimator does not fit the config or fails warm-up.
     """
@@ -119,6 +97,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         state.batcher.start()
+        # gRPC listens before the model is ready, so its clients see UNAVAILABLE, not a refusal.
+        grpc_service = (
+            await _start_grpc(state, grpc_address, grpc_required) if grpc_address else None
+        )
         # Warm up through the model thread too, so readiness means the real path has worked.
         await state.batcher.predict(model.primary_output, np.zeros((1, cfg.input_size)))
         state.ready = True
@@ -127,6 +109,8 @@ def create_app(
             yield
         finally:
             state.ready = False
+            if grpc_service is not None:
+                await grpc_service.stop(GRPC_GRACE_SECONDS)
             state.batcher.stop()
             access_log.flush()
 
@@ -164,6 +148,22 @@ def create_app(
     return app
 
 
+async def _start_grpc(state: State, address: str, required: bool) -> Any:
+    from serving import grpc_server  # grpc is imported only when the service is on
+
+    try:
+        server = await grpc_server.start(state, address)
+    except OSError as exc:
+        # Only the config's port (8081 by default) may be taken, by another serving process
+        # on the same machine: REST, the contract every probe and client relies on, goes on.
+        if required:
+            raise
+        log.warning("serving without gRPC: %s; pass --grpc-port (0: no gRPC)", exc)
+        return None
+    log.info("gRPC (Open Inference Protocol) on %s", address)
+    return server
+
+
 def _prediction_routes(state: State) -> list[Route]:
     cfg, model, batcher = state.cfg, state.model, state.batcher
 
@@ -185,25 +185,37 @@ def _prediction_routes(state: State) -> list[Route]:
         state.check_model(params["name"], params.get("version"))
         body = await read_body(request, cfg.max_body_bytes)
         header = raw_header(request, b"inference-header-content-length")
-        features, outputs, request_id = v2.parse_infer_request(
+        features, outputs, request_id, binary = v2.parse_infer_request(
             body, header, model, cfg.max_batch_rows
         )
-        results = {}
-        for output in outputs:
-            results[output] = await batcher.predict(output, features)
+        if len(outputs) == 1:
+            results = {outputs[0]: await batcher.predict(outputs[0], features)}
+        else:  # queued together, so they share the batcher's next model calls
+            answers = await asyncio.gather(*(batcher.predict(o, features) for o in outputs))
+            results = dict(zip(outputs, answers, strict=True))
+        if binary:
+            content, length = v2.binary_infer_response(model, results, request_id, binary)
+            return Response(
+                content,
+                media_type="application/octet-stream",
+                headers={"inference-header-content-length": str(length)},
+            )
         return Response(v2.infer_response(model, results, request_id), media_type=JSON)
 
     return [
         _Route("/predict", predict, methods=["POST"]),
         _Route("/v2/models/{name}/infer", infer, methods=["POST"]),
         _Route("/v2/models/{name}/versions/{version}/infer", infer, methods=["POST"]),
+        # After the hot routes: the router tries each route's pattern in turn.
+        *v1.routes(state, predict),
     ]
 
 
 def _add_v2_routes(app: FastAPI, state: State) -> None:
     cfg, model = state.cfg, state.model
     # Enums in the OpenAPI document tell clients (and the fuzzing tests) the one valid name.
-    name_param = Path(json_schema_extra={"enum": [cfg.name]})
+    names = list(dict.fromkeys((model.name, cfg.name)))  # the deployment's name, the model's
+    name_param = Path(json_schema_extra={"enum": names})
     version_param = Path(json_schema_extra={"enum": [cfg.version]} if cfg.version else None)
 
     @app.get("/v2/health/live", responses=_ERRORS)
@@ -217,12 +229,15 @@ def _add_v2_routes(app: FastAPI, state: State) -> None:
         state.check_ready()
         return Response(b'{"ready":true}', media_type=JSON)
 
+    server = orjson.dumps({"name": "serving", "version": "1", "extensions": v2.EXTENSIONS})
+
     @app.get("/v2", responses=_ERRORS)
     async def server_metadata() -> Response:
-        """Server metadata."""
-        return Response(
-            orjson.dumps({"name": "serving", "version": "1", "extensions": []}), media_type=JSON
-        )
+        """Server metadata: name, version and the protocol extensions supported."""
+        return Response(server, media_type=JSON)
+
+    # The spec's clients also ask with a trailing slash; answer it rather than redirect.
+    app.add_api_route("/v2/", server_metadata, methods=["GET"], include_in_schema=False)
 
     def metadata(name: str, version: str | None = None) -> Response:
         state.check_model(name, version)

@@ -119,6 +119,11 @@ class ServingConfig(_Schema):
     input_size: int = Field(gt=0)
     name: str = Field(default="model", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     version: str | None = None
+    # The deployment's name: when set, protocol URLs (/v1, /v2, gRPC) and metadata name the
+    # model by it, and `name` (the model's name) is accepted as an alias.
+    deployment_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    # The Open Inference Protocol's gRPC service listens here (0: no gRPC); --grpc-port wins.
+    grpc_port: int = Field(default=8081, ge=0, le=65535)
     max_batch_rows: int = Field(default=10_000, gt=0)
     max_body_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
     batching: BatchingConfig = Field(default_factory=BatchingConfig)

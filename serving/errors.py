@@ -10,6 +10,7 @@ import logging
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 log = logging.getLogger("serving")
@@ -31,6 +32,12 @@ class PayloadTooLarge(ServingError):
     """Too many rows or too many bytes."""
 
     status_code = 413
+
+
+class UnsupportedEncoding(ServingError):
+    """A Content-Encoding other than gzip, deflate or identity."""
+
+    status_code = 415
 
 
 class ModelNotFound(ServingError):
@@ -58,18 +65,39 @@ def error_response(status_code: int, message: str) -> Response:
     )
 
 
+# The KServe protocols (V1 and the Open Inference Protocol) answer invalid input with 400;
+# the project's own /predict keeps its documented 422.
+_PROTOCOL_PREFIXES = ("/v1/", "/v2/")
+
+
+def invalid_input_status(path: str) -> int:
+    """The status of invalid input on this path: 400 on the protocol routes, else 422."""
+    return 400 if path.startswith(_PROTOCOL_PREFIXES) else InvalidInput.status_code
+
+
 def register_error_handlers(app: FastAPI) -> None:
     """Map domain errors (and anything unexpected) to JSON answers."""
 
-    async def serving_error(_: Request, exc: Exception) -> Response:
+    async def serving_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ServingError)
-        return error_response(exc.status_code, str(exc))
+        status = exc.status_code
+        if isinstance(exc, InvalidInput):
+            status = invalid_input_status(request.scope["path"])
+        return error_response(status, str(exc))
 
-    async def request_validation(_: Request, exc: Exception) -> Response:
+    async def request_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
-        return error_response(422, f"{where}: {first.get('msg', 'invalid request')}")
+        message = f"{where}: {first.get('msg', 'invalid request')}"
+        return error_response(invalid_input_status(request.scope["path"]), message)
+
+    async def http_error(_: Request, exc: Exception) -> Response:
+        # Unknown routes (404) and wrong methods (405) answer {"error"} like everything else.
+        assert isinstance(exc, HTTPException)
+        response = error_response(exc.status_code, str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response
 
     async def unexpected(_: Request, exc: Exception) -> Response:
         log.exception("unexpected error while handling a request")
@@ -77,4 +105,5 @@ def register_error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(ServingError, serving_error)
     app.add_exception_handler(RequestValidationError, request_validation)
+    app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(Exception, unexpected)

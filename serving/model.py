@@ -30,7 +30,8 @@ class ServedModel:
     def __init__(self, cfg: ServingConfig, estimator: object) -> None:
         self.cfg = cfg
         self.estimator = estimator
-        self.name = cfg.name
+        # The name clients address it by: the deployment's when the config names one.
+        self.name = cfg.deployment_name or cfg.name
         self.n_features = cfg.input_size
         self.classes: list[Any] | None = None
         kind = type(estimator).__name__

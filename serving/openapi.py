@@ -19,6 +19,7 @@ _ERROR = {
     "content": {JSON: {"schema": {"type": "object", "properties": {"error": {"type": "string"}}}}}
 }
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Invalid input (the KServe protocols' status for it)", **_ERROR},
     404: {"description": "Unknown model or version", **_ERROR},
     413: {"description": "Too many rows or too large a body", **_ERROR},
     422: {"description": "Invalid input: the message names the row and the problem", **_ERROR},
@@ -66,7 +67,7 @@ def infer_request_schema(cfg: ServingConfig) -> dict[str, Any]:
         "type": "object",
         "required": ["inputs"],
         "properties": {
-            "id": {"type": "string"},
+            "id": {"description": "Any JSON value; the response echoes it"},
             "inputs": {"type": "array", "items": tensor, "minItems": 1, "maxItems": 1},
             "outputs": {
                 "type": "array",
@@ -98,7 +99,7 @@ def prediction_paths(cfg: ServingConfig, model: ServedModel) -> dict[str, Any]:
         "name": "name",
         "in": "path",
         "required": True,
-        "schema": {"type": "string", "enum": [cfg.name]},
+        "schema": {"type": "string", "enum": list(dict.fromkeys((model.name, cfg.name)))},
     }
     version_schema: dict[str, Any] = {"type": "string"}
     if cfg.version:
@@ -122,7 +123,7 @@ def prediction_paths(cfg: ServingConfig, model: ServedModel) -> dict[str, Any]:
                 "operationId": summary.lower().replace(" ", "_"),
                 "parameters": parameters,
                 "requestBody": _body(infer_request_schema(cfg)),
-                "responses": _responses(infer_answer, 404, 413, 422, 503),
+                "responses": _responses(infer_answer, 400, 404, 413, 503),
             }
         }
 
@@ -134,6 +135,18 @@ def prediction_paths(cfg: ServingConfig, model: ServedModel) -> dict[str, Any]:
                 "operationId": "predict",
                 "requestBody": _body(predict_body),
                 "responses": _responses({"content": {JSON: {"schema": answer}}}, 413, 422, 503),
+            }
+        },
+        "/v1/models/{name}:predict": {
+            "post": {
+                "summary": "KServe V1 predict",
+                "description": "The same answer as /predict, for the model named in the URL.",
+                "operationId": "v1_predict",
+                "parameters": [name],
+                "requestBody": _body(predict_body),
+                "responses": _responses(
+                    {"content": {JSON: {"schema": answer}}}, 400, 404, 413, 503
+                ),
             }
         },
         "/v2/models/{name}/infer": infer([name], "Model infer"),

@@ -1,7 +1,8 @@
 """Open Inference Protocol (KServe V2) REST: request parsing and response building.
 
-Supports JSON tensors and the binary tensor extension that tritonclient uses by default
-(`Inference-Header-Content-Length` header, `binary_data_size` input parameter).
+Supports JSON tensors and the binary tensor extension that tritonclient uses by default, both
+ways: `Inference-Header-Content-Length` and `binary_data_size` on inputs, and outputs asked
+for with `binary_data` (or the request's `binary_data_output`) answered the same way.
 """
 
 from __future__ import annotations
@@ -16,16 +17,32 @@ from serving.errors import InvalidInput, PayloadTooLarge
 from serving.inputs import check_finite, json_type, parse_json
 from serving.model import ServedModel
 
-# Datatypes a client may send, and the numpy dtype of their binary form.
+# Datatypes a client may send (all convert to float64 without loss, integers up to 2**53),
+# and the numpy dtype of their binary form.
 INPUT_DATATYPES: dict[str, np.dtype[Any]] = {
-    "FP64": np.dtype("<f8"),
-    "FP32": np.dtype("<f4"),
-    "INT64": np.dtype("<i8"),
-    "INT32": np.dtype("<i4"),
+    name: np.dtype(code)
+    for name, code in (
+        ("FP64", "<f8"),
+        ("FP32", "<f4"),
+        ("FP16", "<f2"),
+        ("INT64", "<i8"),
+        ("INT32", "<i4"),
+        ("INT16", "<i2"),
+        ("INT8", "i1"),
+        ("UINT64", "<u8"),
+        ("UINT32", "<u4"),
+        ("UINT16", "<u2"),
+        ("UINT8", "u1"),
+        ("BOOL", "?"),
+    )
 }
+# The server metadata's extensions: binary tensors in both directions.
+EXTENSIONS = ["binary_tensor_data"]
 # What flat JSON data may hold without a closer look (bool is not int here: type(), not isinstance).
 _NUMBER_TYPES = frozenset({float, int})
 _FP64 = np.dtype(np.float64)
+_EXACT_INT = 2**53  # float64 holds every integer up to this exactly
+_OUTPUT_DTYPES = {"FP64": "<f8", "FP32": "<f4", "INT64": "<i8", "BOOL": "?"}
 
 
 def output_datatype(values: np.ndarray) -> str:
@@ -42,8 +59,9 @@ def output_datatype(values: np.ndarray) -> str:
 
 def parse_infer_request(
     body: bytes, header_length: str | None, model: ServedModel, max_rows: int
-) -> tuple[np.ndarray, list[str], str | None]:
-    """Return (matrix, requested output names, request id) from an infer request."""
+) -> tuple[np.ndarray, list[str], Any, frozenset[str]]:
+    """Return (matrix, requested output names, request id, outputs to send as binary data)
+    from an infer request. The id is any JSON value, or None when the request has none."""
     binary = b""
     if header_length is not None:
         try:
@@ -61,9 +79,8 @@ def parse_infer_request(
         count = len(inputs) if isinstance(inputs, list) else json_type(inputs)
         raise InvalidInput(f"expected exactly one tensor in 'inputs', got {count}")
     matrix = _input_matrix(inputs[0], binary, model.n_features, max_rows)
-    outputs = _requested_outputs(doc.get("outputs"), model)
-    request_id = doc.get("id")
-    return matrix, outputs, request_id if isinstance(request_id, str) else None
+    outputs, binary_outputs = _requested_outputs(doc, model)
+    return matrix, outputs, doc.get("id"), binary_outputs
 
 
 def _input_matrix(tensor: Any, binary: bytes, n_features: int, max_rows: int) -> np.ndarray:
@@ -71,12 +88,29 @@ def _input_matrix(tensor: Any, binary: bytes, n_features: int, max_rows: int) ->
         raise InvalidInput(f"inputs[0]: expected a tensor object, got {json_type(tensor)}")
     name = tensor.get("name", "")
     label = f"input {name!r}" if isinstance(name, str) and name else "inputs[0]"
-    datatype = tensor.get("datatype")
+    rows, cols = check_tensor(
+        label, tensor.get("datatype"), tensor.get("shape"), n_features, max_rows
+    )
+    datatype = str(tensor["datatype"])  # one of INPUT_DATATYPES: check_tensor refused others
+    params = tensor.get("parameters")
+    size = params.get("binary_data_size") if isinstance(params, dict) else None
+    if size is not None:
+        if not isinstance(size, int) or size != len(binary):
+            raise InvalidInput(f"{label}: binary_data_size does not match the bytes sent")
+        return binary_matrix(label, datatype, binary, rows, cols)
+    # JSON numbers are finite: orjson refuses NaN, Infinity and literals that overflow.
+    values = _json_values(label, datatype, tensor.get("data"), rows * cols, n_features)
+    return values.reshape(rows, cols)
+
+
+def check_tensor(
+    label: str, datatype: Any, shape: Any, n_features: int, max_rows: int
+) -> tuple[int, int]:
+    """Check an input tensor's datatype and [rows, n_features] shape; return the shape."""
     if datatype not in INPUT_DATATYPES:
         raise InvalidInput(
             f"{label}: datatype must be one of {', '.join(INPUT_DATATYPES)}, got {datatype!r}"
         )
-    shape = tensor.get("shape")
     # type() is int, not isinstance: a JSON true is a bool, which isinstance counts as an int.
     if not (
         isinstance(shape, list)
@@ -94,28 +128,38 @@ def _input_matrix(tensor: Any, binary: bytes, n_features: int, max_rows: int) ->
         raise InvalidInput(f"{label}: the input is empty: send at least one row")
     if rows > max_rows:
         raise PayloadTooLarge(f"{rows} rows is more than the limit of {max_rows} per request")
-    count = rows * cols
-    params = tensor.get("parameters")
-    size = params.get("binary_data_size") if isinstance(params, dict) else None
-    if size is not None:
-        flat = _binary_values(label, datatype, size, binary, count)
-        matrix = flat.astype(np.float64).reshape(rows, cols)
-        check_finite(matrix)  # binary FP64/FP32 data can hold NaN or infinity
-        return matrix
-    # JSON numbers are finite: orjson refuses NaN, Infinity and literals that overflow.
-    return _json_values(label, datatype, tensor.get("data"), count, n_features).reshape(rows, cols)
+    return rows, cols
 
 
-def _binary_values(label: str, datatype: str, size: Any, binary: bytes, count: int) -> np.ndarray:
+def binary_matrix(label: str, datatype: str, raw: bytes, rows: int, cols: int) -> np.ndarray:
+    """The float64 matrix of a tensor's binary (little-endian, row-major) data."""
     dtype = INPUT_DATATYPES[datatype]
-    if not isinstance(size, int) or size != len(binary):
-        raise InvalidInput(f"{label}: binary_data_size does not match the bytes sent")
-    if size != count * dtype.itemsize:
+    count = rows * cols
+    if len(raw) != count * dtype.itemsize:
         raise InvalidInput(
             f"{label}: shape needs {count} {datatype} values ({count * dtype.itemsize} bytes), "
-            f"got {size} bytes"
+            f"got {len(raw)} bytes"
         )
-    return np.frombuffer(binary, dtype=dtype)
+    flat = np.frombuffer(raw, dtype=dtype)
+    if dtype.kind == "b" and flat.view(np.uint8).max(initial=0) > 1:
+        raise InvalidInput(f"{label}: BOOL data must be bytes 0 or 1")
+    if dtype.kind in "iu" and dtype.itemsize == 8:
+        check_exact(label, flat, cols)
+    matrix = flat.astype(np.float64).reshape(rows, cols)
+    if dtype.kind == "f":
+        check_finite(matrix)  # binary float data can hold NaN or infinity
+    return matrix
+
+
+def check_exact(label: str, values: np.ndarray, cols: int) -> None:
+    """64-bit integers beyond 2**53 would change on the way to float64: refuse them."""
+    big = (values > _EXACT_INT) | (values < -_EXACT_INT)
+    if big.any():
+        bad = int(np.argmax(big))
+        raise InvalidInput(
+            f"{label}: row {bad // cols}, feature {bad % cols}: {values[bad]} is too large "
+            f"to convert to a float64 exactly (at most 2**53 in magnitude)"
+        )
 
 
 def _json_values(label: str, datatype: str, data: Any, count: int, n_features: int) -> np.ndarray:
@@ -123,6 +167,8 @@ def _json_values(label: str, datatype: str, data: Any, count: int, n_features: i
     if not isinstance(data, list):
         raise InvalidInput(f"{label}: data must be an array of numbers, got {json_type(data)}")
     types = set(map(type, data))
+    if datatype == "BOOL":
+        return _json_bools(label, data, types, count, n_features)
     values = None
     if types <= _NUMBER_TYPES:  # flat numbers: the common case, one conversion in C
         try:
@@ -133,15 +179,51 @@ def _json_values(label: str, datatype: str, data: Any, count: int, n_features: i
         values = _explain_values(label, data, n_features)
     if values.size != count:
         raise InvalidInput(f"{label}: shape needs {count} values, data has {values.size}")
-    if datatype.startswith("INT") and types != {int}:
-        whole = values == np.round(values)
-        if not whole.all():
-            bad = int(np.argmin(whole))
-            raise InvalidInput(
-                f"{label}: row {bad // n_features}, feature {bad % n_features}: "
-                f"{datatype} data must be integers"
-            )
+    if datatype[0] in "IU":
+        check_integers(label, datatype, values, n_features)
     return values
+
+
+def check_integers(label: str, datatype: str, values: np.ndarray, cols: int) -> None:
+    """Integer datatypes: whole numbers within the type's range (and exact in float64)."""
+    whole = values == np.round(values)
+    if not whole.all():
+        bad = int(np.argmin(whole))
+        raise InvalidInput(
+            f"{label}: row {bad // cols}, feature {bad % cols}: {datatype} data must be integers"
+        )
+    info = np.iinfo(INPUT_DATATYPES[datatype])
+    low, high = max(info.min, -_EXACT_INT), min(info.max, _EXACT_INT)
+    outside = (values < low) | (values > high)
+    if outside.any():
+        bad = int(np.argmax(outside))
+        raise InvalidInput(
+            f"{label}: row {bad // cols}, feature {bad % cols}: {values[bad]:.0f} is outside "
+            f"{datatype}'s range [{low}, {high}]"
+        )
+
+
+def _json_bools(
+    label: str, data: list[Any], types: set[type], count: int, n_features: int
+) -> np.ndarray:
+    flat = data if types <= {bool} else [v for row in data for v in _row(label, row, n_features)]
+    for k, value in enumerate(flat):
+        if type(value) is not bool:
+            raise InvalidInput(
+                f"{label}: row {k // n_features}, feature {k % n_features}: "
+                f"BOOL data must be true or false, got {json_type(value)}"
+            )
+    if len(flat) != count:
+        raise InvalidInput(f"{label}: shape needs {count} values, data has {len(flat)}")
+    return np.array(flat, dtype=np.float64)
+
+
+def _row(label: str, row: Any, n_features: int) -> list[Any]:
+    if not isinstance(row, list):
+        return [row]
+    if len(row) != n_features:
+        raise InvalidInput(f"{label}: expected {n_features} features per row, got {len(row)}")
+    return row
 
 
 def _explain_values(label: str, data: list[Any], n_features: int) -> np.ndarray:
@@ -168,12 +250,19 @@ def _explain_values(label: str, data: list[Any], n_features: int) -> np.ndarray:
         raise InvalidInput(f"{label}: data is not an array of numbers: {exc}") from None
 
 
-def _requested_outputs(outputs: Any, model: ServedModel) -> list[str]:
+def _requested_outputs(doc: dict[str, Any], model: ServedModel) -> tuple[list[str], frozenset[str]]:
+    """The outputs asked for (every output when the request names none), and those to send as
+    binary data (an output's `binary_data`, or the request's `binary_data_output`)."""
+    params = doc.get("parameters")
+    all_binary = isinstance(params, dict) and params.get("binary_data_output") is True
+    outputs = doc.get("outputs")
     if outputs is None:
-        return [model.primary_output]
+        names = list(model.outputs)
+        return names, frozenset(names) if all_binary else frozenset()
     if not isinstance(outputs, list) or not outputs:
         raise InvalidInput("'outputs' must be a non-empty array of {\"name\": ...} objects")
     names = []
+    binary = []
     for spec in outputs:
         name = spec.get("name") if isinstance(spec, dict) else None
         if name not in model.outputs:
@@ -181,12 +270,82 @@ def _requested_outputs(outputs: Any, model: ServedModel) -> list[str]:
                 f"unknown output {name!r}: this model offers {', '.join(model.outputs)}"
             )
         names.append(name)
-    return names
+        spec_params = spec.get("parameters")
+        if isinstance(spec_params, dict) and "binary_data" in spec_params:
+            if spec_params["binary_data"] is True:
+                binary.append(name)
+        elif all_binary:
+            binary.append(name)
+    return names, frozenset(binary)
 
 
-def infer_response(
-    model: ServedModel, results: dict[str, np.ndarray], request_id: str | None
-) -> bytes:
+def output_bytes(values: np.ndarray) -> tuple[str, bytes]:
+    """An output's datatype and its binary form (BYTES: each element's length, then it)."""
+    datatype = output_datatype(values)
+    flat = values.reshape(-1)
+    if datatype == "BYTES":
+        parts = []
+        for value in flat.tolist():
+            raw = str(value).encode()
+            parts.append(len(raw).to_bytes(4, "little") + raw)
+        return datatype, b"".join(parts)
+    return datatype, np.ascontiguousarray(flat, dtype=_OUTPUT_DTYPES[datatype]).tobytes()
+
+
+def binary_infer_response(
+    model: ServedModel, results: dict[str, np.ndarray], request_id: Any, binary: frozenset[str]
+) -> tuple[bytes, int]:
+    """An infer response whose `binary` outputs follow the JSON as raw bytes; returns the body
+    and the JSON's length (the Inference-Header-Content-Length)."""
+    outputs = []
+    chunks = []
+    for name, values in results.items():
+        if name not in binary:
+            outputs.append(_json_output(name, values))
+            continue
+        datatype, raw = output_bytes(values)
+        outputs.append(
+            {
+                "name": name,
+                "shape": list(values.shape),
+                "datatype": datatype,
+                "parameters": {"binary_data_size": len(raw)},
+            }
+        )
+        chunks.append(raw)
+    head = orjson.dumps(_response_doc(model, outputs, request_id), option=_NUMPY)
+    return head + b"".join(chunks), len(head)
+
+
+_NUMPY = orjson.OPT_SERIALIZE_NUMPY
+
+
+def _json_output(name: str, values: np.ndarray) -> dict[str, Any]:
+    if values.dtype.kind in "OUS":
+        data: Any = [str(v) for v in values.reshape(-1).tolist()]
+    else:
+        data = np.ascontiguousarray(values.reshape(-1))
+    return {
+        "name": name,
+        "shape": list(values.shape),
+        "datatype": output_datatype(values),
+        "data": data,
+    }
+
+
+def _response_doc(
+    model: ServedModel, outputs: list[dict[str, Any]], request_id: Any
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {"model_name": model.name}
+    if model.cfg.version:
+        doc["model_version"] = model.cfg.version
+    if request_id is not None:
+        doc["id"] = request_id
+    doc["outputs"] = outputs
+    return doc
+
+
+def infer_response(model: ServedModel, results: dict[str, np.ndarray], request_id: Any) -> bytes:
     """Render an infer response with one JSON tensor per requested output."""
     if request_id is None and len(results) == 1:
         ((name, values),) = results.items()
@@ -201,26 +360,8 @@ def infer_response(
                     b"}]}",
                 )
             )
-    outputs = []
-    for name, values in results.items():
-        if values.dtype.kind in "OUS":
-            data: Any = [str(v) for v in values.reshape(-1).tolist()]
-        else:
-            data = np.ascontiguousarray(values.reshape(-1))
-        outputs.append(
-            {
-                "name": name,
-                "shape": list(values.shape),
-                "datatype": output_datatype(values),
-                "data": data,
-            }
-        )
-    doc: dict[str, Any] = {"model_name": model.name, "outputs": outputs}
-    if model.cfg.version:
-        doc["model_version"] = model.cfg.version
-    if request_id is not None:
-        doc["id"] = request_id
-    return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
+    outputs = [_json_output(name, values) for name, values in results.items()]
+    return orjson.dumps(_response_doc(model, outputs, request_id), option=_NUMPY)
 
 
 @functools.cache

@@ -183,6 +183,21 @@ def test_serving_values_schema_is_generated_from_serving_config() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.parametrize(("grpc_port", "expected"), [(None, 8081), (9000, 9000), (0, None)])
+def test_serving_chart_grpc_port_follows_the_config(helm: str, grpc_port, expected) -> None:
+    args = [] if grpc_port is None else ["--set", f"config.grpcPort={grpc_port}"]
+    objects = {obj["kind"]: obj for obj in template(helm, "model-serving", *args)}
+    (container,) = objects["Deployment"]["spec"]["template"]["spec"]["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    service = {p["name"]: p["targetPort"] for p in objects["Service"]["spec"]["ports"]}
+    if expected is None:
+        assert ports == {"http": 8080}
+        assert service == {"http": "http"}
+    else:
+        assert ports == {"http": 8080, "grpc": expected}
+        assert service == {"http": "http", "grpc": "grpc"}
+
+
 def test_schema_check_shows_a_stale_block_and_the_generator_rewrites_it(tmp_path: Path) -> None:
     stale = json.loads(SERVING_SCHEMA.read_text())
     batching = stale["properties"]["config"]["properties"]["batching"]["properties"]

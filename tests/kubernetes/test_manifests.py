@@ -72,14 +72,20 @@ def test_pods_mount_the_config_and_listen_where_probes_and_service_look() -> Non
     c = container(objects)
     assert c["command"] == ["python", "-m", "serving"]
     assert c["args"][:2] == ["--config", "/etc/config/config.yaml"]
-    assert c["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert c["ports"] == [
+        {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "grpc", "containerPort": 8081, "protocol": "TCP"},  # serving's default grpcPort
+    ]
     assert c["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
     assert c["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "http"}
     assert {"name": "config", "mountPath": "/etc/config", "readOnly": True} in c["volumeMounts"]
     volumes = objects["Deployment"]["spec"]["template"]["spec"]["volumes"]
     assert {"name": "config", "configMap": {"name": "iris-prod-config"}} in volumes
     service = objects["Service"]["spec"]
-    assert service["ports"][0]["targetPort"] == "http"
+    assert [(p["name"], p["targetPort"]) for p in service["ports"]] == [
+        ("http", "http"),
+        ("grpc", "grpc"),
+    ]
     assert service["selector"] == objects["Deployment"]["spec"]["selector"]["matchLabels"]
 
 

@@ -55,8 +55,9 @@ def test_infer_json_tensors_match_predict_proba(iris_server, iris, datatype) -> 
     body = response.json()
     assert body["id"] == "req-1"
     assert body["model_name"] == "iris"
-    (output,) = body["outputs"]
-    assert output["name"] == "predict_proba"
+    # No `outputs` in the request: every output, the primary one first.
+    assert [o["name"] for o in body["outputs"]] == ["predict_proba", "predict"]
+    output = body["outputs"][0]
     assert output["datatype"] == "FP64"
     assert output["shape"] == [len(rows), 3]
     expected = model.predict_proba(rows.astype(np.float64))
@@ -89,29 +90,32 @@ def test_regression_infer_returns_predict(diabetes_server, diabetes) -> None:
         ({"shape": [0, 4], "data": []}, "the input is empty"),
         ({"shape": [1, 4], "data": [1, 2, "x", 4]}, "row 0, feature 2: expected a number"),
         ({"shape": [1, 4], "datatype": "BYTES", "data": [1, 2, 3, 4]}, "datatype must be"),
+        ({"shape": [1, 4], "datatype": "UINT8", "data": [1, 2, -3, 4]}, "outside UINT8's range"),
+        ({"shape": [1, 4], "datatype": "INT8", "data": [1, 2, 300, 4]}, "outside INT8's range"),
+        ({"shape": [1, 4], "datatype": "BOOL", "data": [1, 0, 1, 0]}, "must be true or false"),
         ({"shape": [1, 4], "datatype": "INT64", "data": [1, 2, 3.5, 4]}, "must be integers"),
         ({"shape": [1, 4], "datatype": "INT64", "data": [[1, 2, 3.5, 4]]}, "must be integers"),
         ({"shape": [1, 4], "data": [1, 2, True, 4]}, "row 0, feature 2: expected a number"),
         ({"shape": "1x4", "data": [1, 2, 3, 4]}, "shape must be [rows, 4]"),
     ],
 )
-def test_bad_infer_requests_get_422(iris_server, tensor, message) -> None:
+def test_bad_infer_requests_get_400(iris_server, tensor, message) -> None:
     body = {"inputs": [{"name": "x", "datatype": "FP64", **tensor}]}
     response = _infer(iris_server, body)
-    assert response.status_code == 422, response.text
+    assert response.status_code == 400, response.text
     assert message in response.json()["error"]
 
 
 def test_infinity_is_refused(iris_server) -> None:
     body = b'{"inputs":[{"name":"x","datatype":"FP64","shape":[1,4],"data":[1,2,3,1e999]}]}'
     response = httpx.post(f"{iris_server.url}/v2/models/iris/infer", content=body)
-    assert response.status_code == 422
+    assert response.status_code == 400
 
 
-def test_unknown_output_is_422(iris_server) -> None:
+def test_unknown_output_is_400(iris_server) -> None:
     body = _tensor(np.ones((1, 4)), outputs=[{"name": "decision_function"}])
     response = _infer(iris_server, body)
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert "offers predict_proba, predict" in response.json()["error"]
 
 

@@ -40,3 +40,13 @@ class BrokenClassifier(SlowClassifier):
 
     def predict_proba(self, X):  # noqa: N803
         raise RuntimeError("weights are corrupt")
+
+
+class SlowWarmUpClassifier(SlowClassifier):
+    """Rows of zeros (the warm-up's) take `delay` seconds: the server stays not ready."""
+
+    def predict_proba(self, X):  # noqa: N803
+        X = np.asarray(X)
+        if not X.any():
+            time.sleep(self.delay)
+        return self.inner.predict_proba(X)

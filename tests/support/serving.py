@@ -28,7 +28,8 @@ class ServingProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path or config.with_suffix(f".{self.port}.log")
-        full_env = {**os.environ, **(env or {})}
+        # No gRPC unless a test asks for it: serving's default port would be shared by all.
+        full_env = {"SERVING_GRPC_PORT": "0", **os.environ, **(env or {})}
         full_env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(ROOT), full_env.get("PYTHONPATH", "")) if p
         )

@@ -33,3 +33,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- define "model-serving.config" -}}
 {{ toYaml .Values.config }}{{ "\n" }}
 {{- end -}}
+
+{{/* The port serving's gRPC service listens on: config.grpcPort (0: off), else its default. */}}
+{{- define "model-serving.grpcPort" -}}
+{{- if hasKey .Values.config "grpcPort" }}{{ int .Values.config.grpcPort }}{{ else }}8081{{ end }}
+{{- end }}

@@ -23,6 +23,7 @@ APP_NAME = "model-serving"
 CONTAINER_NAME = "serving"
 CONTAINER_PORT = 8080
 SERVICE_PORT = 80
+GRPC_PORT = 8081  # serving's default grpcPort; the Service exposes the same number
 CONFIG_DIR = "/etc/config"
 CONFIG_FILE = "config.yaml"
 # The serving image's non-root user; numeric so the kubelet can enforce runAsNonRoot.
@@ -144,7 +145,8 @@ def build_service(spec: ServingSpec, *, namespace: str, labels: dict[str, str]) 
             "type": "ClusterIP",
             "selector": selector_labels(spec.name),
             "ports": [
-                {"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}
+                {"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"},
+                {"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc", "protocol": "TCP"},
             ],
         },
     }
@@ -207,7 +209,10 @@ def build_deployment(
                     "--port",
                     str(CONTAINER_PORT),
                 ],
-                "ports": [{"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
+                "ports": [
+                    {"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"},
+                    {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
+                ],
                 "env": [{"name": "HOME", "value": "/tmp"}],
                 "resources": _resources(spec),
                 # Loading a large artifact can take minutes; liveness waits for startup.
