@@ -17,12 +17,9 @@ from tritonclient.utils import InferenceServerException
 
 from serving.config import ModelSource, ServingConfig
 from tests.serving.test_kserve_clients import kserve_session
+from tests.support.estimators import SlowWarmUpClassifier
 from tests.support.net import free_port
 from tests.support.serving import ROOT, ServingProcess, write_config
-
-HERE = str(Path(__file__).parent)
-sys.path.insert(0, HERE)
-from serving_test_models import SlowWarmUpClassifier  # noqa: E402
 
 GENERATED = ("open_inference_grpc_pb2.py", "open_inference_grpc_pb2_grpc.py")
 
@@ -151,7 +148,7 @@ def test_unavailable_until_ready(iris, tmp_path) -> None:
         name="slow",
     )
     config = write_config(tmp_path, "slow", cfg)
-    server = GrpcServingProcess(config, free_port(), extra_env={"PYTHONPATH": HERE})
+    server = GrpcServingProcess(config, free_port())
     client = triton.InferenceServerClient(url=server.grpc_url)
     try:
         deadline = time.monotonic() + 60

@@ -144,13 +144,13 @@ def test_serving_errors_for_bodies_that_are_not_json(
         (
             "/v2/models/iris/infer",
             {"inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 3], "data": [1, 2, 3]}]},
-            422,
+            400,
             "input 'x': expected 4 features per row, shape says 3",
         ),
         (
             "/v2/models/iris/infer",
             {"inputs": []},
-            422,
+            400,
             "expected exactly one tensor in 'inputs', got 0",
         ),
         (
