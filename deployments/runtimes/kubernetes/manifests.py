@@ -27,6 +27,12 @@ CONFIG_DIR = "/etc/config"
 CONFIG_FILE = "config.yaml"
 # The serving image's non-root user; numeric so the kubelet can enforce runAsNonRoot.
 RUN_AS_USER = 10001
+# A pod being replaced keeps serving for DRAIN_SECONDS after it is told to stop, while the
+# endpoints controller, kube-proxy and ingresses stop sending it new requests; only then does
+# SIGTERM reach serving, which finishes the requests in flight within GRACEFUL_SECONDS.
+DRAIN_SECONDS = 5
+GRACEFUL_SECONDS = 30
+TERMINATION_GRACE_SECONDS = DRAIN_SECONDS + GRACEFUL_SECONDS + 5
 
 # Path-per-deployment routing on one host: /NAME/predict reaches the pod as /predict. The
 # rewrite is ingress-nginx's syntax; other controllers need their own equivalent.
@@ -186,6 +192,7 @@ def build_deployment(
         # workload identity, which does not need the token mounted.
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": RUN_AS_USER,
@@ -206,6 +213,8 @@ def build_deployment(
                     "0.0.0.0",
                     "--port",
                     str(CONTAINER_PORT),
+                    "--graceful-timeout",
+                    str(GRACEFUL_SECONDS),
                 ],
                 "ports": [{"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
                 "env": [{"name": "HOME", "value": "/tmp"}],
@@ -214,6 +223,11 @@ def build_deployment(
                 "startupProbe": _probe("/v2/health/live", period=5, failures=60),
                 "livenessProbe": _probe("/v2/health/live", period=10, failures=3),
                 "readinessProbe": _probe("/v2/health/ready", period=5, failures=3),
+                # The kubelet's own sleep: no binary needed in the image (Kubernetes 1.30+).
+                "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
+                # A crash's last log lines become its termination message, which the
+                # console shows as the deployment's reason.
+                "terminationMessagePolicy": "FallbackToLogsOnError",
                 "securityContext": {
                     "allowPrivilegeEscalation": False,
                     "readOnlyRootFilesystem": True,
@@ -242,7 +256,8 @@ def build_deployment(
             "revisionHistoryLimit": 3,
             "progressDeadlineSeconds": 600,
             "selector": {"matchLabels": selector_labels(spec.name)},
-            # Never below the desired ready replicas while rolling.
+            # Never below the desired ready replicas while rolling: a new pod takes traffic
+            # only once ready (readinessProbe), an old one drains before it stops (preStop).
             "strategy": {
                 "type": "RollingUpdate",
                 "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
