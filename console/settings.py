@@ -269,6 +269,10 @@ SERVING_IMAGE = env("SERVING_IMAGE", "model-serving:latest")
 K8S_INGRESS_HOST = env("K8S_INGRESS_HOST")
 K8S_INGRESS_CLASS = env("K8S_INGRESS_CLASS")
 K8S_SERVICE_ACCOUNT = env("K8S_SERVICE_ACCOUNT")
+# Serving pods take requests only from the console's pods (in K8S_CONSOLE_NAMESPACE, default
+# K8S_NAMESPACE) and from these namespaces (an ingress controller, a gateway, monitoring).
+K8S_CONSOLE_NAMESPACE = env("K8S_CONSOLE_NAMESPACE")
+K8S_ALLOW_FROM_NAMESPACES = envlist("K8S_ALLOW_FROM_NAMESPACES", [])
 PREDICT_TIMEOUT_SECONDS = envint("PREDICT_TIMEOUT_SECONDS", 30)
 
 LOGGING = {

@@ -125,7 +125,10 @@ def test_console_chart_renders_web_worker_beat_and_its_access(helm: str) -> None
     assert deployments["mc-console-beat"]["spec"]["replicas"] == 1
     env = {e["name"]: e for e in pods["mc-console-worker"]["containers"][0]["env"]}
     for name in ("DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY"):
-        assert env[name]["valueFrom"]["secretKeyRef"] == {"name": "mc-console-secrets", "key": name}
+        assert env[f"{name}_FILE"] == {
+            "name": f"{name}_FILE",
+            "value": f"/etc/console/secrets/{name}",
+        }
     config = next(c for c in by_kind["ConfigMap"] if c["metadata"]["name"] == "mc-console")
     assert config["data"]["DEPLOY_RUNTIME"] == "kubernetes"
     assert config["data"]["K8S_NAMESPACE"] == "models"
@@ -286,6 +289,7 @@ def chart_values(
             "limits": {"cpu": res.cpu_limit, "memory": res.memory_limit},
         },
         "serviceAccount": {"create": False, "name": service_account},
+        "networkPolicy": {"consoleNamespace": "console", "allowFromNamespaces": ["ingress-nginx"]},
         "labels": {key: value for key, value in labels.items() if key not in HELM_ONLY_LABELS},
         "ingress": {
             "enabled": True,
@@ -342,6 +346,8 @@ def test_chart_and_console_produce_the_same_objects(helm: str, tmp_path: Path) -
             ingress_host=host,
             ingress_class="nginx",
             service_account="model-reader",
+            console_namespace="console",
+            allow_from_namespaces=["ingress-nginx"],
         )
     }
     values = tmp_path / "values.yaml"
@@ -359,7 +365,8 @@ def test_chart_and_console_produce_the_same_objects(helm: str, tmp_path: Path) -
         )
     }
 
-    assert set(chart) == set(console) == {"ConfigMap", "Deployment", "Service", "Ingress"}
+    kinds = {"ConfigMap", "Deployment", "Service", "Ingress", "NetworkPolicy"}
+    assert set(chart) == set(console) == kinds
     for kind in console:
         assert chart[kind]["metadata"]["name"] == console[kind]["metadata"]["name"]
         assert chart[kind]["metadata"]["namespace"] == "models"
@@ -383,6 +390,7 @@ def test_chart_and_console_produce_the_same_objects(helm: str, tmp_path: Path) -
 
     assert deployment_spec(chart) == deployment_spec(console)
     assert chart["Service"]["spec"] == console["Service"]["spec"]
+    assert chart["NetworkPolicy"]["spec"] == console["NetworkPolicy"]["spec"]
     assert chart["Ingress"]["spec"] == console["Ingress"]["spec"]
     assert (
         chart["Ingress"]["metadata"]["annotations"] == console["Ingress"]["metadata"]["annotations"]

@@ -33,3 +33,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- define "model-serving.config" -}}
 {{ toYaml .Values.config }}{{ "\n" }}
 {{- end -}}
+
+{{/* repository@digest when a digest is set, else repository:tag. */}}
+{{- define "model-serving.image" -}}
+{{- if .Values.image.digest -}}
+"{{ .Values.image.repository }}@{{ .Values.image.digest }}"
+{{- else -}}
+"{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}"
+{{- end -}}
+{{- end -}}

@@ -34,6 +34,24 @@ DRAIN_SECONDS = 5
 GRACEFUL_SECONDS = 30
 TERMINATION_GRACE_SECONDS = DRAIN_SECONDS + GRACEFUL_SECONDS + 5
 
+# The console's pods (web forwards predictions, the worker checks them), by the chart's labels.
+CONSOLE_POD_LABELS = {
+    "app.kubernetes.io/name": "console",
+    "app.kubernetes.io/part-of": "model-console",
+}
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"  # set by Kubernetes on every namespace
+# Serving may reach these on 443 (the artifact store: GCS has no fixed addresses): everything
+# but private, link-local and shared ranges, where cluster pods, services and nodes live.
+NON_PUBLIC_CIDRS = [
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "169.254.0.0/16",
+    "100.64.0.0/10",
+]
+# GKE's metadata server, which hands out workload identity tokens (port 988 with Dataplane V2).
+METADATA_SERVER = [("169.254.169.254/32", 80), ("169.254.169.252/32", 988)]
+
 # Path-per-deployment routing on one host: /NAME/predict reaches the pod as /predict. The
 # rewrite is ingress-nginx's syntax; other controllers need their own equivalent.
 INGRESS_ANNOTATIONS = {
@@ -100,10 +118,20 @@ def build_objects(
     ingress_class: str | None = None,
     service_account: str | None = None,
     owner_label_value: str = "model-console",
+    console_namespace: str | None = None,
+    allow_from_namespaces: list[str] | tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
-    """ConfigMap, Deployment, Service and (with an ingress host) Ingress, in apply order."""
+    """NetworkPolicy, ConfigMap, Service, Deployment and (with an ingress host) Ingress, in
+    apply order: the policy exists before any pod does."""
     labels = common_labels(spec, owner_label_value)
     objects = [
+        build_network_policy(
+            spec,
+            namespace=namespace,
+            labels=labels,
+            console_namespace=console_namespace or namespace,
+            allow_from_namespaces=allow_from_namespaces,
+        ),
         build_config_map(spec, namespace=namespace, labels=labels),
         build_service(spec, namespace=namespace, labels=labels),
         build_deployment(
@@ -129,6 +157,52 @@ def build_objects(
 
 def _metadata(name: str, namespace: str, labels: dict[str, str]) -> dict[str, Any]:
     return {"name": name, "namespace": namespace, "labels": dict(labels)}
+
+
+def build_network_policy(
+    spec: ServingSpec,
+    *,
+    namespace: str,
+    labels: dict[str, str],
+    console_namespace: str,
+    allow_from_namespaces: list[str] | tuple[str, ...] = (),
+) -> dict:
+    """Model code is not trusted: its pods take requests only from the console's pods and the
+    namespaces named (an ingress controller, a gateway), and reach only DNS, the metadata
+    server (workload identity) and port 443 outside the cluster (the artifact store) - never
+    the console's database, broker or anything else in the cluster."""
+    sources: list[dict[str, Any]] = [
+        {
+            "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: console_namespace}},
+            "podSelector": {"matchLabels": dict(CONSOLE_POD_LABELS)},
+        }
+    ]
+    sources += [
+        {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: name}}}
+        for name in allow_from_namespaces
+    ]
+    egress: list[dict[str, Any]] = [
+        {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
+        {
+            "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(NON_PUBLIC_CIDRS)}}],
+            "ports": [{"port": 443, "protocol": "TCP"}],
+        },
+    ]
+    egress += [
+        {"to": [{"ipBlock": {"cidr": cidr}}], "ports": [{"port": port, "protocol": "TCP"}]}
+        for cidr, port in METADATA_SERVER
+    ]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(spec.name, namespace, labels),
+        "spec": {
+            "podSelector": {"matchLabels": selector_labels(spec.name)},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"from": sources, "ports": [{"port": CONTAINER_PORT, "protocol": "TCP"}]}],
+            "egress": egress,
+        },
+    }
 
 
 def build_config_map(spec: ServingSpec, *, namespace: str, labels: dict[str, str]) -> dict:

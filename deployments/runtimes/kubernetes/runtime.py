@@ -36,6 +36,7 @@ _KINDS: dict[str, tuple[type, str]] = {
     "Service": (client.CoreV1Api, "service"),
     "Deployment": (client.AppsV1Api, "deployment"),
     "Ingress": (client.NetworkingV1Api, "ingress"),
+    "NetworkPolicy": (client.NetworkingV1Api, "network_policy"),
 }
 
 
@@ -56,6 +57,8 @@ class KubernetesRuntime(Runtime):
         *,
         owner_label_value: str = "model-console",
         request_timeout: float = 30.0,
+        console_namespace: str | None = None,
+        allow_from_namespaces: list[str] | tuple[str, ...] = (),
     ) -> None:
         self.namespace = namespace
         self.image = image
@@ -64,6 +67,10 @@ class KubernetesRuntime(Runtime):
         self.service_account = service_account or None
         self.owner_label_value = owner_label_value
         self.request_timeout = request_timeout
+        # Where the console's pods run: the only pods serving pods take requests from, with
+        # the namespaces in `allow_from_namespaces` (an ingress controller, a gateway).
+        self.console_namespace = console_namespace or namespace
+        self.allow_from_namespaces = tuple(allow_from_namespaces)
         self._api_client = api_client
 
     # -- plumbing -----------------------------------------------------------------------------
@@ -133,6 +140,8 @@ class KubernetesRuntime(Runtime):
             ingress_class=self.ingress_class,
             service_account=self.service_account,
             owner_label_value=self.owner_label_value,
+            console_namespace=self.console_namespace,
+            allow_from_namespaces=self.allow_from_namespaces,
         )
 
     def endpoint(self, name: str) -> str:
@@ -181,7 +190,7 @@ class KubernetesRuntime(Runtime):
 
     def remove(self, name: str) -> None:
         """Delete what we own of `name`; absent objects (404) are success."""
-        for kind in ("Ingress", "Service", "Deployment", "ConfigMap"):
+        for kind in ("Ingress", "Service", "Deployment", "ConfigMap", "NetworkPolicy"):
             object_name = manifests.config_map_name(name) if kind == "ConfigMap" else name
             self._delete_owned(kind, object_name)
 
