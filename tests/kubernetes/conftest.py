@@ -43,6 +43,7 @@ RESOURCES = {
     "apps/v1/deployments": ("Deployment", "deployment"),
     "networking.k8s.io/v1/ingresses": ("Ingress", "ingress"),
     "networking.k8s.io/v1/networkpolicies": ("NetworkPolicy", "networkpolicy"),
+    "batch/v1/jobs": ("Job", "job"),
 }
 
 

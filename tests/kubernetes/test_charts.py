@@ -120,7 +120,10 @@ def test_console_chart_renders_web_worker_beat_and_its_access(helm: str) -> None
     pods = {name: d["spec"]["template"]["spec"] for name, d in deployments.items()}
     # Only the worker talks to the Kubernetes API.
     assert pods["mc-console-worker"]["automountServiceAccountToken"] is True
-    assert pods["mc-console-web"]["automountServiceAccountToken"] is False
+    # web starts validation Jobs, with an account of its own (bound to the validation Role).
+    assert pods["mc-console-web"]["automountServiceAccountToken"] is True
+    assert pods["mc-console-web"]["serviceAccountName"] == "mc-console-web"
+    assert pods["mc-console-worker"]["serviceAccountName"] == "mc-console"
     assert pods["mc-console-beat"]["automountServiceAccountToken"] is False
     assert deployments["mc-console-beat"]["spec"]["replicas"] == 1
     env = {e["name"]: e for e in pods["mc-console-worker"]["containers"][0]["env"]}
@@ -134,12 +137,19 @@ def test_console_chart_renders_web_worker_beat_and_its_access(helm: str) -> None
     assert config["data"]["K8S_NAMESPACE"] == "models"
     assert config["data"]["K8S_INGRESS_HOST"] == "models.example.com"
     assert config["data"]["K8S_SERVICE_ACCOUNT"] == "mc-console-serving"
-    role = by_kind["Role"][0]
-    assert role["metadata"]["namespace"] == "models"
-    binding = by_kind["RoleBinding"][0]
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": "mc-console", "namespace": "console"}
-    ]
+    roles = {r["metadata"]["name"]: r for r in by_kind["Role"]}
+    assert set(roles) == {"mc-console-runtime", "mc-console-validation"}
+    assert {r["metadata"]["namespace"] for r in roles.values()} == {"models"}
+    bindings = {b["roleRef"]["name"]: b["subjects"] for b in by_kind["RoleBinding"]}
+    assert bindings == {
+        "mc-console-runtime": [
+            {"kind": "ServiceAccount", "name": "mc-console", "namespace": "console"}
+        ],
+        "mc-console-validation": [
+            {"kind": "ServiceAccount", "name": "mc-console-web", "namespace": "console"}
+        ],
+    }
+    assert config["data"]["VALIDATION_RUNTIME"] == "kubernetes"
     assert by_kind["Ingress"][0]["spec"]["rules"][0]["host"] == "console.example.com"
     job = by_kind["Job"][0]
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,pre-upgrade"
@@ -241,7 +251,11 @@ def test_console_role_allows_exactly_what_the_runtime_does(helm: str, cluster: C
         )
 
     objects = template(helm, "console", *values_args(["ci/secrets-values.yaml"], "console"))
-    role = next(obj for obj in objects if obj["kind"] == "Role")
+    role = next(
+        obj
+        for obj in objects
+        if obj["kind"] == "Role" and obj["metadata"]["name"].endswith("-runtime")
+    )
     allowed = {
         (group, resource, verb)
         for rule in role["rules"]

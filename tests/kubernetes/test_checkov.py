@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from deployments.runtimes.base import ServingSpec
-from deployments.runtimes.kubernetes import manifests
+from deployments.runtimes.kubernetes import manifests, validation
 from tests.kubernetes.test_charts import CHARTS, REPO, helm, template, values_args  # noqa: F401
 
 DIGEST = "sha256:" + "ab" * 32
@@ -30,8 +30,10 @@ INSTALLERS_CHOICE = {
 }
 # Failed checks that are by design, by (check id, kind.namespace.name).
 BY_DESIGN = {
-    # The worker is the one pod that calls the Kubernetes API (its Role: the models' namespace).
+    # The worker applies deployments, web starts validation Jobs: each has a token for its own
+    # Role in the models' namespace, and they alone.
     ("CKV_K8S_38", "Deployment.console.mc-console-worker"),
+    ("CKV_K8S_38", "Deployment.console.mc-console-web"),
 }
 
 
@@ -108,8 +110,23 @@ def _write(folder: Path, name: str, objects: list[dict]) -> None:
 
 
 def console_objects(image: str) -> list[dict]:
+    """What the console sends: a deployment's objects, a validation Job and its policy."""
     spec = ServingSpec("iris-prod", "iris", 3, "modelType: joblib\n", replicas=2)
-    return manifests.build_objects(
+    job = validation.build_validation_job(
+        "abc123",
+        {"method": "GCS", "bucket_name": "b", "blob_dir": "_validation/abc123/artifact.joblib"},
+        model_type="joblib",
+        input_size=4,
+        trusted_types=[],
+        settings=validation.JobSettings(
+            namespace="models",
+            image=image,
+            timeout_seconds=60,
+            memory_bytes=2 * 1024**3,
+            max_artifact_bytes=2 * 1024**3,
+        ),
+    )
+    return [job, validation.build_validation_network_policy("models")] + manifests.build_objects(
         spec,
         namespace="models",
         image=image,

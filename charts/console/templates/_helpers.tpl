@@ -29,6 +29,20 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 {{- end -}}
 
+{{/* web's identity: its own account when it starts validation Jobs (it then mounts a token,
+bound to the validation Role only), else the console's. */}}
+{{- define "console.webServiceAccountName" -}}
+{{- if eq .Values.validation.runtime "kubernetes" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- printf "%s-web" (include "console.serviceAccountName" .) | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- required "serviceAccount.webName is required when serviceAccount.create is false and validation.runtime is kubernetes" .Values.serviceAccount.webName -}}
+{{- end -}}
+{{- else -}}
+{{- include "console.serviceAccountName" . -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "console.secretName" -}}
 {{- .Values.secrets.existingSecret | default (printf "%s-secrets" (include "console.fullname" .)) -}}
 {{- end -}}
@@ -98,7 +112,7 @@ admin's password (only the migration job, which creates that admin, gets it). */
 
 {{/* Pod spec fields shared by every workload; `automount` says whether the token is mounted. */}}
 {{- define "console.podCommon" -}}
-serviceAccountName: {{ include "console.serviceAccountName" .root }}
+serviceAccountName: {{ .serviceAccount | default (include "console.serviceAccountName" .root) }}
 automountServiceAccountToken: {{ .automount }}
 enableServiceLinks: false
 {{- with .root.Values.imagePullSecrets }}

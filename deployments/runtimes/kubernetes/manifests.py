@@ -181,6 +181,22 @@ def build_network_policy(
         {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: name}}}
         for name in allow_from_namespaces
     ]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(spec.name, namespace, labels),
+        "spec": {
+            "podSelector": {"matchLabels": selector_labels(spec.name)},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"from": sources, "ports": [{"port": CONTAINER_PORT, "protocol": "TCP"}]}],
+            "egress": untrusted_egress(),
+        },
+    }
+
+
+def untrusted_egress() -> list[dict[str, Any]]:
+    """Where pods running model code may connect: DNS, the metadata server (workload
+    identity), and port 443 outside the cluster's ranges (GCS, which has no fixed addresses)."""
     egress: list[dict[str, Any]] = [
         {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
         {
@@ -192,17 +208,7 @@ def build_network_policy(
         {"to": [{"ipBlock": {"cidr": cidr}}], "ports": [{"port": port, "protocol": "TCP"}]}
         for cidr, port in METADATA_SERVER
     ]
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": _metadata(spec.name, namespace, labels),
-        "spec": {
-            "podSelector": {"matchLabels": selector_labels(spec.name)},
-            "policyTypes": ["Ingress", "Egress"],
-            "ingress": [{"from": sources, "ports": [{"port": CONTAINER_PORT, "protocol": "TCP"}]}],
-            "egress": egress,
-        },
-    }
+    return egress
 
 
 def build_config_map(spec: ServingSpec, *, namespace: str, labels: dict[str, str]) -> dict:
