@@ -10,6 +10,7 @@ GCS, `python -m serving.fetch` fetches it, the sandbox child validates it and pr
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -521,3 +522,20 @@ def test_the_web_role_allows_exactly_what_validation_does(
         for verb in rule["verbs"]
     }
     assert used == allowed
+
+
+def test_fetch_refuses_an_artifact_that_does_not_match_its_digest(
+    serving_app: Path, artifact: Path
+) -> None:
+    source = {"method": "LOCAL", "path": str(artifact), "sha256": "ab" * 32}
+    result = subprocess.run(
+        [sys.executable, "-m", "serving.fetch", json.dumps(source), str(artifact.parent)],
+        cwd=serving_app,
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(serving_app)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("fetch: sha256 mismatch for ")
+    assert "refusing to load it" in result.stderr
