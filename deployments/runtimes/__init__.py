@@ -17,6 +17,8 @@ def get_runtime() -> Runtime:
             ingress_host=settings.K8S_INGRESS_HOST or None,
             ingress_class=settings.K8S_INGRESS_CLASS or None,
             service_account=settings.K8S_SERVICE_ACCOUNT or None,
+            console_namespace=settings.K8S_CONSOLE_NAMESPACE or None,
+            allow_from_namespaces=settings.K8S_ALLOW_FROM_NAMESPACES,
         )
     from deployments.runtimes.local import LocalRuntime
 

@@ -82,3 +82,7 @@ class Runtime(ABC):
     @abstractmethod
     def list_deployed(self) -> set[str]:
         """Names of the deployments this runtime currently holds (found by our own labels)."""
+
+    def logs(self, name: str, tail: int) -> list[str]:
+        """The last `tail` lines the serving processes of deployment `name` wrote."""
+        raise NotImplementedError(f"the {self.name} runtime does not show logs")

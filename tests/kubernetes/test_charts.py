@@ -129,23 +129,36 @@ def test_console_chart_renders_web_worker_beat_and_its_access(helm: str) -> None
     pods = {name: d["spec"]["template"]["spec"] for name, d in deployments.items()}
     # Only the worker talks to the Kubernetes API.
     assert pods["mc-console-worker"]["automountServiceAccountToken"] is True
-    assert pods["mc-console-web"]["automountServiceAccountToken"] is False
+    # web starts validation Jobs, with an account of its own (bound to the validation Role).
+    assert pods["mc-console-web"]["automountServiceAccountToken"] is True
+    assert pods["mc-console-web"]["serviceAccountName"] == "mc-console-web"
+    assert pods["mc-console-worker"]["serviceAccountName"] == "mc-console"
     assert pods["mc-console-beat"]["automountServiceAccountToken"] is False
     assert deployments["mc-console-beat"]["spec"]["replicas"] == 1
     env = {e["name"]: e for e in pods["mc-console-worker"]["containers"][0]["env"]}
     for name in ("DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY"):
-        assert env[name]["valueFrom"]["secretKeyRef"] == {"name": "mc-console-secrets", "key": name}
+        assert env[f"{name}_FILE"] == {
+            "name": f"{name}_FILE",
+            "value": f"/etc/console/secrets/{name}",
+        }
     config = next(c for c in by_kind["ConfigMap"] if c["metadata"]["name"] == "mc-console")
     assert config["data"]["DEPLOY_RUNTIME"] == "kubernetes"
     assert config["data"]["K8S_NAMESPACE"] == "models"
     assert config["data"]["K8S_INGRESS_HOST"] == "models.example.com"
     assert config["data"]["K8S_SERVICE_ACCOUNT"] == "mc-console-serving"
-    role = by_kind["Role"][0]
-    assert role["metadata"]["namespace"] == "models"
-    binding = by_kind["RoleBinding"][0]
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": "mc-console", "namespace": "console"}
-    ]
+    roles = {r["metadata"]["name"]: r for r in by_kind["Role"]}
+    assert set(roles) == {"mc-console-runtime", "mc-console-validation"}
+    assert {r["metadata"]["namespace"] for r in roles.values()} == {"models"}
+    bindings = {b["roleRef"]["name"]: b["subjects"] for b in by_kind["RoleBinding"]}
+    assert bindings == {
+        "mc-console-runtime": [
+            {"kind": "ServiceAccount", "name": "mc-console", "namespace": "console"}
+        ],
+        "mc-console-validation": [
+            {"kind": "ServiceAccount", "name": "mc-console-web", "namespace": "console"}
+        ],
+    }
+    assert config["data"]["VALIDATION_RUNTIME"] == "kubernetes"
     assert by_kind["Ingress"][0]["spec"]["rules"][0]["host"] == "console.example.com"
     job = by_kind["Job"][0]
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,pre-upgrade"
@@ -403,7 +416,11 @@ def test_console_role_allows_exactly_what_the_runtime_does(helm: str, cluster: C
         )
 
     objects = template(helm, "console", *values_args(["ci/secrets-values.yaml"], "console"))
-    role = next(obj for obj in objects if obj["kind"] == "Role")
+    role = next(
+        obj
+        for obj in objects
+        if obj["kind"] == "Role" and obj["metadata"]["name"].endswith("-runtime")
+    )
     allowed = {
         (group, resource, verb)
         for rule in role["rules"]
@@ -451,6 +468,7 @@ def chart_values(
             "limits": {"cpu": res.cpu_limit, "memory": res.memory_limit},
         },
         "serviceAccount": {"create": False, "name": service_account},
+        "networkPolicy": {"consoleNamespace": "console", "allowFromNamespaces": ["ingress-nginx"]},
         "labels": {key: value for key, value in labels.items() if key not in HELM_ONLY_LABELS},
         "ingress": {
             "enabled": True,
@@ -507,6 +525,8 @@ def test_chart_and_console_produce_the_same_objects(helm: str, tmp_path: Path) -
             ingress_host=host,
             ingress_class="nginx",
             service_account="model-reader",
+            console_namespace="console",
+            allow_from_namespaces=["ingress-nginx"],
         )
     }
     values = tmp_path / "values.yaml"
@@ -524,7 +544,8 @@ def test_chart_and_console_produce_the_same_objects(helm: str, tmp_path: Path) -
         )
     }
 
-    assert set(chart) == set(console) == {"ConfigMap", "Deployment", "Service", "Ingress"}
+    kinds = {"ConfigMap", "Deployment", "Service", "Ingress", "NetworkPolicy"}
+    assert set(chart) == set(console) == kinds
     for kind in console:
         assert chart[kind]["metadata"]["name"] == console[kind]["metadata"]["name"]
         assert chart[kind]["metadata"]["namespace"] == "models"
@@ -548,6 +569,7 @@ def test_chart_and_console_produce_the_same_objects(helm: str, tmp_path: Path) -
 
     assert deployment_spec(chart) == deployment_spec(console)
     assert chart["Service"]["spec"] == console["Service"]["spec"]
+    assert chart["NetworkPolicy"]["spec"] == console["NetworkPolicy"]["spec"]
     assert chart["Ingress"]["spec"] == console["Ingress"]["spec"]
     assert (
         chart["Ingress"]["metadata"]["annotations"] == console["Ingress"]["metadata"]["annotations"]

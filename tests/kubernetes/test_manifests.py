@@ -35,7 +35,7 @@ def container(objects: dict[str, dict]) -> dict:
 
 def test_without_ingress_host_there_is_no_ingress() -> None:
     objects = manifests.build_objects(spec(), namespace="models", image="img:1")
-    assert [o["kind"] for o in objects] == ["ConfigMap", "Service", "Deployment"]
+    assert [o["kind"] for o in objects] == ["NetworkPolicy", "ConfigMap", "Service", "Deployment"]
 
 
 Validate = Callable[[dict], None]
@@ -48,7 +48,7 @@ def test_every_object_is_valid_and_labelled_as_ours(validate_k8s: Validate) -> N
         service_account="gcs-reader",
         owner_label_value="prod-console",
     )
-    assert set(objects) == {"ConfigMap", "Service", "Deployment", "Ingress"}
+    assert set(objects) == {"ConfigMap", "Service", "Deployment", "Ingress", "NetworkPolicy"}
     for obj in objects.values():
         validate_k8s(obj)
         labels = obj["metadata"]["labels"]

@@ -181,7 +181,8 @@ def test_apply_twice_changes_nothing(cluster: Cluster, runtime: KubernetesRuntim
         assert new["spec"] == old["spec"]
         assert new["metadata"]["generation"] == old["metadata"]["generation"]
     writes = [r.method.value for r in cluster.requests() if r.method.value in ("POST", "PUT")]
-    assert writes == ["POST"] * 3  # ConfigMap, Service, Deployment; the second apply writes nothing
+    # NetworkPolicy, ConfigMap, Service, Deployment; the second apply writes nothing
+    assert writes == ["POST"] * 4
 
 
 def test_fields_the_api_server_defaults_do_not_cause_writes(
@@ -198,7 +199,7 @@ def test_fields_the_api_server_defaults_do_not_cause_writes(
 
     runtime.apply(make_spec())
 
-    assert [r.method.value for r in cluster.requests()[before:]] == ["GET"] * 4  # 3 + Ingress
+    assert [r.method.value for r in cluster.requests()[before:]] == ["GET"] * 5  # 4 + Ingress
 
 
 def test_update_of_replicas_and_version_rolls_the_deployment(

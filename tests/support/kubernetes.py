@@ -42,6 +42,8 @@ RESOURCES = {
     "v1/events": ("Event", "event"),
     "apps/v1/deployments": ("Deployment", "deployment"),
     "networking.k8s.io/v1/ingresses": ("Ingress", "ingress"),
+    "networking.k8s.io/v1/networkpolicies": ("NetworkPolicy", "networkpolicy"),
+    "batch/v1/jobs": ("Job", "job"),
 }
 
 

@@ -38,3 +38,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- define "model-serving.grpcPort" -}}
 {{- if hasKey .Values.config "grpcPort" }}{{ int .Values.config.grpcPort }}{{ else }}8081{{ end }}
 {{- end }}
+
+{{/* repository@digest when a digest is set, else repository:tag. */}}
+{{- define "model-serving.image" -}}
+{{- if .Values.image.digest -}}
+"{{ .Values.image.repository }}@{{ .Values.image.digest }}"
+{{- else -}}
+"{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}"
+{{- end -}}
+{{- end -}}

@@ -28,6 +28,30 @@ CONFIG_DIR = "/etc/config"
 CONFIG_FILE = "config.yaml"
 # The serving image's non-root user; numeric so the kubelet can enforce runAsNonRoot.
 RUN_AS_USER = 10001
+# A pod being replaced keeps serving for DRAIN_SECONDS after it is told to stop, while the
+# endpoints controller, kube-proxy and ingresses stop sending it new requests; only then does
+# SIGTERM reach serving, which finishes the requests in flight within GRACEFUL_SECONDS.
+DRAIN_SECONDS = 5
+GRACEFUL_SECONDS = 30
+TERMINATION_GRACE_SECONDS = DRAIN_SECONDS + GRACEFUL_SECONDS + 5
+
+# The console's pods (web forwards predictions, the worker checks them), by the chart's labels.
+CONSOLE_POD_LABELS = {
+    "app.kubernetes.io/name": "console",
+    "app.kubernetes.io/part-of": "model-console",
+}
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"  # set by Kubernetes on every namespace
+# Serving may reach these on 443 (the artifact store: GCS has no fixed addresses): everything
+# but private, link-local and shared ranges, where cluster pods, services and nodes live.
+NON_PUBLIC_CIDRS = [
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "169.254.0.0/16",
+    "100.64.0.0/10",
+]
+# GKE's metadata server, which hands out workload identity tokens (port 988 with Dataplane V2).
+METADATA_SERVER = [("169.254.169.254/32", 80), ("169.254.169.252/32", 988)]
 
 # Path-per-deployment routing on one host: /NAME/predict reaches the pod as /predict. The
 # rewrite is ingress-nginx's syntax; other controllers need their own equivalent.
@@ -95,10 +119,20 @@ def build_objects(
     ingress_class: str | None = None,
     service_account: str | None = None,
     owner_label_value: str = "model-console",
+    console_namespace: str | None = None,
+    allow_from_namespaces: list[str] | tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
-    """ConfigMap, Deployment, Service and (with an ingress host) Ingress, in apply order."""
+    """NetworkPolicy, ConfigMap, Service, Deployment and (with an ingress host) Ingress, in
+    apply order: the policy exists before any pod does."""
     labels = common_labels(spec, owner_label_value)
     objects = [
+        build_network_policy(
+            spec,
+            namespace=namespace,
+            labels=labels,
+            console_namespace=console_namespace or namespace,
+            allow_from_namespaces=allow_from_namespaces,
+        ),
         build_config_map(spec, namespace=namespace, labels=labels),
         build_service(spec, namespace=namespace, labels=labels),
         build_deployment(
@@ -124,6 +158,58 @@ def build_objects(
 
 def _metadata(name: str, namespace: str, labels: dict[str, str]) -> dict[str, Any]:
     return {"name": name, "namespace": namespace, "labels": dict(labels)}
+
+
+def build_network_policy(
+    spec: ServingSpec,
+    *,
+    namespace: str,
+    labels: dict[str, str],
+    console_namespace: str,
+    allow_from_namespaces: list[str] | tuple[str, ...] = (),
+) -> dict:
+    """Model code is not trusted: its pods take requests only from the console's pods and the
+    namespaces named (an ingress controller, a gateway), and reach only DNS, the metadata
+    server (workload identity) and port 443 outside the cluster (the artifact store) - never
+    the console's database, broker or anything else in the cluster."""
+    sources: list[dict[str, Any]] = [
+        {
+            "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: console_namespace}},
+            "podSelector": {"matchLabels": dict(CONSOLE_POD_LABELS)},
+        }
+    ]
+    sources += [
+        {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: name}}}
+        for name in allow_from_namespaces
+    ]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(spec.name, namespace, labels),
+        "spec": {
+            "podSelector": {"matchLabels": selector_labels(spec.name)},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"from": sources, "ports": [{"port": CONTAINER_PORT, "protocol": "TCP"}]}],
+            "egress": untrusted_egress(),
+        },
+    }
+
+
+def untrusted_egress() -> list[dict[str, Any]]:
+    """Where pods running model code may connect: DNS, the metadata server (workload
+    identity), and port 443 outside the cluster's ranges (GCS, which has no fixed addresses)."""
+    egress: list[dict[str, Any]] = [
+        {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
+        {
+            "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(NON_PUBLIC_CIDRS)}}],
+            "ports": [{"port": 443, "protocol": "TCP"}],
+        },
+    ]
+    egress += [
+        {"to": [{"ipBlock": {"cidr": cidr}}], "ports": [{"port": port, "protocol": "TCP"}]}
+        for cidr, port in METADATA_SERVER
+    ]
+    return egress
 
 
 def build_config_map(spec: ServingSpec, *, namespace: str, labels: dict[str, str]) -> dict:
@@ -188,6 +274,7 @@ def build_deployment(
         # workload identity, which does not need the token mounted.
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": RUN_AS_USER,
@@ -208,6 +295,8 @@ def build_deployment(
                     "0.0.0.0",
                     "--port",
                     str(CONTAINER_PORT),
+                    "--graceful-timeout",
+                    str(GRACEFUL_SECONDS),
                 ],
                 "ports": [
                     {"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"},
@@ -219,6 +308,11 @@ def build_deployment(
                 "startupProbe": _probe("/v2/health/live", period=5, failures=60),
                 "livenessProbe": _probe("/v2/health/live", period=10, failures=3),
                 "readinessProbe": _probe("/v2/health/ready", period=5, failures=3),
+                # The kubelet's own sleep: no binary needed in the image (Kubernetes 1.30+).
+                "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
+                # A crash's last log lines become its termination message, which the
+                # console shows as the deployment's reason.
+                "terminationMessagePolicy": "FallbackToLogsOnError",
                 "securityContext": {
                     "allowPrivilegeEscalation": False,
                     "readOnlyRootFilesystem": True,
@@ -247,7 +341,8 @@ def build_deployment(
             "revisionHistoryLimit": 3,
             "progressDeadlineSeconds": 600,
             "selector": {"matchLabels": selector_labels(spec.name)},
-            # Never below the desired ready replicas while rolling.
+            # Never below the desired ready replicas while rolling: a new pod takes traffic
+            # only once ready (readinessProbe), an old one drains before it stops (preStop).
             "strategy": {
                 "type": "RollingUpdate",
                 "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},

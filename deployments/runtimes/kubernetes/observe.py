@@ -6,6 +6,7 @@ Pure functions of the API's plain JSON data, so they are tested without a cluste
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from deployments import constants as st
@@ -13,6 +14,8 @@ from deployments.runtimes.base import Observation
 
 # (pod name, container name) -> the container's last log lines, or "".
 LogTail = Callable[[str, str], str]
+# Lines of error output a reason shows (the end of a traceback, or serving's one-line error).
+REASON_LINES = 5
 
 # Waiting reasons that will not clear up by themselves.
 HARD_WAITING = {
@@ -68,16 +71,48 @@ def container_problem(pod_name: str, container: dict, log_tail: LogTail) -> str 
             f"{waiting.get('message', '').strip()}"
         ).rstrip(": ")
     if reason == "CrashLoopBackOff":
-        tail = log_tail(pod_name, container.get("name", ""))
         exit_code = last.get("exitCode")
         text = f"CrashLoopBackOff: container {container.get('name')} of pod {pod_name} "
         text += "keeps exiting"
         if exit_code is not None:
             text += f" (exit code {exit_code})"
+        tail = crash_output(pod_name, container, last, log_tail)
+        return f"{text}: {tail}" if tail else text
+    if terminated and terminated.get("exitCode", 0) != 0:
+        # Between a crash and the kubelet's back-off: the same story, told as it happens.
+        text = f"{terminated.get('reason') or 'Error'}: container {container.get('name')} of pod "
+        text += f"{pod_name} exited with code {terminated.get('exitCode')}"
+        tail = crash_output(pod_name, container, terminated, log_tail)
         return f"{text}: {tail}" if tail else text
     if reason in HARD_WAITING:
         return f"{reason}: {waiting.get('message', '').strip()}".rstrip(": ")
     return None
+
+
+def crash_output(pod_name: str, container: dict, terminated: dict, log_tail: LogTail) -> str:
+    """The end of what the crashed container wrote: its termination message (the kubelet
+    fills it from the log with FallbackToLogsOnError), else the tail of its log."""
+    tail = error_tail(terminated.get("message") or "")
+    return tail or log_tail(pod_name, container.get("name", ""))
+
+
+def error_tail(text: str, lines: int = REASON_LINES) -> str:
+    """The last `lines` lines of error output, joined with " | ": access-log lines (serving
+    writes one JSON object per request) and blank lines are not the reason for anything."""
+    kept = [line.strip() for line in text.splitlines() if line.strip()]
+    kept = [line for line in kept if not is_access_line(line)]
+    return " | ".join(kept[-lines:])
+
+
+def is_access_line(line: str) -> bool:
+    """Whether `line` is one of serving's structured access-log lines."""
+    if not line.startswith("{"):
+        return False
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and "path" in record and "status" in record
 
 
 def deployment_problems(deployment: dict) -> list[str]:

@@ -24,7 +24,8 @@ from deployments.runtimes.kubernetes import manifests, observe
 from deployments.runtimes.kubernetes.client import failure, shared_client
 
 CONFLICT_RETRIES = 5
-LOG_TAIL_LINES = 5
+# Lines of a crashed container's log read to find its error output among access-log lines.
+LOG_READ_LINES = 200
 MAX_EVENTS = 10
 # Kubernetes events already handed to the tasks by this process (see _warning_events).
 _REPORTED_EVENTS: OrderedDict[str, None] = OrderedDict()
@@ -35,6 +36,7 @@ _KINDS: dict[str, tuple[type, str]] = {
     "Service": (client.CoreV1Api, "service"),
     "Deployment": (client.AppsV1Api, "deployment"),
     "Ingress": (client.NetworkingV1Api, "ingress"),
+    "NetworkPolicy": (client.NetworkingV1Api, "network_policy"),
 }
 
 
@@ -55,6 +57,8 @@ class KubernetesRuntime(Runtime):
         *,
         owner_label_value: str = "model-console",
         request_timeout: float = 30.0,
+        console_namespace: str | None = None,
+        allow_from_namespaces: list[str] | tuple[str, ...] = (),
     ) -> None:
         self.namespace = namespace
         self.image = image
@@ -63,6 +67,10 @@ class KubernetesRuntime(Runtime):
         self.service_account = service_account or None
         self.owner_label_value = owner_label_value
         self.request_timeout = request_timeout
+        # Where the console's pods run: the only pods serving pods take requests from, with
+        # the namespaces in `allow_from_namespaces` (an ingress controller, a gateway).
+        self.console_namespace = console_namespace or namespace
+        self.allow_from_namespaces = tuple(allow_from_namespaces)
         self._api_client = api_client
 
     # -- plumbing -----------------------------------------------------------------------------
@@ -77,6 +85,14 @@ class KubernetesRuntime(Runtime):
 
     def _call(self, kind: str, verb: str, action: str, *args: Any, **kwargs: Any) -> Any:
         """Call e.g. `read_namespaced_deployment`; the answer as plain JSON data (or text)."""
+        data = self._request(kind, verb, action, *args, **kwargs)
+        try:
+            return json.loads(data)
+        except ValueError:
+            return data
+
+    def _request(self, kind: str, verb: str, action: str, *args: Any, **kwargs: Any) -> str:
+        """The API's answer as text, undecoded (a log is text even when a line looks like JSON)."""
         api_class, suffix = _KINDS.get(kind, (client.CoreV1Api, kind))
         method: Callable[..., Any] = getattr(
             api_class(self.api_client), f"{verb}_namespaced_{suffix}"
@@ -90,11 +106,7 @@ class KubernetesRuntime(Runtime):
             )
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise failure(action, exc) from exc
-        data = response.data.decode("utf-8", "replace")
-        try:
-            return json.loads(data)
-        except ValueError:
-            return data
+        return response.data.decode("utf-8", "replace")
 
     def _read(self, kind: str, name: str) -> dict | None:
         try:
@@ -128,6 +140,8 @@ class KubernetesRuntime(Runtime):
             ingress_class=self.ingress_class,
             service_account=self.service_account,
             owner_label_value=self.owner_label_value,
+            console_namespace=self.console_namespace,
+            allow_from_namespaces=self.allow_from_namespaces,
         )
 
     def endpoint(self, name: str) -> str:
@@ -176,7 +190,7 @@ class KubernetesRuntime(Runtime):
 
     def remove(self, name: str) -> None:
         """Delete what we own of `name`; absent objects (404) are success."""
-        for kind in ("Ingress", "Service", "Deployment", "ConfigMap"):
+        for kind in ("Ingress", "Service", "Deployment", "ConfigMap", "NetworkPolicy"):
             object_name = manifests.config_map_name(name) if kind == "ConfigMap" else name
             self._delete_owned(kind, object_name)
 
@@ -227,25 +241,50 @@ class KubernetesRuntime(Runtime):
 
     # -- reading the cluster ------------------------------------------------------------------
 
+    def logs(self, name: str, tail: int) -> list[str]:
+        """The last `tail` lines of each pod of deployment `name`, each line prefixed with
+        `[POD] `, pod after pod (oldest first). No pods, no lines."""
+        pods = self._list("pod", _selector(manifests.selector_labels(name)))
+        pods.sort(
+            key=lambda p: (
+                p.get("metadata", {}).get("creationTimestamp") or "",
+                p.get("metadata", {}).get("name") or "",
+            )
+        )
+        lines: list[str] = []
+        for pod in pods:
+            pod_name = pod.get("metadata", {}).get("name", "?")
+            try:
+                text = self._pod_log(pod_name, manifests.CONTAINER_NAME, tail=tail)
+            except RuntimeFailure as exc:
+                # A pod still being scheduled has no log yet: say so, and show the others.
+                lines.append(f"[{pod_name}] (no log: {exc})")
+                continue
+            lines.extend(f"[{pod_name}] {line}" for line in text.splitlines())
+        return lines
+
+    def _pod_log(self, pod_name: str, container: str, *, tail: int, previous: bool = False) -> str:
+        return self._request(
+            "pod_log",
+            "read",
+            f"read the log of {pod_name}",
+            pod_name,
+            self.namespace,
+            container=container or None,
+            previous=previous,
+            tail_lines=tail,
+        )
+
     def _log_tail(self, pod_name: str, container: str) -> str:
-        """The last lines the crashed container wrote (the serving app's one-line error)."""
+        """The end of what the crashed container wrote: its previous run first, else this one."""
         for previous in (True, False):
             try:
-                text = self._call(
-                    "pod_log",
-                    "read",
-                    f"read the log of {pod_name}",
-                    pod_name,
-                    self.namespace,
-                    container=container or None,
-                    previous=previous,
-                    tail_lines=LOG_TAIL_LINES,
-                )
+                text = self._pod_log(pod_name, container, tail=LOG_READ_LINES, previous=previous)
             except RuntimeFailure:
                 continue
-            lines = [line.strip() for line in str(text).splitlines() if line.strip()]
-            if lines:
-                return " | ".join(lines[-LOG_TAIL_LINES:])
+            tail = observe.error_tail(text)
+            if tail:
+                return tail
         return ""
 
     def _warning_events(self, name: str, pods: list[dict]) -> list[str]:
