@@ -1,10 +1,10 @@
 """checkov on both rendered charts and on the objects the console sends: nothing fails beyond
 the listed, explained choices (charts/console/README.md, "Checks left to the installer").
 
-checkov comes from tools/get-checkov.sh (.tools/checkov-venv). Outside CI a missing checkov
-skips these tests with the command to run; with CI=true the script is run. It runs without
-network (inside `bwrap --unshare-net` when bubblewrap works here), so it needs no API key and
-downloads nothing.
+checkov comes from tools/get-checkov.sh (.tools/checkov-venv), which `make test` runs. Outside
+CI a missing checkov skips these tests with the command to run; with CI=true the script is
+run. It runs without network (inside `bwrap --unshare-net` when bubblewrap works here), so it
+needs no API key and downloads nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import yaml
 from deployments.runtimes.base import ServingSpec
 from deployments.runtimes.kubernetes import manifests, validation
 from tests.kubernetes.test_charts import CHARTS, REPO, helm, template, values_args  # noqa: F401
+from tests.support.requires import skip_missing
 
 DIGEST = "sha256:" + "ab" * 32
 # Failed checks that are the installer's choice, by check id: kinds of object they may fail on.
@@ -56,7 +57,7 @@ def checkov() -> str:
         found = _find_checkov()
         assert found, "tools/get-checkov.sh ran but .tools/checkov-venv/bin/checkov is not there"
     if found is None:
-        pytest.skip("checkov is not installed: run tools/get-checkov.sh")
+        skip_missing("checkov", "checkov", "bash tools/get-checkov.sh (make test runs it)")
     return found
 
 
