@@ -2,11 +2,11 @@
 
 Unpickling an artifact and calling `predict` run the uploader's code, so every local process
 that does (the validation child, each serving process) starts inside `bwrap` with:
-- a mount namespace whose root is an empty tmpfs holding only the system libraries (/usr), the
-  Python environment and the project's `serving/` read-only, the files the caller names (the
-  artifact, a config) read-only, a private /tmp and a minimal /proc and /dev: the console's
-  `var/` (database, secret key, cache, broker, uploads, other artifacts, the runtime's state
-  files) does not exist in there;
+- a mount namespace whose root is a read-only tmpfs holding only the system libraries (/usr),
+  the Python environment and the project's `serving/` read-only, the files the caller names
+  (the artifact, a config; at their own paths, so their parent folders exist but are empty)
+  read-only, a private /tmp and a minimal /proc and /dev: the console's `var/` (database,
+  secret key, cache, broker, uploads, other artifacts, the runtime's state files) is not there;
 - its own user namespace as uid 65534 with no capabilities and no nested user namespaces;
 - its own PID namespace: when its first process ends (or the console side kills bwrap) the
   kernel kills everything in it, a `setsid` grandchild included;
@@ -137,7 +137,8 @@ def isolated_command(
             command += [flag, str(source), inside]
     for name, value in (env or {}).items():
         command += ["--setenv", name, value]
-    return [*command, "--chdir", cwd, "--", *argv]
+    # The root itself (a tmpfs holding the mount points) read-only: /tmp is the place to write.
+    return [*command, "--remount-ro", "/", "--chdir", cwd, "--", *argv]
 
 
 def base_env() -> dict[str, str]:

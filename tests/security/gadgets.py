@@ -71,9 +71,7 @@ GADGETS = [
     ),
     Gadget(
         "sklearn.datasets._svmlight_format_io.dump_svmlight_file",
-        lambda m: Call(
-            resolve("sklearn.datasets.dump_svmlight_file"), [[1.0]], [1.0], str(m)
-        ),
+        lambda m: Call(resolve("sklearn.datasets.dump_svmlight_file"), [[1.0]], [1.0], str(m)),
     ),
     Gadget(
         "numpy.ctypeslib.load_library",
