@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
 import json
 import logging
 import os
@@ -157,9 +156,14 @@ def base_env() -> dict[str, str]:
     return env
 
 
-@functools.cache
+_worked: list[bool] = []  # a trial that succeeded once is not repeated
+
+
 def isolation_available() -> bool:
-    """bwrap is installed and can create its namespaces here (checked by a trial run)."""
+    """bwrap is installed and can create its namespaces here (checked by a trial run until
+    one succeeds: a failure, say under memory pressure, is tried again next time)."""
+    if _worked:
+        return True
     if shutil.which(BWRAP) is None:
         return False
     try:
@@ -172,6 +176,7 @@ def isolation_available() -> bool:
     except (OSError, subprocess.SubprocessError) as exc:
         log.error("bubblewrap is installed but cannot create a sandbox here: %s", exc)
         return False
+    _worked.append(True)
     return True
 
 

@@ -175,3 +175,62 @@ def test_a_served_model_reaches_nothing_and_a_viewer_never_sees_a_secret(
     events = viewer.get("/api/deployments/probe-serving/events/")
     assert events.status_code == 200, events.text
     assert "[redacted]" in events.text and ADMIN_PASSWORD not in events.text
+
+
+MISSING_BWRAP_SCRIPT = """
+import json, logging
+from pathlib import Path
+from django.conf import settings
+from deployments import isolation
+from deployments.registry.sandbox import ArtifactRejected, validate_artifact
+from serving.config import ModelSource, ServingConfig, dump_config
+
+isolation.BWRAP = "bwrap-is-not-installed"
+warnings = []
+handler = logging.Handler()
+handler.emit = lambda record: warnings.append(record.getMessage())
+logging.getLogger("deployments.isolation").addHandler(handler)
+artifact = Path(ARTIFACT)
+result = {}
+try:
+    validate_artifact(artifact, model_type="joblib", job="classification", input_size=4,
+                      trusted_types=[])
+    result["validation"] = "validated"
+except ArtifactRejected as exc:
+    result["validation"] = str(exc)
+config = Path(ARTIFACT).with_name("config.yaml")
+config.write_text(dump_config(ServingConfig(model_type="joblib", job="classification",
+    model=ModelSource(method="LOCAL", path=ARTIFACT), input_size=4)))
+try:
+    isolation.serving_process(config, "127.0.0.1", 1)
+    result["serving"] = "started"
+except isolation.IsolationUnavailable as exc:
+    result["serving"] = str(exc)
+settings.MODEL_ISOLATION = "off"
+validate_artifact(artifact, model_type="joblib", job="classification", input_size=4,
+                  trusted_types=[])
+command, env, cwd = isolation.serving_process(config, "127.0.0.1", 1)
+result["off_command"] = command
+result["off_env"] = sorted(env)
+result["warnings"] = warnings
+print("RESULT=" + json.dumps(result))
+"""
+
+
+def test_without_bubblewrap_models_are_refused_unless_isolation_is_switched_off(
+    stack: ConsoleStack, tmp_path: Path
+) -> None:
+    artifact = save(iris_classifier()[0], tmp_path / "iris.joblib", "joblib")
+    script = f"ARTIFACT = {str(artifact)!r}\n" + MISSING_BWRAP_SCRIPT
+
+    result = stack.shell(script)
+
+    for refusal in (result["validation"], result["serving"]):
+        assert "bubblewrap" in refusal and "apt-get install -y bubblewrap" in refusal
+        assert "MODEL_ISOLATION=off" in refusal
+    # Switched off: it works, says so loudly, and still passes no console secret on.
+    assert result["off_command"][1:4] == ["-s", "-m", "serving"]
+    assert not {"SECRET_KEY", "CONSOLE_ADMIN_PASSWORD", "AWS_SECRET_ACCESS_KEY"} & set(
+        result["off_env"]
+    )
+    assert any("WITHOUT isolation" in w for w in result["warnings"]), result["warnings"]
