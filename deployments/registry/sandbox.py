@@ -62,19 +62,19 @@ def _mib(n: int) -> str:
     return f"{n / 1024**2:.0f} MiB"
 
 
+_THREADS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+_CHILD = Path(__file__).with_name("sandbox_child.py")
+
+
 def _child_env(workdir: str) -> dict[str, str]:
     """The environment of an unisolated child (MODEL_ISOLATION=off)."""
-    env = {
+    return {
         **base_env(),
+        **_THREADS,
         "PYTHONPATH": str(settings.BASE_DIR),
         "HOME": workdir,
         "TMPDIR": workdir,
     }
-    return {**env, **_THREADS}
-
-
-_THREADS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-_CHILD = Path(__file__).with_name("sandbox_child.py")
 
 
 def _child_command(
