@@ -31,6 +31,10 @@ install: $(CONSOLE_STAMP)
 
 ## run: install, migrate and start web, worker and beat at http://127.0.0.1:8000 (Ctrl-C stops)
 run: $(CONSOLE_STAMP)
+	@command -v bwrap >/dev/null || [ "$$MODEL_ISOLATION" = off ] || echo "WARNING: bubblewrap \
+	is not installed, so the console will refuse to validate or serve models. Install it with: \
+	sudo apt-get install -y bubblewrap (or set MODEL_ISOLATION=off to run model code without \
+	isolation, which lets any uploader read the console's secrets)." >&2
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py ensure_admin

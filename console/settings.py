@@ -251,6 +251,12 @@ MAX_ARTIFACT_BYTES = envint("MAX_ARTIFACT_BYTES", 2 * 1024**3)
 VALIDATION_TIMEOUT_SECONDS = envint("VALIDATION_TIMEOUT_SECONDS", 60)
 VALIDATION_MEMORY_BYTES = envint("VALIDATION_MEMORY_BYTES", 2 * 1024**3)
 SKOPS_TRUSTED_TYPES = envlist("SKOPS_TRUSTED_TYPES", [])
+# Model code (validation, local serving) runs inside bubblewrap (deployments/isolation.py);
+# "off" runs it as the console's user with access to everything the console can read, and is
+# logged as a warning each time a model is validated or started.
+MODEL_ISOLATION = env("MODEL_ISOLATION", "bwrap").strip().lower()
+if MODEL_ISOLATION not in {"bwrap", "off"}:
+    raise ImproperlyConfigured(f"MODEL_ISOLATION={MODEL_ISOLATION!r}: use bwrap or off")
 # Uploads stream to disk and are hashed on the way (deployments/artifacts/uploads.py).
 FILE_UPLOAD_HANDLERS = ["deployments.registry.upload_handler.HashingUploadHandler"]
 # What the serving image runs, e.g. "scikit-learn=1.5.2,torch=2.4.0"; default: this install's.

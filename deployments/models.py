@@ -15,6 +15,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from deployments import constants as st
+from deployments.scrub import scrub
 
 NAME = RegexValidator(st.NAME_PATTERN, st.NAME_MESSAGE)
 QUANTITY = RegexValidator(st.QUANTITY_PATTERN, st.QUANTITY_MESSAGE)
@@ -54,7 +55,8 @@ class ModelVersion(models.Model):
     feature_names = models.JSONField(null=True, blank=True)
     library_versions = models.JSONField(default=dict, blank=True)
     warnings = models.JSONField(default=list, blank=True)
-    # skops types serving is told to trust for this artifact (all trusted at upload).
+    # What serving is told to trust for this artifact (all trusted at upload): skops types, or
+    # the pickle/joblib globals beyond serving's allowlist that an admin approved.
     trusted_types = models.JSONField(default=list, blank=True)
     types_approved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -150,6 +152,7 @@ class Deployment(models.Model):
                 )
             allowed = narrowed
         now = timezone.now()
+        reason = scrub(reason)  # it may quote a serving process's output
         with transaction.atomic():
             # The WHERE on the current status is the guard: of two racing requests only one
             # UPDATE matches a row, and only that one records an event and enqueues work.
@@ -166,6 +169,9 @@ class Deployment(models.Model):
     ) -> bool:
         """Write `fields` (never the status) only while the status is still `status`; False
         when it has moved meanwhile, so a late write cannot overwrite a newer state."""
+        reason = fields.get("status_reason")
+        if isinstance(reason, str):
+            fields["status_reason"] = scrub(reason)
         changed = Deployment.objects.filter(pk=self.pk, status=status, **(guard or {})).update(
             **fields
         )
@@ -220,7 +226,7 @@ class DeploymentEvent(models.Model):
             via=source.via,
             action=action,
             status=status,
-            message=message,
+            message=scrub(message),
         )
 
     def save(self, *args: Any, **kwargs: Any) -> None:

@@ -37,6 +37,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="gRPC port (default: $SERVING_GRPC_PORT, then the config's grpcPort, 8081); 0: off",
     )
     parser.add_argument(
+        "--fd",
+        type=int,
+        default=None,
+        help="serve on this already listening socket instead of binding --host and --port "
+        "(how a sandbox without a network of its own is reached)",
+    )
+    parser.add_argument(
         "--log-level", default=os.environ.get("SERVING_LOG_LEVEL", "info"), help="info, warning"
     )
     parser.add_argument(
@@ -118,16 +125,22 @@ def _serve(argv: list[str] | None) -> int:
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal with the previous
     # handler restored; this handler turns that into a clean exit status 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
-    log.info("serving model %s on http://%s:%d", cfg.name, args.host, args.port)
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        access_log=False,  # serving.metrics writes one structured line per request instead
-        log_level="warning",
-        timeout_graceful_shutdown=args.graceful_timeout,
-        server_header=False,
-    )
+    options = {
+        "access_log": False,  # serving.metrics writes one structured line per request instead
+        "log_level": "warning",
+        "timeout_graceful_shutdown": args.graceful_timeout,
+        "server_header": False,
+    }
+    if args.fd is None:
+        log.info("serving model %s on http://%s:%d", cfg.name, args.host, args.port)
+        uvicorn.run(app, host=args.host, port=args.port, **options)
+        return 0
+    import socket
+
+    listening = socket.socket(fileno=args.fd)  # family and type read from the socket itself
+    host, port = listening.getsockname()[:2]
+    log.info("serving model %s on http://%s:%d (socket passed in)", cfg.name, host, port)
+    uvicorn.Server(uvicorn.Config(app, **options)).run(sockets=[listening])
     return 0
 
 

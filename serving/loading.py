@@ -1,22 +1,32 @@
 """Fetch, verify and load a model artifact.
 
-Unpickling runs code, so the sha256 check happens before any bytes are unpickled, and skops
-artifacts are loaded with trusted types from the config only, never from the artifact.
+Unpickling runs code, so the sha256 check happens before any bytes are unpickled, pickle and
+joblib artifacts may import only the globals of serving/allowlist.py (plus those the config
+approves), and skops artifacts are loaded with trusted types from the config only, never from
+the artifact.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import pickle
 import tempfile
 from pathlib import Path
 
+from serving.allowlist import RefusedGlobal, Screen, screened
 from serving.config import MODEL_TYPES, ModelSource, ServingConfig
 
 
 class ArtifactError(Exception):
     """The artifact cannot be fetched, does not match its digest, or cannot be loaded."""
+
+
+class GlobalRefused(ArtifactError):
+    """The artifact imports a global the allowlist refuses; `name` is that global."""
+
+    def __init__(self, message: str, name: str) -> None:
+        super().__init__(message)
+        self.name = name
 
 
 def fetch_artifact(source: ModelSource, dest_dir: str | Path) -> Path:
@@ -78,9 +88,19 @@ def verify_sha256(path: str | Path, expected: str) -> None:
 
 
 def load_artifact(
-    path: str | Path, model_type: str, trusted_types: list[str] | None = None
+    path: str | Path,
+    model_type: str,
+    trusted_types: list[str] | None = None,
+    *,
+    screen: Screen | None = None,
+    mmap: bool = False,
 ) -> object:
-    """Deserialize an artifact of the given format (pkl, joblib or skops)."""
+    """Deserialize an artifact of the given format (pkl, joblib or skops).
+
+    `trusted_types` are skops types, or for pickle and joblib the globals beyond the
+    allowlist, that were approved for this artifact. `screen` records the globals a pickle
+    imported; `mmap` maps joblib's arrays copy-on-write instead of reading them.
+    """
     path = Path(path)
     if model_type not in MODEL_TYPES:
         raise ArtifactError(f"unknown modelType {model_type!r}: expected one of {MODEL_TYPES}")
@@ -88,17 +108,38 @@ def load_artifact(
         raise ArtifactError(f"artifact not found: {path}")
     if model_type == "skops":
         return _load_skops(path, list(trusted_types or []))
+    screen = screen or Screen(trusted_types or [])
     try:
-        if model_type == "joblib":
-            import joblib
+        with screened(screen) as unpickler:
+            if model_type == "joblib":
+                import joblib
 
-            return joblib.load(path)
-        with open(path, "rb") as fh:
-            return pickle.load(fh)
+                return joblib.load(path, mmap_mode="c" if mmap else None)
+            with open(path, "rb") as fh:
+                return unpickler(fh).load()
     except Exception as exc:  # unpickling can raise anything; report it on one line
+        refused = _refused(exc)
+        if refused is not None:
+            raise GlobalRefused(
+                f"{model_type} artifact {path} imports {refused}, which is not on the list of "
+                "classes and functions a model may load (it could run code); it was refused "
+                "before it ran. List it in model.trustedTypes only if you trust it",
+                refused.name,
+            ) from None
         raise ArtifactError(
             f"cannot load {model_type} artifact {path}: {type(exc).__name__}: {_one_line(exc)}"
         ) from None
+
+
+def _refused(exc: BaseException | None) -> RefusedGlobal | None:
+    """The refusal behind `exc`, even when a library re-raised it as something else."""
+    seen = 0
+    while exc is not None and seen < 20:
+        if isinstance(exc, RefusedGlobal):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
 
 
 def _load_skops(path: Path, trusted: list[str]) -> object:

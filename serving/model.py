@@ -21,7 +21,15 @@ log = logging.getLogger("serving")
 
 
 class ModelError(Exception):
-    """The estimator does not fit the config (job, feature count) or fails its warm-up."""
+    """The estimator does not fit the config (job, feature count) or fails its warm-up.
+
+    `reason` names the check that failed (no_predict, n_features, no_predict_proba,
+    no_classes, warm_up), so the console can say it in its own words.
+    """
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class ServedModel:
@@ -36,18 +44,21 @@ class ServedModel:
         self.classes: list[Any] | None = None
         kind = type(estimator).__name__
         if not callable(getattr(estimator, "predict", None)):
-            raise ModelError(f"the artifact is a {kind}, which has no predict()")
+            raise ModelError(f"the artifact is a {kind}, which has no predict()", "no_predict")
         n_in = getattr(estimator, "n_features_in_", None)
         if isinstance(n_in, int | np.integer) and int(n_in) != cfg.input_size:
             raise ModelError(
-                f"inputSize is {cfg.input_size} but the model was trained on {int(n_in)} features"
+                f"inputSize is {cfg.input_size} but the model was trained on {int(n_in)} features",
+                "n_features",
             )
         if cfg.job == "classification":
             if not callable(getattr(estimator, "predict_proba", None)):
-                raise ModelError(f"job is classification but {kind} has no predict_proba()")
+                raise ModelError(
+                    f"job is classification but {kind} has no predict_proba()", "no_predict_proba"
+                )
             classes = getattr(estimator, "classes_", None)
             if classes is None:
-                raise ModelError(f"job is classification but {kind} has no classes_")
+                raise ModelError(f"job is classification but {kind} has no classes_", "no_classes")
             self.classes = np.asarray(classes).tolist()
             # The primary output first: it is what /predict answers and infer returns by default.
             self.outputs: tuple[str, ...] = ("predict_proba", "predict")
@@ -112,4 +123,4 @@ class ServedModel:
         try:
             self.run(self.primary_output, np.zeros((1, self.n_features)))
         except PredictionFailed as exc:
-            raise ModelError(f"warm-up prediction failed: {exc}") from None
+            raise ModelError(f"warm-up prediction failed: {exc}", "warm_up") from None

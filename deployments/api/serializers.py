@@ -101,7 +101,8 @@ class VersionUploadSerializer(serializers.Serializer):
     approve_types = serializers.ListField(
         child=serializers.CharField(max_length=255),
         required=False,
-        help_text="Admins only: skops types to trust for this upload (recorded on the version).",
+        help_text="Admins only: skops types, or pickle/joblib globals beyond the allowlist, "
+        "to trust for this upload (recorded on the version).",
     )
 
 

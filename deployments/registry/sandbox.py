@@ -1,11 +1,12 @@
 """Validate an uploaded artifact without trusting it.
 
 Unpickling runs code, so the artifact is loaded only in a separate process (sandbox_child.py)
-that limits its own address space (RLIMIT_AS) and CPU time before reading the artifact, runs in
-a throw-away working directory with HOME and TMPDIR pointing there and an environment holding
-nothing but PATH and PYTHONPATH (no secrets, no database or broker URLs, no cloud credentials),
-needs no network, and is killed with its whole process group at a wall-clock timeout. It
-reports back plain JSON, never a pickle. The web and worker processes never load an artifact.
+started inside bubblewrap (deployments/isolation.py): it sees the artifact read-only, its
+own code and the Python environment, a private /tmp and a folder for its report; nothing of
+the console's files, no network, an environment of a few plain variables, and its own PID
+namespace, so nothing it starts outlives it. It limits its own address space (RLIMIT_AS) and
+CPU time before reading the artifact and is killed at a wall-clock timeout. It reports back
+plain JSON, never a pickle. The web and worker processes never load an artifact.
 """
 
 from __future__ import annotations
@@ -24,6 +25,15 @@ from typing import Any
 from django.conf import settings
 
 from deployments.constants import CLASSIFICATION
+from deployments.isolation import (
+    APP_DIR,
+    IsolationUnavailable,
+    base_env,
+    isolated_command,
+    isolation_required,
+    python_paths,
+)
+from deployments.scrub import scrub
 
 
 class ArtifactRejected(Exception):
@@ -52,26 +62,53 @@ def _mib(n: int) -> str:
     return f"{n / 1024**2:.0f} MiB"
 
 
+_THREADS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+_CHILD = Path(__file__).with_name("sandbox_child.py")
+
+
 def _child_env(workdir: str) -> dict[str, str]:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+    """The environment of an unisolated child (MODEL_ISOLATION=off)."""
+    return {
+        **base_env(),
+        **_THREADS,
         "PYTHONPATH": str(settings.BASE_DIR),
         "HOME": workdir,
         "TMPDIR": workdir,
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONNOUSERSITE": "1",
-        "OMP_NUM_THREADS": "1",
-        "OPENBLAS_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
     }
-    for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "LANG", "LC_ALL"):
-        if name in os.environ:
-            env[name] = os.environ[name]
-    return env
+
+
+def _child_command(
+    path: Path, workdir: str, arguments: list[str]
+) -> tuple[list[str], dict[str, str] | None]:
+    """The child's command line (inside bwrap unless isolation is off) and its environment."""
+    try:
+        isolated = isolation_required("validating an artifact")
+    except IsolationUnavailable as exc:
+        raise ArtifactRejected(str(exc)) from None
+    if not isolated:
+        argv = [sys.executable, "-s", "-m", "deployments.registry.sandbox_child"]
+        return [*argv, str(path), "--output", f"{workdir}/report.json", *arguments], (
+            _child_env(workdir)
+        )
+    python, _ = python_paths()
+    inside = f"/input/artifact{path.suffix}"
+    command = isolated_command(
+        [python, "-s", f"{APP_DIR}/sandbox_child.py", inside, "--output", "/output/report.json"]
+        + arguments,
+        read_only=[
+            (path, inside),
+            (_CHILD, f"{APP_DIR}/sandbox_child.py"),
+            (Path(settings.BASE_DIR) / "serving", f"{APP_DIR}/serving"),
+        ],
+        writable=[(Path(workdir), "/output")],
+        network=False,
+        env={**base_env(), **_THREADS},
+    )
+    return command, {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
 
 
 def inspect_artifact(
-    path: Path, *, model_type: str, input_size: int, trusted_types: list[str]
+    path: Path, *, model_type: str, job: str, input_size: int, trusted_types: list[str]
 ) -> dict[str, Any]:
     """Run the sandbox child on `path` and return its JSON report."""
     if settings.VALIDATION_RUNTIME == "kubernetes":  # a Job of its own, not the console's pod
@@ -84,31 +121,28 @@ def inspect_artifact(
     memory = settings.VALIDATION_MEMORY_BYTES
     with tempfile.TemporaryDirectory(prefix="sandbox-") as workdir:
         output = Path(workdir) / "report.json"
-        command = [
-            sys.executable,
-            "-s",
-            "-m",
-            "deployments.registry.sandbox_child",
-            str(Path(path).resolve()),
+        arguments = [
             "--model-type",
             model_type,
+            "--job",
+            job,
             "--input-size",
             str(input_size),
-            "--output",
-            str(output),
             "--memory-bytes",
             str(memory),
             "--cpu-seconds",
             str(timeout),
         ]
         for name in trusted_types:
-            command += ["--trusted-type", name]
-        # A new session: on timeout the whole group goes, including anything the artifact
-        # started. stdout is discarded (an artifact may print anything); stderr keeps a tail.
+            arguments += ["--trusted-type", name]
+        command, env = _child_command(Path(path).resolve(), workdir, arguments)
+        # A new session: on timeout the whole group goes (and with bwrap, its PID namespace
+        # with everything the artifact started). stdout is discarded (an artifact may print
+        # anything); stderr keeps a tail.
         proc = subprocess.Popen(
             command,
             cwd=workdir,
-            env=_child_env(workdir),
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -130,16 +164,16 @@ def inspect_artifact(
             return json.loads(output.read_text())
         except (OSError, ValueError):
             tail = stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
-            if proc.returncode in (-signal.SIGKILL, -signal.SIGXCPU):
+            if proc.returncode in (-signal.SIGKILL, -signal.SIGXCPU, 128 + signal.SIGKILL):
                 why = (
-                    f"was stopped by signal {-proc.returncode} (the CPU limit of {timeout} s "
+                    f"was stopped by a signal (the CPU limit of {timeout} s "
                     f"or the memory limit of {_mib(memory)})"
                 )
             elif proc.returncode < 0:
                 why = f"was killed by signal {-proc.returncode}"
             else:
                 why = f"exited with code {proc.returncode} without a report"
-            raise ArtifactRejected(f"loading the artifact {why} {tail[0]}".strip()) from None
+            raise ArtifactRejected(f"loading the artifact {why} {scrub(tail[0])}".strip()) from None
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -153,7 +187,7 @@ def validate_artifact(
 ) -> ArtifactReport:
     """Check the artifact fits the registered model; raise ArtifactRejected with a clear reason."""
     info = inspect_artifact(
-        path, model_type=model_type, input_size=input_size, trusted_types=trusted_types
+        path, model_type=model_type, job=job, input_size=input_size, trusted_types=trusted_types
     )
     if not info.get("ok"):
         if info.get("untrusted_types"):
@@ -168,26 +202,21 @@ def validate_artifact(
                 "loading the artifact needed more memory than the validation limit of "
                 f"{_mib(settings.VALIDATION_MEMORY_BYTES)} (VALIDATION_MEMORY_BYTES); refused"
             )
-        raise ArtifactRejected(info.get("error") or "the artifact could not be loaded")
+        error = scrub(info.get("error") or "the artifact could not be loaded")
+        if info.get("refused_global"):
+            error += (
+                ". An admin can approve it for this upload (approve_types) after reviewing "
+                "what it does"
+            )
+        raise ArtifactRejected(error)
     cls = info["estimator_class"]
-    if not info["has_predict"]:
-        raise ArtifactRejected(f"{cls} is not an estimator: it has no predict method")
-    if job == CLASSIFICATION and not info["has_predict_proba"]:
-        raise ArtifactRejected(
-            f"{cls} has no predict_proba, so it cannot serve a classification model "
-            "(upload a classifier, or register the model with job 'regression')"
-        )
+    n_features = info["n_features"]
+    unservable = info["unservable"]
+    if unservable:
+        raise ArtifactRejected(_unservable_message(unservable, cls, n_features, input_size))
+    # Serving takes a classifier for a regression job; the registry does not.
     if job != CLASSIFICATION and info["has_predict_proba"]:
         raise ArtifactRejected(f"{cls} is a classifier, but this model's job is regression")
-    n_features = info["n_features"]
-    if n_features is not None and n_features != input_size:
-        raise ArtifactRejected(
-            f"{cls} takes {n_features} features, but this model's input_size is {input_size}"
-        )
-    if info["predict_error"]:
-        raise ArtifactRejected(
-            f"a trial prediction on {input_size} features failed: {info['predict_error']}"
-        )
     return ArtifactReport(
         estimator_class=cls,
         n_features=n_features,
@@ -198,6 +227,26 @@ def validate_artifact(
         globals=info.get("globals", []),
         untrusted_types=info.get("untrusted_types", []),
     )
+
+
+def _unservable_message(
+    unservable: dict[str, str], cls: str, n_features: int | None, input_size: int
+) -> str:
+    """What serving's ServedModel refused, in the console's words."""
+    reason = unservable.get("reason")
+    if reason == "no_predict":
+        return f"{cls} is not an estimator: it has no predict method"
+    if reason == "no_predict_proba":
+        return (
+            f"{cls} has no predict_proba, so it cannot serve a classification model "
+            "(upload a classifier, or register the model with job 'regression')"
+        )
+    if reason == "no_classes":
+        return f"{cls} has no classes_, so it cannot serve a classification model"
+    if reason == "n_features":
+        return f"{cls} takes {n_features} features, but this model's input_size is {input_size}"
+    detail = scrub(unservable.get("error", "")).removeprefix("warm-up prediction failed: ")
+    return f"a trial prediction on {input_size} features failed: {detail}"
 
 
 def serving_library_versions(found: dict[str, str]) -> dict[str, str]:

@@ -88,8 +88,9 @@ def upload_version(
     """Validate and register a new version of `model`; raise ArtifactRejected if refused.
 
     `artifact` is an uploaded file (ideally one from HashingUploadHandler, which is already on
-    disk and hashed) or an iterable of byte chunks. `approve_types` are skops types an admin
-    trusts for this upload only; the approval is recorded on the version.
+    disk and hashed) or an iterable of byte chunks. `approve_types` are names an admin trusts
+    for this upload only (skops types, or pickle and joblib globals beyond serving's
+    allowlist); the approval is recorded on the version and serving is told the same names.
     """
     if model_type not in EXTENSIONS:
         raise ArtifactRejected(
@@ -97,11 +98,11 @@ def upload_version(
         )
     approved = sorted(set(approve_types))
     if approved and not getattr(uploaded_by, "is_superuser", False):
-        raise ApprovalRefused("only an admin can approve untrusted skops types (approve_types)")
-    if approved and model_type != "skops":
-        raise ArtifactRejected("approve_types applies only to skops artifacts")
-    configured = set(settings.SKOPS_TRUSTED_TYPES)
-    trusted = sorted(configured | set(approved)) if model_type == "skops" else []
+        raise ApprovalRefused(
+            "only an admin can approve untrusted skops types or pickle globals (approve_types)"
+        )
+    configured = set(settings.SKOPS_TRUSTED_TYPES) if model_type == "skops" else set()
+    trusted = sorted(configured | set(approved))
     with _local_artifact(artifact, model_type) as (local, sha256, size):
         if size == 0:
             raise ArtifactRejected("the file is empty")

@@ -20,7 +20,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -28,6 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from deployments import constants as st
+from deployments.isolation import IsolationUnavailable, serving_process
 from deployments.runtimes.base import Observation, Runtime, RuntimeFailure, ServingSpec
 
 STOP_TIMEOUT_SECONDS = 10.0
@@ -160,20 +160,11 @@ class LocalRuntime(Runtime):
         port = free_port()
         log = folder / "serving.log"
         log.write_text("")
-        command = [
-            sys.executable,
-            "-m",
-            "serving",
-            "--config",
-            str(config),
-            "--host",
-            self.host,
-            "--port",
-            str(port),
-        ]
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO", "CELERY"))}
-        env["PYTHONPATH"] = str(self.project_dir)
-        pid = spawn_detached(command, log, self.project_dir, env)
+        try:
+            command, env, cwd = serving_process(config, self.host, port)
+        except IsolationUnavailable as exc:
+            raise RuntimeFailure(str(exc), permanent=True) from None
+        pid = spawn_detached(command, log, cwd, env)
         endpoint = f"http://{self.host}:{port}"
         new_state = {
             "pid": pid,

@@ -64,11 +64,11 @@ class UploadForm(forms.Form):
         help_text="How the file was saved.",
     )
     approve_types = forms.CharField(
-        label="Approve skops types (admins)",
+        label="Approve types or globals (admins)",
         required=False,
         widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
-        help_text="Types this skops file may load beyond the trusted ones, one per line or "
-        "comma-separated. Only approve types you know.",
+        help_text="Types a skops file, or globals a pickle or joblib file, may load beyond "
+        "the trusted ones, one per line or comma-separated. Only approve what you know.",
     )
 
     def clean_approve_types(self) -> list[str]:

@@ -143,7 +143,12 @@ def test_unavailable_until_ready(iris, tmp_path) -> None:
     cfg = ServingConfig(
         model_type="pkl",
         job="classification",
-        model=ModelSource(method="LOCAL", path=str(artifact)),
+        # A test-only class, not on serving's allowlist: the config approves it.
+        model=ModelSource(
+            method="LOCAL",
+            path=str(artifact),
+            trusted_types=["tests.support.estimators.SlowWarmUpClassifier"],
+        ),
         input_size=4,
         name="slow",
     )

@@ -16,7 +16,14 @@ from tests.support.serving import serve_estimator
 
 def write_config(directory: Path, name: str, estimator: object) -> Path:
     return serve_estimator(
-        directory, name, estimator, model_type="pkl", job="classification", input_size=4
+        directory,
+        name,
+        estimator,
+        model_type="pkl",
+        job="classification",
+        input_size=4,
+        # These test classes are not on serving's allowlist: the config approves them.
+        trusted_types=[f"tests.support.estimators.{type(estimator).__name__}"],
     )
 
 

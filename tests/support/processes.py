@@ -15,16 +15,25 @@ def _cmdline(pid: int) -> str | None:
         return None
 
 
+def _parent(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+        return None
+
+
 def serving_pids(var_dir: Path, deployment: str) -> list[int]:
-    """Live `python -m serving` processes started for `deployment` by the local runtime."""
+    """Live serving processes the local runtime started for `deployment`: the top process of
+    each (the isolation launcher, whose bwrap and `python -m serving` are its descendants, or
+    `python -m serving` itself when isolation is off)."""
     marker = str(var_dir / "runtime" / deployment / "config.yaml")
-    pids = []
+    found = set()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             cmdline = _cmdline(int(entry.name))
             if cmdline and marker in cmdline and "serving" in cmdline:
-                pids.append(int(entry.name))
-    return pids
+                found.add(int(entry.name))
+    return sorted(pid for pid in found if _parent(pid) not in found)
 
 
 def alive(pid: int) -> bool:

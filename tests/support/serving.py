@@ -87,14 +87,16 @@ def serve_estimator(
     model_type: str,
     job: str,
     input_size: int,
+    trusted_types: list[str] | None = None,
     **fields: object,
 ) -> Path:
-    """Save `estimator` as `<name>.<model_type>` in `directory`; the path of a config serving it."""
+    """Save `estimator` as `<name>.<model_type>` in `directory`; the path of a config serving it.
+    `trusted_types` approves globals beyond serving's allowlist (test-only classes)."""
     artifact = save(estimator, directory / f"{name}.{model_type}", model_type)
     cfg = ServingConfig(
         model_type=model_type,
         job=job,
-        model=ModelSource(method="LOCAL", path=str(artifact)),
+        model=ModelSource(method="LOCAL", path=str(artifact), trusted_types=trusted_types or []),
         input_size=input_size,
         name=name,
         **fields,
