@@ -59,7 +59,7 @@ def test_an_artifact_importing_code_outside_the_allowlist_is_refused_naming_it(
 
     assert response.status_code == 400
     message = response.json()["file"][0]
-    assert "imports tests.registry.probe.record" in message
+    assert "imports tests.support.probe.record" in message
     assert "refused before that code ran" in message
     assert "approve_types" in message
     assert not facts_path.exists()
