@@ -161,18 +161,29 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
-# Login attempts are counted per client address and per username in this cache (shared by all
-# web processes on one machine; set CACHE_URL=redis://... when several machines serve the UI).
+# Login failures (console/ratelimit.py) and the worker's watch of deployments are counted in
+# this cache, shared by every web and worker process. The default is a table in the console's
+# database (made by `migrate`); CACHE_URL=redis://... uses Redis, with values stored as JSON.
+# Never a file-based cache: Django's unpickles what it finds in its folder, and a folder under
+# var/ is within reach of more than the console.
 CACHE_URL = env("CACHE_URL")
 if CACHE_URL.startswith(("redis://", "rediss://")):
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "OPTIONS": {"serializer": "console.cache.JSONSerializer"},
+        }
     }
+elif CACHE_URL:
+    raise ImproperlyConfigured(f"CACHE_URL={CACHE_URL!r}: use redis://... or leave it unset")
 else:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-            "LOCATION": str(VAR_DIR / "cache"),
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "console_cache",
+            # Counters of a password spray from many addresses must not be culled early.
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
         }
     }
 AUTHENTICATION_BACKENDS = ["console.ratelimit.RateLimitedModelBackend"]
