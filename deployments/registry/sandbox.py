@@ -11,7 +11,6 @@ reports back plain JSON, never a pickle. The web and worker processes never load
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -24,6 +23,7 @@ from typing import Any
 from django.conf import settings
 
 from deployments.constants import CLASSIFICATION
+from deployments.json_limits import load_json
 
 
 class ArtifactRejected(Exception):
@@ -120,7 +120,7 @@ def inspect_artifact(
             _kill_group(proc)
             proc.stderr.close()
         try:
-            return json.loads(output.read_text())
+            return load_json(output.read_text())
         except (OSError, ValueError):
             tail = stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
             if proc.returncode in (-signal.SIGKILL, -signal.SIGXCPU):

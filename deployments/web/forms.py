@@ -14,6 +14,7 @@ from django import forms
 
 from deployments import constants as st
 from deployments.constants import MAX_PREDICT_ROWS
+from deployments.json_limits import JSONTooDeep, load_json
 from deployments.models import NAME, QUANTITY, Deployment, ModelVersion, RegisteredModel
 
 _REPLICA_ERRORS = {
@@ -170,10 +171,15 @@ def parse_rows(text: str) -> list[list[float]]:
     text = text.strip()
     if text.startswith(("[", "{")):
         try:
-            data = json.loads(text)
+            data = load_json(text)
         except json.JSONDecodeError as exc:
             raise forms.ValidationError(
                 f"This is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
+            ) from None
+        except JSONTooDeep:
+            raise forms.ValidationError(
+                f"This JSON is nested more than {st.MAX_JSON_DEPTH} levels deep; "
+                "give a matrix such as [[5.1, 3.5, 1.4, 0.2]]."
             ) from None
         if isinstance(data, dict):
             data = data.get("instances")
