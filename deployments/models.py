@@ -26,7 +26,9 @@ class RegisteredModel(models.Model):
 
     name = models.CharField(max_length=st.NAME_MAX_LENGTH, unique=True, validators=[NAME])
     job = models.CharField(max_length=16, choices=st.JOB_CHOICES)
-    input_size = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    input_size = models.PositiveIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(st.MAX_INPUT_SIZE)]
+    )
     description = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -50,7 +50,7 @@ class ModelForm(forms.ModelForm):
         labels = {"input_size": "Number of features"}
         help_texts = {
             "name": "Lower-case letters, digits and '-', e.g. iris (used in URLs).",
-            "input_size": "How many numbers one row of input holds.",
+            "input_size": f"How many numbers one row of input holds (at most {st.MAX_INPUT_SIZE}).",
         }
         widgets = {"description": forms.Textarea(attrs={"rows": 2})}
 
@@ -222,7 +222,9 @@ class PredictForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.feature_names = feature_names
         self.feature_fields = []
-        for i, name in enumerate(feature_names):
+        # A wide model gets the rows box only: a page of thousands of inputs is too heavy.
+        self.one_input_per_feature = len(feature_names) <= st.MAX_FORM_FEATURES
+        for i, name in enumerate(feature_names if self.one_input_per_feature else []):
             key = f"f{i}"
             self.fields[key] = forms.FloatField(
                 label=name,
@@ -263,6 +265,13 @@ class PredictForm(forms.Form):
                     self.add_error("rows", f"Row {r} holds NaN or infinity.")
                     break
             cleaned["matrix"] = rows
+            return cleaned
+        if not self.one_input_per_feature:
+            self.add_error(
+                "rows",
+                f"Paste rows as CSV or JSON: this model takes {n} features, too many to ask "
+                "one by one.",
+            )
             return cleaned
         values = [cleaned.get(key) for key in self.feature_fields]
         if all(v is None for v in values):
