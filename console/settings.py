@@ -91,6 +91,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "deployments.registry.upload_gate.UploadGateMiddleware",
     "deployments.audit.AuditSourceMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -267,7 +268,8 @@ MAX_ARTIFACT_BYTES = envint("MAX_ARTIFACT_BYTES", 2 * 1024**3)
 VALIDATION_TIMEOUT_SECONDS = envint("VALIDATION_TIMEOUT_SECONDS", 60)
 VALIDATION_MEMORY_BYTES = envint("VALIDATION_MEMORY_BYTES", 2 * 1024**3)
 SKOPS_TRUSTED_TYPES = envlist("SKOPS_TRUSTED_TYPES", [])
-# Uploads stream to disk and are hashed on the way (deployments/artifacts/uploads.py).
+# Uploads stream to disk and are hashed on the way (deployments/registry/upload_handler.py),
+# only on the upload routes for deployers (deployments/registry/upload_gate.py).
 FILE_UPLOAD_HANDLERS = ["deployments.registry.upload_handler.HashingUploadHandler"]
 # What the serving image runs, e.g. "scikit-learn=1.5.2,torch=2.4.0"; default: this install's.
 SERVING_LIBRARY_VERSIONS = dict(
