@@ -191,8 +191,13 @@ class TimedThreadWorker(ThreadWorker):
         conn.parser.unreader.unread(bytes(conn.head))
         conn.head = bytearray()
         conn.data_ready = True
-        conn.sock.new_request()
         self.enqueue_req(conn)
+
+    def handle(self, conn: TConn):
+        # Each request starts its own deadline, a pipelined one handed on directly included.
+        if isinstance(conn.sock, DeadlineSocket):
+            conn.sock.new_request()
+        return super().handle(conn)
 
     def _keepalive_after(self, conn: TConn, keepalive: bool) -> bool:
         """A body the application left unread is drained only as far as it has arrived:
