@@ -15,6 +15,9 @@ def web_command(host: str = "127.0.0.1", port: int = 8000, workers: int = 2) -> 
         f"{host}:{port}",
         "--workers",
         str(workers),
+        # Threads for requests; slow clients wait in the event loop, not in a thread.
+        "--worker-class",
+        "console.web_worker.TimedThreadWorker",
         "--threads",
         "4",
         "--timeout",

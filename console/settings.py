@@ -79,7 +79,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "deployments",
 ]
@@ -92,6 +91,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "deployments.registry.upload_gate.UploadGateMiddleware",
     "deployments.audit.AuditSourceMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -162,18 +162,29 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
-# Login attempts are counted per client address and per username in this cache (shared by all
-# web processes on one machine; set CACHE_URL=redis://... when several machines serve the UI).
+# Login failures (console/ratelimit.py) and the worker's watch of deployments are counted in
+# this cache, shared by every web and worker process. The default is a table in the console's
+# database (made by `migrate`); CACHE_URL=redis://... uses Redis, with values stored as JSON.
+# Never a file-based cache: Django's unpickles what it finds in its folder, and a folder under
+# var/ is within reach of more than the console.
 CACHE_URL = env("CACHE_URL")
 if CACHE_URL.startswith(("redis://", "rediss://")):
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "OPTIONS": {"serializer": "console.cache.JSONSerializer"},
+        }
     }
+elif CACHE_URL:
+    raise ImproperlyConfigured(f"CACHE_URL={CACHE_URL!r}: use redis://... or leave it unset")
 else:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-            "LOCATION": str(VAR_DIR / "cache"),
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "console_cache",
+            # Counters of a password spray from many addresses must not be culled early.
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
         }
     }
 AUTHENTICATION_BACKENDS = ["console.ratelimit.RateLimitedModelBackend"]
@@ -189,10 +200,16 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 REST_FRAMEWORK = {
     # Token first, so an anonymous request gets 401 with `WWW-Authenticate: Token`.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "deployments.api.authentication.HashedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # REST framework's parsers, with JSON nesting depth limited (deployments/api/parsers.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "deployments.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -257,7 +274,8 @@ SKOPS_TRUSTED_TYPES = envlist("SKOPS_TRUSTED_TYPES", [])
 MODEL_ISOLATION = env("MODEL_ISOLATION", "bwrap").strip().lower()
 if MODEL_ISOLATION not in {"bwrap", "off"}:
     raise ImproperlyConfigured(f"MODEL_ISOLATION={MODEL_ISOLATION!r}: use bwrap or off")
-# Uploads stream to disk and are hashed on the way (deployments/artifacts/uploads.py).
+# Uploads stream to disk and are hashed on the way (deployments/registry/upload_handler.py),
+# only on the upload routes for deployers (deployments/registry/upload_gate.py).
 FILE_UPLOAD_HANDLERS = ["deployments.registry.upload_handler.HashingUploadHandler"]
 # What the serving image runs, e.g. "scikit-learn=1.5.2,torch=2.4.0"; default: this install's.
 SERVING_LIBRARY_VERSIONS = dict(

@@ -1,6 +1,12 @@
 from django.contrib import admin
 
-from deployments.models import Deployment, DeploymentEvent, ModelVersion, RegisteredModel
+from deployments.models import (
+    ApiToken,
+    Deployment,
+    DeploymentEvent,
+    ModelVersion,
+    RegisteredModel,
+)
 
 
 @admin.register(RegisteredModel)
@@ -75,3 +81,14 @@ class DeploymentAdmin(admin.ModelAdmin):
         "updated_at",
     ]
     inlines = [EventInline]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Only the hash is stored: an admin can see who has a token and revoke it, not read it."""
+
+    list_display = ["user", "created_at"]
+    readonly_fields = ["user", "digest", "created_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # tokens are issued by POST /api/token/ or `manage.py drf_create_token`

@@ -111,3 +111,14 @@ REPLICAS_MESSAGE = f"Use {MIN_REPLICAS} to {MAX_REPLICAS} replicas."
 
 # Rows the console's test form sends at a time.
 MAX_PREDICT_ROWS = 1000
+
+# Input limits --------------------------------------------------------------------------------
+
+# Features of one row (a model's input_size): wider inputs cost more memory and time per row
+# than one web request should take.
+MAX_INPUT_SIZE = 10_000
+# Above this many features the test-prediction form has no input per feature, only the rows box.
+MAX_FORM_FEATURES = 100
+# How deeply a JSON document the console reads may nest ([[...]] is 2; the deepest input the
+# console takes is about 5). Python's parser recurses, so very deep documents are refused first.
+MAX_JSON_DEPTH = 32

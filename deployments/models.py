@@ -6,6 +6,8 @@ UPDATE on the current status, so two racing requests can never both win a transi
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from collections.abc import Iterable
 from typing import Any
 
@@ -26,7 +28,9 @@ class RegisteredModel(models.Model):
 
     name = models.CharField(max_length=st.NAME_MAX_LENGTH, unique=True, validators=[NAME])
     job = models.CharField(max_length=16, choices=st.JOB_CHOICES)
-    input_size = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    input_size = models.PositiveIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(st.MAX_INPUT_SIZE)]
+    )
     description = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -233,3 +237,36 @@ class DeploymentEvent(models.Model):
         if self.pk is not None and not self._state.adding:
             raise PermissionError("audit events cannot be changed once written")
         super().save(*args, **kwargs)
+
+
+def token_digest(key: str) -> str:
+    """The stored form of an API token. Tokens are 160 random bits, so a plain sha256 (no salt,
+    no slow hash) is enough and lets a request find its token by an indexed lookup."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ApiToken(models.Model):
+    """A user's API token, kept as its sha256 only: whoever reads the database (a backup, a
+    process that should not have) finds no token that would log in."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_token"
+    )
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"token of {self.user}"
+
+    @classmethod
+    def issue(cls, user: object) -> str:
+        """A new token for `user`, replacing theirs if any. The key is returned this once."""
+        key = secrets.token_hex(20)
+        cls.objects.update_or_create(
+            user=user, defaults={"digest": token_digest(key), "created_at": timezone.now()}
+        )
+        return key
+
+    @classmethod
+    def find(cls, key: str) -> ApiToken | None:
+        return cls.objects.select_related("user").filter(digest=token_digest(key)).first()

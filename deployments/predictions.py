@@ -12,6 +12,7 @@ import httpx
 from django.conf import settings
 
 from deployments import constants as st
+from deployments.json_limits import load_json
 from deployments.models import Deployment
 
 
@@ -59,7 +60,7 @@ def forward_prediction(deployment: Deployment, payload: Any) -> PredictionResult
         return PredictionResult(502, {"detail": f"the serving endpoint did not answer: {exc}"}, 0.0)
     latency = (time.perf_counter() - started) * 1000
     try:
-        body = response.json()
+        body = load_json(response.content)  # the serving process is model code: bound it
     except ValueError:
         body = {"detail": response.text[:500]}
     return PredictionResult(response.status_code, body, latency)

@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import codecs
-import json
-import math
-
 from django.db.models import Max
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, ParseError, ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.fields import DateTimeField
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from deployments import constants as st
 from deployments import lifecycle
+from deployments.api.parsers import FiniteJSONParser, JSONParser
 from deployments.api.permissions import ReadOrDeploy
 from deployments.api.serializers import (
     DeploymentCreateSerializer,
@@ -36,31 +33,6 @@ from deployments.predictions import forward_prediction
 from deployments.registry.sandbox import ArtifactRejected
 from deployments.registry.upload_handler import upload_refusal
 from deployments.registry.versions import VersionInUse, delete_version, upload_version
-
-
-class FiniteJSONParser(JSONParser):
-    """JSON whose numbers are all finite: 1e400 would become infinity, which is no number."""
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        try:
-            return json.load(
-                codecs.getreader("utf-8")(stream),
-                parse_constant=_refuse_constant,
-                parse_float=_finite_float,
-            )
-        except ValueError as exc:
-            raise ParseError(f"JSON parse error - {exc}") from None
-
-
-def _refuse_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"the number {text[:40]} is out of range")
-    return value
 
 
 def _lifecycle_response(call, *args, **kwargs) -> Response:

@@ -12,7 +12,6 @@ plain JSON, never a pickle. The web and worker processes never load an artifact.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -33,6 +32,7 @@ from deployments.isolation import (
     isolation_required,
     python_paths,
 )
+from deployments.json_limits import load_json
 from deployments.scrub import scrub
 
 
@@ -161,7 +161,7 @@ def inspect_artifact(
             if proc.stderr is not None:
                 proc.stderr.close()
         try:
-            return json.loads(output.read_text())
+            return load_json(output.read_text())
         except (OSError, ValueError):
             tail = stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
             if proc.returncode in (-signal.SIGKILL, -signal.SIGXCPU, 128 + signal.SIGKILL):

@@ -13,6 +13,7 @@ from django import forms
 
 from deployments import constants as st
 from deployments.constants import MAX_PREDICT_ROWS
+from deployments.json_limits import JSONTooDeep, load_json
 from deployments.models import NAME, QUANTITY, Deployment, ModelVersion, RegisteredModel
 
 _REPLICA_ERRORS = {
@@ -48,7 +49,7 @@ class ModelForm(forms.ModelForm):
         labels = {"input_size": "Number of features"}
         help_texts = {
             "name": "Lower-case letters, digits and '-', e.g. iris (used in URLs).",
-            "input_size": "How many numbers one row of input holds.",
+            "input_size": f"How many numbers one row of input holds (at most {st.MAX_INPUT_SIZE}).",
         }
         widgets = {"description": forms.Textarea(attrs={"rows": 2})}
 
@@ -169,10 +170,15 @@ def parse_rows(text: str) -> list[list[float]]:
     text = text.strip()
     if text.startswith(("[", "{")):
         try:
-            data = json.loads(text)
+            data = load_json(text)
         except json.JSONDecodeError as exc:
             raise forms.ValidationError(
                 f"This is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
+            ) from None
+        except JSONTooDeep:
+            raise forms.ValidationError(
+                f"This JSON is nested more than {st.MAX_JSON_DEPTH} levels deep; "
+                "give a matrix such as [[5.1, 3.5, 1.4, 0.2]]."
             ) from None
         if isinstance(data, dict):
             data = data.get("instances")
@@ -223,7 +229,9 @@ class PredictForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.feature_names = feature_names
         self.feature_fields = []
-        for i, name in enumerate(feature_names):
+        # A wide model gets the rows box only: a page of thousands of inputs is too heavy.
+        self.one_input_per_feature = len(feature_names) <= st.MAX_FORM_FEATURES
+        for i, name in enumerate(feature_names if self.one_input_per_feature else []):
             key = f"f{i}"
             self.fields[key] = forms.FloatField(
                 label=name,
@@ -264,6 +272,13 @@ class PredictForm(forms.Form):
                     self.add_error("rows", f"Row {r} holds NaN or infinity.")
                     break
             cleaned["matrix"] = rows
+            return cleaned
+        if not self.one_input_per_feature:
+            self.add_error(
+                "rows",
+                f"Paste rows as CSV or JSON: this model takes {n} features, too many to ask "
+                "one by one.",
+            )
             return cleaned
         values = [cleaned.get(key) for key in self.feature_fields]
         if all(v is None for v in values):

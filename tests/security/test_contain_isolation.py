@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.api import create_model, upload, wait_for_status
 from tests.security.gadgets import GADGETS, Gadget
 from tests.security.probes import checks, serving_probe, validation_probe
+from tests.support.api import create_model, upload, wait_for_status
 from tests.support.models import iris_classifier, save
 from tests.support.stack import ConsoleStack
 

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PERSONAS_SCRIPT = """
 import json
 from django.contrib.auth.models import Group, User
-from rest_framework.authtoken.models import Token
+from deployments.models import ApiToken
 from deployments.roles import DEPLOYER, VIEWER
 tokens = {}
 for name, group, superuser in [("admin", None, True), ("deployer", DEPLOYER, False),
@@ -40,7 +40,7 @@ for name, group, superuser in [("admin", None, True), ("deployer", DEPLOYER, Fal
             username=name, password=name + "-password-1")
     if group:
         user.groups.add(Group.objects.get(name=group))
-    tokens[name] = Token.objects.get_or_create(user=user)[0].key
+    tokens[name] = ApiToken.issue(user)  # a new one each time: only its hash is stored
 print("TOKENS=" + json.dumps(tokens))
 """
 
@@ -91,7 +91,7 @@ class ConsoleStack:
         return result.stdout
 
     def prepare(self) -> ConsoleStack:
-        """The database (migrated, with the personas and their tokens) and static files."""
+        """The database (migrated, with the personas and fresh tokens) and static files."""
         self.var_dir.mkdir(parents=True, exist_ok=True)
         if self.database:
             create_database(self.database)

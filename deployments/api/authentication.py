@@ -1,0 +1,21 @@
+"""`Authorization: Token <key>`, as REST framework's token authentication, against hashed
+tokens (`ApiToken`)."""
+
+from __future__ import annotations
+
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.exceptions import AuthenticationFailed
+
+from deployments.models import ApiToken
+
+
+class HashedTokenAuthentication(TokenAuthentication):
+    keyword = "Token"
+
+    def authenticate_credentials(self, key: str) -> tuple[object, ApiToken]:
+        token = ApiToken.find(key)
+        if token is None:
+            raise AuthenticationFailed("Invalid token.")
+        if not token.user.is_active:
+            raise AuthenticationFailed("User inactive or deleted.")
+        return token.user, token
