@@ -115,7 +115,11 @@ def inspect_artifact(
         from deployments.runtimes.kubernetes.validation import inspect_in_job
 
         return inspect_in_job(
-            path, model_type=model_type, input_size=input_size, trusted_types=trusted_types
+            path,
+            model_type=model_type,
+            job=job,
+            input_size=input_size,
+            trusted_types=trusted_types,
         )
     timeout = settings.VALIDATION_TIMEOUT_SECONDS
     memory = settings.VALIDATION_MEMORY_BYTES

@@ -117,6 +117,7 @@ def console_objects(image: str) -> list[dict]:
         "abc123",
         {"method": "GCS", "bucket_name": "b", "blob_dir": "_validation/abc123/artifact.joblib"},
         model_type="joblib",
+        job="classification",
         input_size=4,
         trusted_types=[],
         settings=validation.JobSettings(

@@ -64,6 +64,7 @@ def build_job(**kwargs: Any) -> dict:
         "abc123",
         {**source, "sha256": "ab" * 32},
         model_type="joblib",
+        job="classification",
         input_size=4,
         trusted_types=[],
         settings=job_settings(**kwargs),
@@ -322,12 +323,14 @@ def test_an_upload_is_validated_in_a_job_and_nothing_is_left(
     artifact: Path,
     gcs: GcsEmulator,
 ) -> None:
-    report = validator.inspect(artifact, model_type="joblib", input_size=4, trusted_types=[])
+    report = validator.inspect(
+        artifact, model_type="joblib", job="classification", input_size=4, trusted_types=[]
+    )
 
     assert report["ok"] is True
     assert report["estimator_class"] == "sklearn.linear_model._logistic.LogisticRegression"
     assert report["n_features"] == 4 and report["classes"] == [0, 1]
-    assert report["predict_error"] is None
+    assert report["unservable"] is None  # serving's ServedModel was built and warmed up
     assert "sklearn.linear_model._logistic.LogisticRegression" in report["globals"]
     [job] = kubelet.jobs
     assert job["metadata"]["namespace"] == cluster.namespace
@@ -353,7 +356,9 @@ def test_what_the_artifact_prints_is_not_taken_for_the_report(
     path = tmp_path / "noisy.joblib"
     joblib.dump([_Prints(), 1], path)
 
-    report = validator.inspect(path, model_type="joblib", input_size=4, trusted_types=[])
+    report = validator.inspect(
+        path, model_type="joblib", job="classification", input_size=4, trusted_types=[]
+    )
 
     assert report.get("estimator_class") != "forged"
     if report["ok"]:  # print ran (a loader that refuses builtins.print never gets there)
@@ -371,7 +376,9 @@ def test_an_artifact_that_cannot_be_fetched_makes_validation_unavailable(
     kubelet.before_fetch = lose_the_copy
 
     with pytest.raises(validation.ValidationUnavailable) as caught:
-        validator.inspect(artifact, model_type="joblib", input_size=4, trusted_types=[])
+        validator.inspect(
+            artifact, model_type="joblib", job="classification", input_size=4, trusted_types=[]
+        )
 
     assert caught.value.status_code == 503
     assert "could not fetch the artifact: fetch: artifact not found: gs://" in str(caught.value)
@@ -396,7 +403,9 @@ def test_a_child_killed_for_memory_is_reported_as_such(
         return True
 
     kubelet.script = oom
-    report = validator.inspect(artifact, model_type="joblib", input_size=4, trusted_types=[])
+    report = validator.inspect(
+        artifact, model_type="joblib", job="classification", input_size=4, trusted_types=[]
+    )
     assert report == {
         "ok": False,
         "error": "loading the artifact ran out of memory",
@@ -422,7 +431,9 @@ def test_a_pod_that_cannot_start_says_why(
 
     kubelet.script = no_image
     with pytest.raises(validation.ValidationUnavailable) as caught:
-        validator.inspect(artifact, model_type="joblib", input_size=4, trusted_types=[])
+        validator.inspect(
+            artifact, model_type="joblib", job="classification", input_size=4, trusted_types=[]
+        )
     assert str(caught.value) == (
         f'the validation pod cannot start: ImagePullBackOff: Back-off pulling image "{IMAGE}"'
     )
@@ -438,7 +449,9 @@ def test_a_job_that_gets_no_pod_times_out_clearly(
         poll_seconds=0.1,
     )
     with pytest.raises(validation.ValidationUnavailable) as caught:
-        validator.inspect(artifact, model_type="joblib", input_size=4, trusted_types=[])
+        validator.inspect(
+            artifact, model_type="joblib", job="classification", input_size=4, trusted_types=[]
+        )
     assert str(caught.value) == (
         "the validation pod did not start within 1 s (K8S_VALIDATION_START_SECONDS): "
         "no pod was created for the Job"
@@ -472,7 +485,9 @@ def test_a_child_that_ends_without_a_report_is_refused(
 
     kubelet.script = crash
     with pytest.raises(ArtifactRejected) as caught:
-        validator.inspect(artifact, model_type="joblib", input_size=4, trusted_types=[])
+        validator.inspect(
+            artifact, model_type="joblib", job="classification", input_size=4, trusted_types=[]
+        )
     assert not isinstance(caught.value, validation.ValidationUnavailable)
     assert str(caught.value) == (
         "loading the artifact exited with code 1 without a report "
@@ -487,13 +502,17 @@ def test_the_web_role_allows_exactly_what_validation_does(
     validator: validation.JobValidator,
     artifact: Path,
 ) -> None:
-    validator.inspect(artifact, model_type="joblib", input_size=4, trusted_types=[])
+    validator.inspect(
+        artifact, model_type="joblib", job="classification", input_size=4, trusted_types=[]
+    )
     cluster.set_status(POLICIES, validation.POLICY_NAME, {})  # no change: no write
     live = cluster.get(POLICIES, validation.POLICY_NAME)
     assert live is not None
     live["spec"]["egress"] = []  # someone loosened it: the next validation restores it
     cluster.add(POLICIES, live)
-    validator.inspect(artifact, model_type="joblib", input_size=4, trusted_types=[])
+    validator.inspect(
+        artifact, model_type="joblib", job="classification", input_size=4, trusted_types=[]
+    )
     restored = cluster.get(POLICIES, validation.POLICY_NAME)
     assert restored is not None and restored["spec"]["egress"]
 

@@ -100,6 +100,7 @@ def build_validation_job(
     source: dict[str, Any],
     *,
     model_type: str,
+    job: str,
     input_size: int,
     trusted_types: list[str],
     settings: JobSettings,
@@ -114,6 +115,8 @@ def build_validation_job(
         artifact_path(model_type),
         "--model-type",
         model_type,
+        "--job",
+        job,
         "--input-size",
         str(input_size),
         "--memory-bytes",
@@ -275,7 +278,7 @@ class JobValidator:
         return self._api_client
 
     def inspect(
-        self, path: Path, *, model_type: str, input_size: int, trusted_types: list[str]
+        self, path: Path, *, model_type: str, job: str, input_size: int, trusted_types: list[str]
     ) -> dict[str, Any]:
         """The sandbox child's JSON report on `path`, as `sandbox.inspect_artifact` returns."""
         from serving.loading import file_sha256
@@ -296,10 +299,11 @@ class JobValidator:
                     "gs:// ARTIFACT_STORE"
                 )
             source["sha256"] = file_sha256(path)
-            job = build_validation_job(
+            job_object = build_validation_job(
                 run_id,
                 source,
                 model_type=model_type,
+                job=job,
                 input_size=input_size,
                 trusted_types=trusted_types,
                 settings=self.settings,
@@ -310,7 +314,7 @@ class JobValidator:
                 "create the validation Job",
                 batch.create_namespaced_job,
                 self.settings.namespace,
-                job,
+                job_object,
             )
             try:
                 return self._wait(run_id)
@@ -487,7 +491,7 @@ def _not_started(pod: dict) -> str:
 
 
 def inspect_in_job(
-    path: Path, *, model_type: str, input_size: int, trusted_types: list[str]
+    path: Path, *, model_type: str, job: str, input_size: int, trusted_types: list[str]
 ) -> dict[str, Any]:
     """`sandbox.inspect_artifact` on Kubernetes, configured from the console's settings."""
     from django.conf import settings
@@ -510,7 +514,11 @@ def inspect_in_job(
     )
     try:
         return JobValidator(job_settings, get_store()).inspect(
-            path, model_type=model_type, input_size=input_size, trusted_types=trusted_types
+            path,
+            model_type=model_type,
+            job=job,
+            input_size=input_size,
+            trusted_types=trusted_types,
         )
     except RuntimeFailure as exc:  # no usable Kubernetes configuration, say
         raise ValidationUnavailable(str(exc)) from exc
