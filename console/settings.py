@@ -1,5 +1,6 @@
-"""Console settings, read from the environment (DESIGN.md 3.4). Defaults are the embedded ones:
-SQLite, a broker that needs no server, artifacts in a local folder, the local runtime."""
+"""Console settings, read from the environment (the README's "Configuration" lists them).
+Defaults are the embedded ones: SQLite, a broker that needs no server, artifacts in a local
+folder, the local runtime."""
 
 from __future__ import annotations
 

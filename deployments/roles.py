@@ -1,4 +1,4 @@
-"""The roles of DESIGN.md: viewers see and try predictions, deployers also change things,
+"""The roles: viewers see and try predictions, deployers also change things,
 admins (superusers) manage users. Roles are Django groups, created after every migrate."""
 
 from __future__ import annotations

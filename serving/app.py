@@ -2,7 +2,7 @@
 
 Prediction bodies are parsed here with orjson + numpy and answered with pre-rendered JSON,
 and the prediction routes are plain Starlette routes: FastAPI's pydantic body path and
-per-request dependency solving cost more than the model itself (DESIGN.md 6). Their OpenAPI
+per-request dependency solving cost more than the model itself (bench/serving.py). Their OpenAPI
 entries come from serving/openapi.py. The other routes are ordinary FastAPI routes.
 """
 
@@ -117,7 +117,7 @@ def create_app(
     app = FastAPI(
         title=f"serving: {cfg.name}",
         version=cfg.version or "0",
-        description="Predictions from one model version (DESIGN.md 3.2).",
+        description="Predictions from one model version.",
         lifespan=lifespan,
         # serving exports its own Prometheus metrics; FastAPI's OpenTelemetry hooks would cost
         # a check per request even with no provider configured.

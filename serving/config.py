@@ -1,4 +1,4 @@
-"""Serving config (DESIGN.md 3.1): one schema for the YAML the console writes, serving reads."""
+"""Serving config: one schema for the YAML the console writes and serving reads."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Some estimators' own prediction calls cost far more than their arithmetic: a linear model's
 `predict_proba` spends 80-100 us around a few microseconds of numbers (input validation,
 array-API dispatch, config lookups), and a 100-tree forest spends 5 ms dispatching its trees
-through joblib where walking them takes 0.3 ms (DESIGN.md 6). For the exact estimator types
+through joblib where walking them takes 0.3 ms. For the exact estimator types
 below (and Pipelines of StandardScaler steps ending in one), the same computation is done here
 straight from the fitted attributes, in the same order of operations as scikit-learn. A fast
 path is only used after it has given the same answers as the estimator itself on probe rows

@@ -21,7 +21,7 @@ _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 10000)
 
 
 class Metrics:
-    """The serving metrics of DESIGN.md 3.2."""
+    """The serving metrics: requests, latency, rows, batch sizes, model load time."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()

@@ -1,7 +1,7 @@
 """OpenAPI entries for the prediction routes, which are plain Starlette routes.
 
 The hot routes skip FastAPI's per-request dependency machinery (about 40 us of a ~150 us
-request, DESIGN.md 6), so FastAPI cannot describe them; this module does, with the served
+request), so FastAPI cannot describe them; this module does, with the served
 model's name, feature count and limits, so clients and the fuzzing tests see exact schemas.
 """
 

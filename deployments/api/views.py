@@ -1,4 +1,5 @@
-"""REST API (DESIGN.md 3.3). Views validate input and call registry/lifecycle functions."""
+"""REST API (docs/architecture.md, "Contracts"). Views validate input and call registry and
+lifecycle functions."""
 
 from __future__ import annotations
 

@@ -70,7 +70,7 @@ class ArtifactStore(ABC):
 
     @abstractmethod
     def serving_source(self, uri: str) -> dict[str, str]:
-        """The `model:` block of a serving config (DESIGN.md 3.1) that reads this artifact."""
+        """The `model:` block of a serving config (serving/config.py) that reads this artifact."""
 
 
 class FileStore(ArtifactStore):

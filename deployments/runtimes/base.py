@@ -42,7 +42,7 @@ class ServingSpec:
 
 @dataclass
 class Observation:
-    """What the runtime sees now. `status` uses the deployment status values of DESIGN.md 3.3."""
+    """What the runtime sees now. `status` uses the deployment statuses of constants.py."""
 
     status: str  # deploying | running | degraded | failed | stopped
     reason: str = ""

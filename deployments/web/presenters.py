@@ -24,7 +24,7 @@ def feature_names(deployment: Deployment) -> list[str]:
 def snippets(request: HttpRequest, deployment: Deployment, rows: list[list[float]]) -> dict:
     body = json.dumps({"instances": rows})
     endpoint = deployment.endpoint or "http://ENDPOINT"
-    # The API's route, spelled out: its URL names are shared with the UI's (DESIGN.md 3.3).
+    # The API's route, spelled out: its URL names are shared with the UI's.
     api = request.build_absolute_uri(f"/api/deployments/{deployment.name}/predict/")
     curl = (
         f"curl -sS -X POST {endpoint}/predict \\\n"

@@ -213,7 +213,7 @@ def untrusted_egress() -> list[dict[str, Any]]:
 
 
 def build_config_map(spec: ServingSpec, *, namespace: str, labels: dict[str, str]) -> dict:
-    """The serving config file (DESIGN.md 3.1) mounted at /etc/config/config.yaml."""
+    """The serving config file (serving/config.py) mounted at /etc/config/config.yaml."""
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
