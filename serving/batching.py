@@ -2,8 +2,9 @@
 
 scikit-learn pays a large fixed cost per call (bench/serving.py measures it), so requests
 that arrive while the model is busy are concatenated into the next call, and each caller gets
-back exactly its own rows. Nothing waits on a timer when the model is idle (unless max_wait_ms asks for it),
-so a lone request pays no batching delay beyond one extra pass of the event loop.
+back exactly its own rows. Nothing waits on a timer when the model is idle (unless
+max_wait_ms asks for it), so a lone request pays no batching delay beyond one extra pass of
+the event loop.
 
 Where a call runs depends on what it costs, measured as a moving average per output:
 
