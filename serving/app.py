@@ -44,6 +44,8 @@ class State:
         self.model = model
         self.metrics = metrics
         self.ready = False
+        # Every prediction answer says which version produced it; built once, appended as is.
+        self.version_header = (b"model-version", (cfg.version or "").encode("latin-1"))
         batching = cfg.batching
         self.batcher = MicroBatcher(
             model.run,
@@ -139,7 +141,7 @@ def create_app(
         telemetry=NO_TELEMETRY,
     )
     app.state.serving = state
-    register_error_handlers(app)
+    register_error_handlers(app, headers=[state.version_header])
     # Prediction routes first: the router tries routes in order.
     app.router.routes[0:0] = _prediction_routes(state)
     _add_v2_routes(app, state)
@@ -165,6 +167,7 @@ def create_app(
 
 def _prediction_routes(state: State) -> list[Route]:
     cfg, model, batcher = state.cfg, state.model, state.batcher
+    version_header = state.version_header
 
     async def predict(request: Request) -> Response:
         body = await read_body(request, cfg.max_body_bytes)
@@ -177,7 +180,9 @@ def _prediction_routes(state: State) -> list[Route]:
             content = b'{"predictions":' + payload + b',"classes":' + model.classes_json + b"}"
         else:
             content = b'{"predictions":' + payload + b"}"
-        return Response(content, media_type=JSON)
+        response = Response(content, media_type=JSON)
+        response.raw_headers.append(version_header)
+        return response
 
     async def infer(request: Request) -> Response:
         params = request.path_params
@@ -190,7 +195,9 @@ def _prediction_routes(state: State) -> list[Route]:
         results = {}
         for output in outputs:
             results[output] = await batcher.predict(output, features)
-        return Response(v2.infer_response(model, results, request_id), media_type=JSON)
+        response = Response(v2.infer_response(model, results, request_id), media_type=JSON)
+        response.raw_headers.append(version_header)
+        return response
 
     return [
         _Route("/predict", predict, methods=["POST"]),

@@ -58,22 +58,29 @@ def error_response(status_code: int, message: str) -> Response:
     )
 
 
-def register_error_handlers(app: FastAPI) -> None:
-    """Map domain errors (and anything unexpected) to JSON answers."""
+def register_error_handlers(app: FastAPI, headers: list[tuple[bytes, bytes]] = ()) -> None:
+    """Map domain errors (and anything unexpected) to JSON answers carrying `headers` (raw
+    header pairs, such as the model version)."""
+    extra = list(headers)
+
+    def answer(status_code: int, message: str) -> Response:
+        response = error_response(status_code, message)
+        response.raw_headers.extend(extra)
+        return response
 
     async def serving_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, ServingError)
-        return error_response(exc.status_code, str(exc))
+        return answer(exc.status_code, str(exc))
 
     async def request_validation(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
-        return error_response(422, f"{where}: {first.get('msg', 'invalid request')}")
+        return answer(422, f"{where}: {first.get('msg', 'invalid request')}")
 
     async def unexpected(_: Request, exc: Exception) -> Response:
         log.exception("unexpected error while handling a request")
-        return error_response(500, f"internal error: {type(exc).__name__}")
+        return answer(500, f"internal error: {type(exc).__name__}")
 
     app.add_exception_handler(ServingError, serving_error)
     app.add_exception_handler(RequestValidationError, request_validation)
