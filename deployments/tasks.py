@@ -40,11 +40,14 @@ def record_observation(deployment: Deployment, seen: Observation) -> None:
     fields = {
         "replicas_ready": seen.replicas_ready,
         "endpoint": seen.endpoint or deployment.endpoint,
+        "restarts": seen.restarts,
     }
     if status != deployment.status:
         deployment.move_to(status, seen.reason, action="status", **fields)
     elif (
-        seen.reason != deployment.status_reason or seen.replicas_ready != deployment.replicas_ready
+        seen.reason != deployment.status_reason
+        or seen.replicas_ready != deployment.replicas_ready
+        or seen.restarts != deployment.restarts
     ):
         deployment.update_while(status, status_reason=seen.reason, **fields)
     for message in seen.events:
@@ -69,6 +72,8 @@ def deploy_deployment(self, deployment_id: int) -> None:
         return
     runtime = get_runtime()
     try:
+        if runtime.reserves_ports:
+            deployment.reserve_port(runtime.pick_port)
         endpoint = runtime.apply(serving_spec(deployment))
     except RuntimeFailure as exc:
         if exc.permanent or self.request.retries >= self.max_retries:

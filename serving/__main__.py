@@ -11,6 +11,7 @@ import gc
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from typing import Any
@@ -29,6 +30,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--host", default=os.environ.get("SERVING_HOST", "0.0.0.0"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("SERVING_PORT", "8080")))
+    parser.add_argument(
+        "--fd",
+        type=int,
+        default=None,
+        help="serve on this inherited listening socket instead of binding --host and --port "
+        "(replicas that share one socket share its queue: one may stop without losing a "
+        "connection)",
+    )
+    parser.add_argument(
+        "--notify-fd",
+        type=int,
+        default=None,
+        help="write 'ready' to this inherited file descriptor once serving",
+    )
     parser.add_argument(
         "--log-level", default=os.environ.get("SERVING_LOG_LEVEL", "info"), help="info, warning"
     )
@@ -96,8 +111,7 @@ def _serve(argv: list[str] | None) -> int:
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal with the previous
     # handler restored; this handler turns that into a clean exit status 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
-    log.info("serving model %s on http://%s:%d", cfg.name, args.host, args.port)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=args.host,
         port=args.port,
@@ -106,7 +120,30 @@ def _serve(argv: list[str] | None) -> int:
         timeout_graceful_shutdown=args.graceful_timeout,
         server_header=False,
     )
-    return 0
+    sockets = None
+    if args.fd is not None:
+        sockets = [socket.socket(fileno=args.fd)]
+        host, port = sockets[0].getsockname()[:2]
+        log.info("serving model %s on http://%s:%d (shared socket)", cfg.name, host, port)
+    else:
+        log.info("serving model %s on http://%s:%d", cfg.name, args.host, args.port)
+    server = _server(config, args.notify_fd)
+    server.run(sockets=sockets)
+    return 0 if server.started else 3  # 3: could not listen (uvicorn's start-up failure)
+
+
+def _server(config: Any, notify_fd: int | None) -> Any:
+    """uvicorn's server, telling a supervisor (`--notify-fd`) once it accepts connections."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if notify_fd is not None and self.started:
+                os.write(notify_fd, b"ready\n")
+                os.close(notify_fd)
+
+    return Server(config)
 
 
 def _env_number(name: str, default: float, kind: type) -> Any:

@@ -8,6 +8,8 @@ status changes.
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
@@ -34,6 +36,8 @@ class ServingSpec:
     config_yaml: str  # the serving config file, rendered by serving.config.dump_config
     replicas: int = 1
     resources: Resources = field(default_factory=Resources)
+    # The port the console reserved for this deployment (local runtime): its endpoint for life.
+    port: int | None = None
 
     @property
     def config_checksum(self) -> str:
@@ -49,6 +53,7 @@ class Observation:
     replicas_ready: int = 0
     endpoint: str = ""
     events: list[str] = field(default_factory=list)  # noteworthy facts to record as events
+    restarts: int = 0  # times a serving process was restarted after it died
 
 
 class RuntimeFailure(Exception):
@@ -82,3 +87,63 @@ class Runtime(ABC):
     @abstractmethod
     def list_deployed(self) -> set[str]:
         """Names of the deployments this runtime currently holds (found by our own labels)."""
+
+    # Runtimes whose endpoint is a port on this machine: the console reserves one for each
+    # deployment (Deployment.port, passed as ServingSpec.port) and keeps it for life.
+    reserves_ports: bool = False
+
+    def pick_port(self, taken: set[int]) -> int:
+        """A port for a new deployment, none of `taken` (the ports the console has given)."""
+        raise NotImplementedError(f"the {self.name} runtime reserves no ports")
+
+    def logs(self, name: str, tail: int) -> list[str]:
+        """The last `tail` lines the serving processes of deployment `name` wrote, oldest
+        first (empty when there are none). Each runtime reads its own kind of log."""
+        return []
+
+
+# Error output -> a status reason -----------------------------------------------------------
+
+_SECRETS = [
+    # user:password@ in URLs
+    (re.compile(r"(?i)([a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+@"), r"\1***@"),
+    # NAME=value, "name": "value", name: value for names that hold secrets
+    (
+        re.compile(
+            r"(?i)\b([\w.-]*(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|"
+            r"private[_-]?key|credential)[\w.-]*[\"']?\s*[=:]\s*)([\"']?)[^\s\"',}]+"
+        ),
+        r"\1\2***",
+    ),
+    (re.compile(r"(?i)\b(bearer|token|basic)\s+[a-z0-9._~+/=-]{8,}"), r"\1 ***"),
+]
+
+
+def scrub_secrets(text: str) -> str:
+    """`text` with what looks like a password, token or key replaced by ***: a status reason
+    is shown to every viewer of the deployment."""
+    for pattern, replacement in _SECRETS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def is_access_log_line(line: str) -> bool:
+    """True for serving's JSON access-log lines ({"ts": ..., "path": ...}), which say
+    nothing about why a process died."""
+    if not line.startswith("{"):
+        return False
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and "path" in record and "status" in record
+
+
+def last_error_line(output: str) -> str:
+    """The last line of a process's output that is not an access-log line (for a traceback,
+    the exception), scrubbed of secrets; empty if there is none."""
+    for line in reversed(output.splitlines()):
+        line = line.strip()
+        if line and not is_access_log_line(line):
+            return scrub_secrets(line)[:500]
+    return ""
