@@ -22,7 +22,10 @@ from deployments.specs import serving_spec
 log = logging.getLogger(__name__)
 
 RETRY = {"max_retries": 5, "retry_backoff": True, "retry_backoff_max": 60}
-WATCH_INTERVAL_SECONDS = 1.0
+# A fresh deploy is looked at this often until it is ready (a look is one cheap observe).
+WATCH_INTERVAL_SECONDS = 0.25
+# How long a watch counts as following its deploy after its last look.
+WATCH_ALIVE_SECONDS = 10
 
 
 def _get(deployment_id: int) -> Deployment | None:
@@ -110,7 +113,7 @@ def watch_deployment(deployment_id: int, deadline: float) -> None:
     if deployment is None or deployment.status != st.DEPLOYING:
         return
     # Tells the reconcile that this deploy is followed, so it does not start another.
-    cache.set(_watch_key(deployment_id), time.time(), timeout=WATCH_INTERVAL_SECONDS * 10)
+    cache.set(_watch_key(deployment_id), time.time(), timeout=WATCH_ALIVE_SECONDS)
     seen = get_runtime().observe(serving_spec(deployment))
     if seen.status == st.DEPLOYING and time.time() > deadline:
         seen.status = st.FAILED

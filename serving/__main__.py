@@ -127,13 +127,25 @@ def _serve(argv: list[str] | None) -> int:
         log.info("serving model %s on http://%s:%d (shared socket)", cfg.name, host, port)
     else:
         log.info("serving model %s on http://%s:%d", cfg.name, args.host, args.port)
-    server = _server(config, args.notify_fd)
+    server = _server(config, args.notify_fd, shared=sockets is not None)
     server.run(sockets=sockets)
     return 0 if server.started else 3  # 3: could not listen (uvicorn's start-up failure)
 
 
-def _server(config: Any, notify_fd: int | None) -> Any:
-    """uvicorn's server, telling a supervisor (`--notify-fd`) once it accepts connections."""
+# On a shared socket, the seconds between no longer accepting and closing idle connections.
+ACCEPT_GRACE_SECONDS = 1.0
+
+
+def _server(config: Any, notify_fd: int | None, *, shared: bool) -> Any:
+    """uvicorn's server, telling a supervisor (`--notify-fd`) once it accepts connections.
+
+    On a shared socket it stops accepting first and waits ACCEPT_GRACE_SECONDS before the
+    usual shutdown: uvicorn closes connections that have not sent a request yet, and one
+    accepted a moment before the stop would be closed unanswered (seen once in a few thousand
+    requests during a rollout), while the other replicas take the queue meanwhile.
+    """
+    import asyncio
+
     import uvicorn
 
     class Server(uvicorn.Server):
@@ -142,6 +154,13 @@ def _server(config: Any, notify_fd: int | None) -> Any:
             if notify_fd is not None and self.started:
                 os.write(notify_fd, b"ready\n")
                 os.close(notify_fd)
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            if shared:
+                for server in self.servers:
+                    server.close()
+                await asyncio.sleep(ACCEPT_GRACE_SECONDS)
+            await super().shutdown(sockets=sockets)
 
     return Server(config)
 

@@ -36,7 +36,7 @@ from pathlib import Path
 from deployments import constants as st
 from deployments.runtimes.base import Observation, Runtime, RuntimeFailure, ServingSpec
 
-STOP_TIMEOUT_SECONDS = 40.0  # the supervisor drains its replicas (serving's 30 s) first
+STOP_TIMEOUT_SECONDS = 15.0  # the supervisor drains its replicas first
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 LISTEN_BACKLOG = 1024
 LOG_READ_BYTES = 1024 * 1024

@@ -5,6 +5,7 @@ these tests do not depend on where the other test folders live."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -110,3 +111,23 @@ class RunConsole:
 
     def log(self) -> str:
         return self.output.read_text(errors="replace")
+
+
+def page_text(stack: ConsoleStack, path: str, persona: str = "viewer") -> str:
+    """A console page's HTML as `persona` sees it, logged in through the login page."""
+    with httpx.Client(base_url=stack.url, timeout=60) as client:
+        login = client.get("/accounts/login/")
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.text).group(1)
+        response = client.post(
+            "/accounts/login/",
+            data={
+                "username": persona,
+                "password": f"{persona}-password-1",
+                "csrfmiddlewaretoken": token,
+            },
+            headers={"Referer": f"{stack.url}/accounts/login/"},
+        )
+        assert response.status_code == 302, response.text[:500]
+        page = client.get(path)
+        assert page.status_code == 200, page.status_code
+        return page.text
