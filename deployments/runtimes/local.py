@@ -313,33 +313,26 @@ class LocalRuntime(Runtime):
                 return Observation(st.RUNNING, "scaled to 0 replicas: nothing serves", 0, endpoint)
             return Observation(st.DEPLOYING, "starting the serving processes", 0, endpoint)
         status = self._read(spec.name, "status.json") or {}
-        restarts = int(status.get("restarts", 0))
+        ready = int(status.get("ready", 0))
+
+        def seen(what: str, reason: str = "", ready: int = ready) -> Observation:
+            restarts = int(status.get("restarts", 0))
+            return Observation(what, reason, ready, endpoint, restarts=restarts)
+
         if not self._alive(spec.name, state):
             reason = status.get("failed") or status.get("reason") or "it exited"
-            return Observation(
-                st.FAILED, f"the serving processes stopped: {reason}", 0, endpoint, [], restarts
-            )
+            return seen(st.FAILED, f"the serving processes stopped: {reason}", 0)
         rolled = status.get("checksum") == spec.config_checksum
         if not rolled or status.get("replicas") != spec.replicas:
-            return Observation(
-                st.DEPLOYING, "starting the serving processes", 0, endpoint, [], restarts
-            )
-        ready = int(status["ready"])
+            return seen(st.DEPLOYING, "starting the serving processes", 0)
         if status.get("failed"):
-            return Observation(st.FAILED, status["failed"], ready, endpoint, [], restarts)
+            return seen(st.FAILED, status["failed"])
         if ready >= spec.replicas:
-            return Observation(st.RUNNING, "", ready, endpoint, [], restarts)
+            return seen(st.RUNNING)
         if status.get("reason"):  # a replica of this config died: it is being restarted
-            reason = f"{ready} of {spec.replicas} replicas ready; {status['reason']}; restarting it"
-            return Observation(st.DEGRADED, reason, ready, endpoint, [], restarts)
-        return Observation(
-            st.DEPLOYING,
-            "waiting for the serving process to load the model",
-            ready,
-            endpoint,
-            [],
-            restarts,
-        )
+            why = f"{ready} of {spec.replicas} replicas ready; {status['reason']}; restarting it"
+            return seen(st.DEGRADED, why)
+        return seen(st.DEPLOYING, "waiting for the serving process to load the model")
 
     def list_deployed(self) -> set[str]:
         if not self.root.exists():
