@@ -320,8 +320,8 @@ class LocalRuntime(Runtime):
             return Observation(what, reason, ready, endpoint, restarts=restarts)
 
         if not self._alive(spec.name, state):
-            reason = status.get("failed") or status.get("reason") or "it exited"
-            return seen(st.FAILED, f"the serving processes stopped: {reason}", 0)
+            last = status.get("reason") or "their supervisor exited"
+            return seen(st.FAILED, status.get("failed") or f"serving stopped: {last}", 0)
         rolled = status.get("checksum") == spec.config_checksum
         if not rolled or status.get("replicas") != spec.replicas:
             return seen(st.DEPLOYING, "starting the serving processes", 0)
@@ -330,7 +330,7 @@ class LocalRuntime(Runtime):
         if ready >= spec.replicas:
             return seen(st.RUNNING)
         if status.get("reason"):  # a replica of this config died: it is being restarted
-            why = f"{ready} of {spec.replicas} replicas ready; {status['reason']}; restarting it"
+            why = f"{ready} of {spec.replicas} ready; restarting one after: {status['reason']}"
             return seen(st.DEGRADED, why)
         return seen(st.DEPLOYING, "waiting for the serving process to load the model")
 

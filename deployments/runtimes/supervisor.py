@@ -63,17 +63,18 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
 
 
 def describe_exit(returncode: int, output: bytes) -> str:
-    """Why a replica ended, in a line: its signal, or its exit code and last error line."""
-    line = last_error_line(output.decode(errors="replace"))
+    """Why a replica ended, in a line that starts with what matters: its last error line (for
+    a traceback, the exception) or the signal that killed it."""
     if returncode < 0:
         try:
             name = signal.Signals(-returncode).name
         except ValueError:
             name = f"signal {-returncode}"
-        return f"the serving process was killed by {name}"
+        return f"killed by {name}"
+    line = last_error_line(output.decode(errors="replace"))
     if line:
-        return f"the serving process exited with code {returncode}: {line}"
-    return f"the serving process exited with code {returncode}"
+        return f"{line} (exit code {returncode})"
+    return f"exited with code {returncode}"
 
 
 class Supervisor:
@@ -198,15 +199,15 @@ class Supervisor:
 
     def crashed(self, replica: Replica, returncode: int, now: float) -> None:
         self.reason = describe_exit(returncode, replica.tail)
-        self.write_log(f"[supervisor] {self.reason}\n".encode())
+        self.write_log(f"[supervisor] a serving process ended: {self.reason}\n".encode())
         if now - replica.started_at >= st.RESTART_STABLE_SECONDS:
             self.backoff = st.RESTART_BACKOFF_FIRST_SECONDS
         window = now - st.RESTART_WINDOW_SECONDS
         self.crashes = [t for t in self.crashes if t >= window] + [now]
         if len(self.crashes) > st.MAX_RESTARTS_IN_WINDOW:
             self.gave_up = (
-                f"restarted {st.MAX_RESTARTS_IN_WINDOW} times within "
-                f"{st.RESTART_WINDOW_SECONDS:g} s and it died again; last: {self.reason}"
+                f"{self.reason} (restarted {st.MAX_RESTARTS_IN_WINDOW} times within "
+                f"{st.RESTART_WINDOW_SECONDS:g} s, then given up)"
             )
             self.write_log(f"[supervisor] giving up: {self.gave_up}\n".encode())
             return
