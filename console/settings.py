@@ -3,6 +3,7 @@ SQLite, a broker that needs no server, artifacts in a local folder, the local ru
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -217,6 +218,9 @@ if CELERY_BROKER_URL.startswith("sqla+sqlite:///"):
     # from a URL's "sqla+" prefix, so the prefix goes and the transport is named instead.
     CELERY_BROKER_TRANSPORT = "console.broker:Transport"
     CELERY_BROKER_URL = CELERY_BROKER_URL.removeprefix("sqla+")
+    if "CELERY_BROKER_URL" in os.environ:
+        # Celery reads this variable before its settings: it must say the same.
+        os.environ["CELERY_BROKER_URL"] = CELERY_BROKER_URL
     # Remote control needs fanout, which this transport has only inside one process; without
     # it the worker polls one queue (the task queue) instead of two.
     CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
