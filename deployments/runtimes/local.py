@@ -321,7 +321,8 @@ class LocalRuntime(Runtime):
 
         if not self._alive(spec.name, state):
             last = status.get("reason") or "their supervisor exited"
-            return seen(st.FAILED, status.get("failed") or f"serving stopped: {last}", 0)
+            reason = status.get("failed") or f"the serving processes stopped: {last}"
+            return seen(st.FAILED, reason, 0)
         rolled = status.get("checksum") == spec.config_checksum
         if not rolled or status.get("replicas") != spec.replicas:
             return seen(st.DEPLOYING, "starting the serving processes", 0)
