@@ -4,12 +4,14 @@ folder, the local runtime."""
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from console.broker import embedded_broker_options
 from console.env import env, envbool, envint, envlist
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -223,18 +225,23 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
 
-# Celery: the embedded default is kombu's filesystem transport, which needs no server.
-BROKER_DIR = VAR_DIR / "broker"
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", "filesystem://")
-if CELERY_BROKER_URL.startswith("filesystem://"):
-    BROKER_DIR.mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(BROKER_DIR),
-        "data_folder_out": str(BROKER_DIR),
-        # Broadcast (pidbox) messages; kombu's default is ./control in the current folder.
-        "control_folder": str(BROKER_DIR / "control"),
-        "polling_interval": 0.2,
-    }
+# Celery: the embedded default is kombu's SQLAlchemy transport on a SQLite file of its own. A
+# message is a row written in one transaction, so a worker never reads half of one (kombu's
+# filesystem transport creates a message file before writing it: a worker reading it empty dies,
+# celery/kombu#1551). Redis or RabbitMQ are the production choices.
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", f"sqla+sqlite:///{VAR_DIR / 'broker.sqlite3'}")
+if CELERY_BROKER_URL.startswith("sqla+sqlite:///"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = embedded_broker_options(CELERY_BROKER_URL)
+    # The same transport, polling faster (see console/broker.py); kombu takes the transport
+    # from a URL's "sqla+" prefix, so the prefix goes and the transport is named instead.
+    CELERY_BROKER_TRANSPORT = "console.broker:Transport"
+    CELERY_BROKER_URL = CELERY_BROKER_URL.removeprefix("sqla+")
+    if "CELERY_BROKER_URL" in os.environ:
+        # Celery reads this variable before its settings: it must say the same.
+        os.environ["CELERY_BROKER_URL"] = CELERY_BROKER_URL
+    # Remote control needs fanout, which this transport has only inside one process; without
+    # it the worker polls one queue (the task queue) instead of two.
+    CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
 elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # A message taken by a worker that then died (SIGKILL, OOM) comes back after this long;
     # the periodic reconcile (RECONCILE_STALE_SECONDS) usually redoes the work sooner.

@@ -122,3 +122,21 @@ MAX_FORM_FEATURES = 100
 # How deeply a JSON document the console reads may nest ([[...]] is 2; the deepest input the
 # console takes is about 5). Python's parser recurses, so very deep documents are refused first.
 MAX_JSON_DEPTH = 32
+
+# Serving processes of the local runtime ------------------------------------------------------
+
+# A dead serving process is restarted after a backoff that doubles from the first to the most
+# (as a kubelet's CrashLoopBackOff); one that ran RESTART_STABLE_SECONDS starts over at the first.
+RESTART_BACKOFF_FIRST_SECONDS = 1.0
+RESTART_BACKOFF_MAX_SECONDS = 30.0
+RESTART_STABLE_SECONDS = 60.0
+# More restarts than this within the window, and the deployment is failed (no more restarts).
+MAX_RESTARTS_IN_WINDOW = 3
+RESTART_WINDOW_SECONDS = 300.0
+# Ports the console reserves for deployments of the local runtime, one each for its lifetime
+# (below Linux's ephemeral range, so outgoing connections do not take them).
+LOCAL_PORT_FIRST = 20000
+LOCAL_PORT_LAST = 29999
+# Lines the logs API returns by default and at most.
+LOG_TAIL_DEFAULT = 100
+LOG_TAIL_MAX = 2000

@@ -11,27 +11,27 @@ that does (the validation child, each serving process) starts inside `bwrap` wit
 - its own PID namespace: when its first process ends (or the console side kills bwrap) the
   kernel kills everything in it, a `setsid` grandchild included;
 - its own network namespace (only a loopback of its own) unless the caller asks for the
-  host's network; a serving process gets its listening socket passed in instead (see
-  `serving_launcher`), so it answers on the console's loopback yet can connect nowhere;
+  host's network; a serving process inherits its deployment's listening socket instead (the
+  supervisor of the deployment holds it), so it answers on the console's loopback yet can
+  connect nowhere;
 - an environment of exactly the variables the caller passes (`--clearenv`).
 
 Where bwrap cannot run, model code is refused unless MODEL_ISOLATION=off, which is logged as a
 warning every time it matters.
 
 This module imports Django only inside functions: `python -m deployments.isolation` is the
-launcher of serving processes and needs no settings.
+launcher of serving processes (it forwards stop signals into the sandbox), and the local
+runtime's supervisor uses it without settings.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterable
@@ -44,9 +44,9 @@ INSTALL_HINT = "install bubblewrap (Debian and Ubuntu: apt-get install -y bubble
 # Where the project's code appears inside the sandbox (on PYTHONPATH there).
 APP_DIR = "/app"
 SANDBOX_UID = 65534  # nobody
-# File descriptors the launcher hands to bwrap: the listening socket and bwrap's status pipe.
-LISTEN_FD = 3
-STATUS_FD = 4
+# The file descriptor of bwrap's status pipe, which tells the launcher the sandboxed process's
+# pid (high, so that it never meets the descriptors a serving process inherits).
+STATUS_FD = 250
 
 # Host files a sandbox may read besides /usr: the loader's cache and the time zone; with the
 # network also name resolution and CA certificates (for downloading from a cloud store).
@@ -180,14 +180,22 @@ def isolation_available() -> bool:
     return True
 
 
+def isolation_mode() -> str:
+    """MODEL_ISOLATION from the console's settings, or from the environment in a process
+    without them (the local runtime's supervisor, which the runtime hands the value)."""
+    from django.conf import settings
+
+    if settings.configured:
+        return str(settings.MODEL_ISOLATION)
+    return os.environ.get("MODEL_ISOLATION", "bwrap").strip().lower()
+
+
 def isolation_required(what: str) -> bool:
     """True when `what` (some model code) must run isolated; False when MODEL_ISOLATION=off.
 
     Raises IsolationUnavailable when isolation is on and bwrap cannot run here.
     """
-    from django.conf import settings
-
-    if settings.MODEL_ISOLATION == "off":
+    if isolation_mode() == "off":
         log.warning(
             "MODEL_ISOLATION=off: %s runs WITHOUT isolation, as the console's user, able to "
             "read the console's files and reach its network",
@@ -203,17 +211,6 @@ def isolation_required(what: str) -> bool:
     return True
 
 
-def serving_launcher(host: str, port: int, bwrap_argv: list[str]) -> list[str]:
-    """The command that starts an isolated serving process listening on host:port.
-
-    The launcher binds the port on the host's network, hands the socket to bwrap as fd
-    LISTEN_FD (serving takes `--fd`), and forwards SIGTERM and SIGINT to the serving process,
-    so stopping it drains requests as it would without bwrap. `bwrap_argv` must come from
-    `isolated_command(..., as_pid_1=True, status_fd=STATUS_FD)`.
-    """
-    return [sys.executable, "-m", "deployments.isolation", host, str(port), "--", *bwrap_argv]
-
-
 # What a serving process reads from the environment, and what reading a gs:// artifact needs.
 # Nothing else of the worker's environment (SECRET_KEY, CONSOLE_ADMIN_PASSWORD, DATABASE_URL,
 # broker and cache URLs, other credentials) reaches it.
@@ -221,13 +218,34 @@ _SERVING_PREFIXES = ("SERVING_", "OMP_", "OPENBLAS_", "MKL_")
 _GCS_VARIABLES = ("STORAGE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT", "GCLOUD_PROJECT")
 
 
-def serving_process(config: Path, host: str, port: int) -> tuple[list[str], dict[str, str], Path]:
-    """Command, environment and working directory of the local serving process of `config`.
+def host_env() -> dict[str, str]:
+    """What the local runtime's supervisor gets of the worker's environment: what its serving
+    processes may read (serving's settings, thread counts, what a gs:// download needs) and
+    MODEL_ISOLATION, never the console's secrets or URLs."""
+    env = base_env()
+    env.update(PYTHONPATH=str(project_dir()), HOME=os.environ.get("HOME", "/tmp"))
+    env["PATH"] = os.environ.get("PATH", env["PATH"])
+    del env["TMPDIR"]
+    env["MODEL_ISOLATION"] = isolation_mode()
+    for name, value in os.environ.items():
+        if name.startswith(_SERVING_PREFIXES) or name in _GCS_VARIABLES:
+            env[name] = value
+    if "GOOGLE_APPLICATION_CREDENTIALS" in os.environ:
+        env["GOOGLE_APPLICATION_CREDENTIALS"] = os.environ["GOOGLE_APPLICATION_CREDENTIALS"]
+    return env
+
+
+def serving_process(
+    config: Path, listen_fd: int, notify_fd: int
+) -> tuple[list[str], dict[str, str], Path]:
+    """Command, environment and working directory of one local serving process (a replica)
+    of `config`, serving on the inherited socket `listen_fd` and writing 'ready' to
+    `notify_fd` once it accepts connections.
 
     A LOCAL artifact is served from a sandbox with no network: it sees the artifact and the
-    config, and answers on the socket the launcher passes in. A gs:// artifact must be
-    downloaded, so that sandbox shares the host's network and gets the Google credentials
-    file (GOOGLE_APPLICATION_CREDENTIALS) read-only; see the README's Registry section.
+    config and answers on the inherited socket. A gs:// artifact must be downloaded, so that
+    sandbox shares the host's network and gets the Google credentials file
+    (GOOGLE_APPLICATION_CREDENTIALS) read-only; see the README's Registry section.
     """
     from serving.config import load_config
 
@@ -235,6 +253,8 @@ def serving_process(config: Path, host: str, port: int) -> tuple[list[str], dict
     isolated = isolation_required(f"the serving process of {cfg.name}")
     env = base_env()
     env.update({k: v for k, v in os.environ.items() if k.startswith(_SERVING_PREFIXES)})
+    # One port per deployment locally: its replicas share the REST socket, and gRPC is off.
+    env["SERVING_GRPC_PORT"] = "0"
     read_only: list[Path | tuple[Path, str]] = [
         (project_dir() / "serving", f"{APP_DIR}/serving"),
         config,
@@ -249,40 +269,34 @@ def serving_process(config: Path, host: str, port: int) -> tuple[list[str], dict
     elif cfg.model.path:
         read_only.append(Path(cfg.model.path))
     serving = ["-s", "-m", "serving", "--config", str(config)]
+    serving += ["--fd", str(listen_fd), "--notify-fd", str(notify_fd)]
     if not isolated:
         env.update(PYTHONPATH=str(project_dir()), HOME=os.environ.get("HOME", "/tmp"))
         del env["TMPDIR"]
-        command = [sys.executable, *serving, "--host", host, "--port", str(port)]
-        return command, env, project_dir()
+        return [sys.executable, *serving], env, project_dir()
     python, _ = python_paths()
     inner = isolated_command(
-        [python, *serving, "--fd", str(LISTEN_FD)],
+        [python, *serving],
         read_only=read_only,
         network=network,
         env=env,
         as_pid_1=True,
         status_fd=STATUS_FD,
     )
+    launcher = [sys.executable, "-m", "deployments.isolation", f"{listen_fd},{notify_fd}", "--"]
     launcher_env = {"PATH": env["PATH"], "PYTHONPATH": str(project_dir())}
-    return serving_launcher(host, port, inner), launcher_env, config.parent
+    return [*launcher, *inner], launcher_env, config.parent
 
 
-def _launch(host: str, port: int, argv: list[str]) -> int:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(2048)
-        listen = fcntl.fcntl(sock.fileno(), fcntl.F_DUPFD, 10)
+def _launch(keep: list[int], argv: list[str]) -> int:
+    """Run bwrap's `argv` with the descriptors `keep` passed through, forwarding SIGTERM and
+    SIGINT to the sandboxed process, so stopping it drains requests as it would without bwrap
+    (bwrap itself dying kills everything inside at once, undrained)."""
+    if STATUS_FD in keep:
+        raise SystemExit(f"descriptor {STATUS_FD} is reserved for bwrap's status")
     read_end, write_end = os.pipe()
-    status_read = fcntl.fcntl(read_end, fcntl.F_DUPFD, 10)
-    status_write = fcntl.fcntl(write_end, fcntl.F_DUPFD, 10)
-    os.close(read_end)
+    os.dup2(write_end, STATUS_FD)
     os.close(write_end)
-    os.dup2(listen, LISTEN_FD)
-    os.dup2(status_write, STATUS_FD)
-    os.close(listen)
-    os.close(status_write)
 
     child: list[int] = []
     pending: list[int] = []
@@ -297,11 +311,12 @@ def _launch(host: str, port: int, argv: list[str]) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, forward)
     # Its own session: a signal to the launcher's group must reach serving only through
-    # `forward`, never bwrap itself (bwrap dying kills serving at once, undrained).
-    proc = subprocess.Popen(argv, pass_fds=(LISTEN_FD, STATUS_FD), start_new_session=True)
-    os.close(LISTEN_FD)
+    # `forward`, never bwrap itself.
+    proc = subprocess.Popen(argv, pass_fds=(*keep, STATUS_FD), start_new_session=True)
     os.close(STATUS_FD)
-    with os.fdopen(status_read, "rb") as status:
+    for fd in keep:
+        os.close(fd)
+    with os.fdopen(read_end, "rb") as status:
         first = status.readline()
         with contextlib.suppress(ValueError, KeyError):
             child.append(int(json.loads(first)["child-pid"]))
@@ -312,6 +327,6 @@ def _launch(host: str, port: int, argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 5 or sys.argv[3] != "--":
-        sys.exit("usage: python -m deployments.isolation HOST PORT -- BWRAP-ARGV...")
-    sys.exit(_launch(sys.argv[1], int(sys.argv[2]), sys.argv[4:]))
+    if len(sys.argv) < 4 or sys.argv[2] != "--":
+        sys.exit("usage: python -m deployments.isolation FD,FD -- BWRAP-ARGV...")
+    sys.exit(_launch([int(fd) for fd in sys.argv[1].split(",") if fd], sys.argv[3:]))

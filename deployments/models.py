@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from deployments import constants as st
@@ -114,6 +114,11 @@ class Deployment(models.Model):
     status_reason = models.TextField(blank=True)
     endpoint = models.CharField(max_length=255, blank=True)
     replicas_ready = models.PositiveSmallIntegerField(default=0)
+    # Times the runtime restarted a serving process of this deployment after it died.
+    restarts = models.PositiveIntegerField(default=0)
+    # The local runtime's port for this deployment, reserved once and kept for its lifetime
+    # (its endpoint); empty on runtimes that need none.
+    port = models.PositiveIntegerField(null=True, blank=True, unique=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -181,6 +186,25 @@ class Deployment(models.Model):
         )
         self.refresh_from_db()
         return bool(changed)
+
+    def reserve_port(self, pick: Callable[[set[int]], int]) -> int:
+        """The deployment's port: chosen once by `pick` (given the ports already reserved) and
+        kept. The unique constraint settles two deployments that pick the same one."""
+        for _ in range(20):
+            if self.port:
+                return self.port
+            taken = {
+                port
+                for port in Deployment.objects.exclude(port=None).values_list("port", flat=True)
+                if port is not None
+            }
+            try:
+                with transaction.atomic():
+                    Deployment.objects.filter(pk=self.pk, port=None).update(port=pick(taken))
+            except IntegrityError:
+                pass  # another deployment took it meanwhile: pick again
+            self.refresh_from_db(fields=["port"])
+        raise RuntimeError(f"could not reserve a port for {self.name}")
 
     def record(self, action: str, message: str, actor: object | None = None) -> None:
         """Add an event without changing status."""

@@ -20,6 +20,19 @@ _PRIVATE_KEY = re.compile(
     r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(-----END [A-Z ]*PRIVATE KEY-----|$)", re.S
 )
 _MIN_SECRET_LENGTH = 6  # shorter values would redact ordinary words
+# What looks like a secret whatever its value: user:password@ in URLs; NAME=value,
+# "name": "value" and name: value for names that hold secrets; Bearer/Token/Basic credentials.
+_SECRET_PATTERNS = [
+    (re.compile(r"(?i)([a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+@"), rf"\1{REDACTED}@"),
+    (
+        re.compile(
+            r"(?i)\b([\w.-]*(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|"
+            r"private[_-]?key|credential)[\w.-]*[\"']?\s*[=:]\s*)([\"']?)[^\s\"',}]+"
+        ),
+        rf"\1\2{REDACTED}",
+    ),
+    (re.compile(r"(?i)\b(bearer|token|basic)\s+[a-z0-9._~+/=-]{8,}"), rf"\1 {REDACTED}"),
+]
 
 
 def _url_password(url: str) -> str:
@@ -47,11 +60,20 @@ def console_secrets() -> list[str]:
     return sorted({v for v in values if len(v) >= _MIN_SECRET_LENGTH}, key=len, reverse=True)
 
 
+def redact_secret_patterns(text: str) -> str:
+    """`text` with what looks like a password, token or key replaced; needs no settings, so
+    the local runtime's supervisor uses it on a dead process's last line."""
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
 def scrub(text: str) -> str:
-    """`text` with every console secret, API token and private key replaced by [redacted]."""
+    """`text` with every console secret, API token, private key and whatever looks like a
+    secret replaced by [redacted]."""
     if not text:
         return text
     for secret in console_secrets():
         text = text.replace(secret, REDACTED)
     text = _PRIVATE_KEY.sub(REDACTED, text)
-    return _TOKEN.sub(REDACTED, text)
+    return redact_secret_patterns(_TOKEN.sub(REDACTED, text))

@@ -36,6 +36,7 @@ def serving_spec(deployment: Deployment) -> ServingSpec:
         version=version.version,
         config_yaml=dump_config(serving_config(deployment)),
         replicas=deployment.replicas,
+        port=deployment.port,
         resources=Resources(
             cpu_request=deployment.cpu_request,
             memory_request=deployment.memory_request,

@@ -23,7 +23,10 @@ from deployments.specs import serving_spec
 log = logging.getLogger(__name__)
 
 RETRY = {"max_retries": 5, "retry_backoff": True, "retry_backoff_max": 60}
-WATCH_INTERVAL_SECONDS = 1.0
+# A fresh deploy is looked at this often until it is ready (a look is one cheap observe).
+WATCH_INTERVAL_SECONDS = 0.25
+# How long a watch counts as following its deploy after its last look.
+WATCH_ALIVE_SECONDS = 10
 
 
 def _get(deployment_id: int) -> Deployment | None:
@@ -41,11 +44,14 @@ def record_observation(deployment: Deployment, seen: Observation) -> None:
     fields: dict[str, Any] = {
         "replicas_ready": seen.replicas_ready,
         "endpoint": seen.endpoint or deployment.endpoint,
+        "restarts": seen.restarts,
     }
     if status != deployment.status:
         deployment.move_to(status, seen.reason, action="status", **fields)
     elif (
-        seen.reason != deployment.status_reason or seen.replicas_ready != deployment.replicas_ready
+        seen.reason != deployment.status_reason
+        or seen.replicas_ready != deployment.replicas_ready
+        or seen.restarts != deployment.restarts
     ):
         deployment.update_while(status, status_reason=seen.reason, **fields)
     for message in seen.events:
@@ -70,6 +76,8 @@ def deploy_deployment(self: Task, deployment_id: int) -> None:
         return
     runtime = get_runtime()
     try:
+        if runtime.reserves_ports:
+            deployment.reserve_port(runtime.pick_port)
         endpoint = runtime.apply(serving_spec(deployment))
     except RuntimeFailure as exc:
         if exc.permanent or self.request.retries >= self.max_retries:
@@ -106,7 +114,7 @@ def watch_deployment(deployment_id: int, deadline: float) -> None:
     if deployment is None or deployment.status != st.DEPLOYING:
         return
     # Tells the reconcile that this deploy is followed, so it does not start another.
-    cache.set(_watch_key(deployment_id), time.time(), timeout=WATCH_INTERVAL_SECONDS * 10)
+    cache.set(_watch_key(deployment_id), time.time(), timeout=WATCH_ALIVE_SECONDS)
     seen = get_runtime().observe(serving_spec(deployment))
     if seen.status == st.DEPLOYING and time.time() > deadline:
         seen.status = st.FAILED

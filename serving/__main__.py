@@ -12,6 +12,7 @@ import gc
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from typing import Any
@@ -40,8 +41,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--fd",
         type=int,
         default=None,
-        help="serve on this already listening socket instead of binding --host and --port "
-        "(how a sandbox without a network of its own is reached)",
+        help="serve on this inherited listening socket instead of binding --host and --port "
+        "(replicas that share one socket share its queue: one may stop without losing a "
+        "connection)",
+    )
+    parser.add_argument(
+        "--notify-fd",
+        type=int,
+        default=None,
+        help="write 'ready' to this inherited file descriptor once serving",
     )
     parser.add_argument(
         "--log-level", default=os.environ.get("SERVING_LOG_LEVEL", "info"), help="info, warning"
@@ -125,23 +133,58 @@ def _serve(argv: list[str] | None) -> int:
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal with the previous
     # handler restored; this handler turns that into a clean exit status 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
-    options = {
-        "access_log": False,  # serving.metrics writes one structured line per request instead
-        "log_level": "warning",
-        "timeout_graceful_shutdown": args.graceful_timeout,
-        "server_header": False,
-    }
-    if args.fd is None:
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        access_log=False,  # serving.metrics writes one structured line per request instead
+        log_level="warning",
+        timeout_graceful_shutdown=args.graceful_timeout,
+        server_header=False,
+    )
+    sockets = None
+    if args.fd is not None:
+        sockets = [socket.socket(fileno=args.fd)]
+        host, port = sockets[0].getsockname()[:2]
+        log.info("serving model %s on http://%s:%d (shared socket)", cfg.name, host, port)
+    else:
         log.info("serving model %s on http://%s:%d", cfg.name, args.host, args.port)
-        uvicorn.run(app, host=args.host, port=args.port, **options)
-        return 0
-    import socket
+    server = _server(config, args.notify_fd, shared=sockets is not None)
+    server.run(sockets=sockets)
+    return 0 if server.started else 3  # 3: could not listen (uvicorn's start-up failure)
 
-    listening = socket.socket(fileno=args.fd)  # family and type read from the socket itself
-    host, port = listening.getsockname()[:2]
-    log.info("serving model %s on http://%s:%d (socket passed in)", cfg.name, host, port)
-    uvicorn.Server(uvicorn.Config(app, **options)).run(sockets=[listening])
-    return 0
+
+# On a shared socket, the seconds between no longer accepting and closing idle connections.
+ACCEPT_GRACE_SECONDS = 1.0
+
+
+def _server(config: Any, notify_fd: int | None, *, shared: bool) -> Any:
+    """uvicorn's server, telling a supervisor (`--notify-fd`) once it accepts connections.
+
+    On a shared socket it stops accepting first and waits ACCEPT_GRACE_SECONDS before the
+    usual shutdown: uvicorn closes connections that have not sent a request yet, and one
+    accepted a moment before the stop would be closed unanswered (seen once in a few thousand
+    requests during a rollout), while the other replicas take the queue meanwhile.
+    """
+    import asyncio
+
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if notify_fd is not None and self.started:
+                os.write(notify_fd, b"ready\n")
+                os.close(notify_fd)
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            if shared:
+                for server in self.servers:
+                    server.close()
+                await asyncio.sleep(ACCEPT_GRACE_SECONDS)
+            await super().shutdown(sockets=sockets)
+
+    return Server(config)
 
 
 def _env_number(name: str, default: float, kind: type) -> Any:

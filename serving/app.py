@@ -49,6 +49,8 @@ class State:
         self.model = model
         self.metrics = metrics
         self.ready = False
+        # Every prediction answer says which version produced it; built once, appended as is.
+        self.version_header = (b"model-version", (cfg.version or "").encode("latin-1"))
         batching = cfg.batching
         self.batcher = MicroBatcher(
             model.run,
@@ -124,7 +126,7 @@ def create_app(
         telemetry=NO_TELEMETRY,
     )
     app.state.serving = state
-    register_error_handlers(app)
+    register_error_handlers(app, headers=[state.version_header])
     # Prediction routes first: the router tries routes in order.
     app.router.routes[0:0] = _prediction_routes(state)
     _add_v2_routes(app, state)
@@ -166,6 +168,7 @@ async def _start_grpc(state: State, address: str, required: bool) -> Any:
 
 def _prediction_routes(state: State) -> list[Route]:
     cfg, model, batcher = state.cfg, state.model, state.batcher
+    version_header = state.version_header
 
     async def predict(request: Request) -> Response:
         body = await read_body(request, cfg.max_body_bytes)
@@ -178,7 +181,9 @@ def _prediction_routes(state: State) -> list[Route]:
             content = b'{"predictions":' + payload + b',"classes":' + model.classes_json + b"}"
         else:
             content = b'{"predictions":' + payload + b"}"
-        return Response(content, media_type=JSON)
+        response = Response(content, media_type=JSON)
+        response.raw_headers.append(version_header)
+        return response
 
     async def infer(request: Request) -> Response:
         params = request.path_params
@@ -195,12 +200,15 @@ def _prediction_routes(state: State) -> list[Route]:
             results = dict(zip(outputs, answers, strict=True))
         if binary:
             content, length = v2.binary_infer_response(model, results, request_id, binary)
-            return Response(
+            response = Response(
                 content,
                 media_type="application/octet-stream",
                 headers={"inference-header-content-length": str(length)},
             )
-        return Response(v2.infer_response(model, results, request_id), media_type=JSON)
+        else:
+            response = Response(v2.infer_response(model, results, request_id), media_type=JSON)
+        response.raw_headers.append(version_header)
+        return response
 
     return [
         _Route("/predict", predict, methods=["POST"]),

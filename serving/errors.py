@@ -6,6 +6,7 @@ Handlers and the model raise these; nothing below the app raises HTTPException.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import orjson
 from fastapi import FastAPI, Request
@@ -75,33 +76,40 @@ def invalid_input_status(path: str) -> int:
     return 400 if path.startswith(_PROTOCOL_PREFIXES) else InvalidInput.status_code
 
 
-def register_error_handlers(app: FastAPI) -> None:
-    """Map domain errors (and anything unexpected) to JSON answers."""
+def register_error_handlers(app: FastAPI, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+    """Map domain errors (and anything unexpected) to JSON answers carrying `headers` (raw
+    header pairs, such as the model version)."""
+    extra = list(headers)
+
+    def answer(status_code: int, message: str) -> Response:
+        response = error_response(status_code, message)
+        response.raw_headers.extend(extra)
+        return response
 
     async def serving_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ServingError)
         status = exc.status_code
         if isinstance(exc, InvalidInput):
             status = invalid_input_status(request.scope["path"])
-        return error_response(status, str(exc))
+        return answer(status, str(exc))
 
     async def request_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
         message = f"{where}: {first.get('msg', 'invalid request')}"
-        return error_response(invalid_input_status(request.scope["path"]), message)
+        return answer(invalid_input_status(request.scope["path"]), message)
 
     async def http_error(_: Request, exc: Exception) -> Response:
         # Unknown routes (404) and wrong methods (405) answer {"error"} like everything else.
         assert isinstance(exc, HTTPException)
-        response = error_response(exc.status_code, str(exc.detail))
+        response = answer(exc.status_code, str(exc.detail))
         response.headers.update(exc.headers or {})
         return response
 
     async def unexpected(_: Request, exc: Exception) -> Response:
         log.exception("unexpected error while handling a request")
-        return error_response(500, f"internal error: {type(exc).__name__}")
+        return answer(500, f"internal error: {type(exc).__name__}")
 
     app.add_exception_handler(ServingError, serving_error)
     app.add_exception_handler(RequestValidationError, request_validation)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import time
 from typing import Any, TextIO
@@ -46,6 +47,9 @@ class Metrics:
         self.model_info = Gauge(
             "serving_model_info", "The served model", ["name", "version", "sha256"], registry=r
         )
+        # Tells the replicas behind one endpoint apart (each is its own process).
+        self.process_id = Gauge("serving_process_id", "This process's id", registry=r)
+        self.process_id.set(os.getpid())
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:

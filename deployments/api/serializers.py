@@ -126,6 +126,7 @@ class DeploymentSerializer(serializers.ModelSerializer):
             "status_reason",
             "endpoint",
             "replicas_ready",
+            "restarts",
             "cpu_request",
             "memory_request",
             "cpu_limit",

@@ -29,6 +29,7 @@ from deployments.api.serializers import (
     VersionUploadSerializer,
 )
 from deployments.artifacts.stores import StoreError
+from deployments.logs import deployment_logs
 from deployments.models import Deployment, ModelVersion, RegisteredModel
 from deployments.predictions import forward_prediction
 from deployments.registry.sandbox import ArtifactRejected
@@ -182,6 +183,7 @@ _LIST_COLUMNS = {
     "status_reason": "status_reason",
     "endpoint": "endpoint",
     "replicas_ready": "replicas_ready",
+    "restarts": "restarts",
     "cpu_request": "cpu_request",
     "memory_request": "memory_request",
     "cpu_limit": "cpu_limit",
@@ -292,6 +294,26 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         """Forward a prediction body (same forms as serving's /predict) to the deployment."""
         result = forward_prediction(self.get_object(), request.data)
         return Response(result.body, status=result.status_code)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "tail",
+                int,
+                description=f"Lines from the end (default {st.LOG_TAIL_DEFAULT}, "
+                f"at most {st.LOG_TAIL_MAX}).",
+            )
+        ],
+        responses=OpenApiTypes.OBJECT,
+    )
+    @action(detail=True, methods=["get"])
+    def logs(self, request: Request, name: str) -> Response:
+        """The last lines the deployment's serving processes wrote: {"lines": [...]}."""
+        deployment = self.get_object()
+        raw = request.query_params.get("tail", str(st.LOG_TAIL_DEFAULT))
+        if not raw.isdigit() or not 1 <= int(raw) <= st.LOG_TAIL_MAX:
+            raise ValidationError({"tail": f"use a whole number from 1 to {st.LOG_TAIL_MAX}"})
+        return Response({"lines": deployment_logs(deployment, int(raw))})
 
     @extend_schema(responses=EventSerializer(many=True))
     @action(detail=True, methods=["get"])

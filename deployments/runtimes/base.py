@@ -8,10 +8,12 @@ status changes.
 from __future__ import annotations
 
 import hashlib
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 from deployments.constants import DEFAULT_RESOURCES
+from deployments.scrub import redact_secret_patterns
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class ServingSpec:
     config_yaml: str  # the serving config file, rendered by serving.config.dump_config
     replicas: int = 1
     resources: Resources = field(default_factory=Resources)
+    # The port the console reserved for this deployment (local runtime): its endpoint for life.
+    port: int | None = None
 
     @property
     def config_checksum(self) -> str:
@@ -49,6 +53,7 @@ class Observation:
     replicas_ready: int = 0
     endpoint: str = ""
     events: list[str] = field(default_factory=list)  # noteworthy facts to record as events
+    restarts: int = 0  # times a serving process was restarted after it died
 
 
 class RuntimeFailure(Exception):
@@ -83,6 +88,41 @@ class Runtime(ABC):
     def list_deployed(self) -> set[str]:
         """Names of the deployments this runtime currently holds (found by our own labels)."""
 
+    # Runtimes whose endpoint is a port on this machine: the console reserves one for each
+    # deployment (Deployment.port, passed as ServingSpec.port) and keeps it for life.
+    reserves_ports: bool = False
+
+    def pick_port(self, taken: set[int]) -> int:
+        """A port for a new deployment, none of `taken` (the ports the console has given)."""
+        raise NotImplementedError(f"the {self.name} runtime reserves no ports")
+
     def logs(self, name: str, tail: int) -> list[str]:
-        """The last `tail` lines the serving processes of deployment `name` wrote."""
-        raise NotImplementedError(f"the {self.name} runtime does not show logs")
+        """The last `tail` lines the serving processes of deployment `name` wrote, oldest
+        first (empty when there are none). Each runtime reads its own kind of log."""
+        return []
+
+
+# Error output -> a status reason -----------------------------------------------------------
+
+
+def is_access_log_line(line: str) -> bool:
+    """True for serving's JSON access-log lines ({"ts": ..., "path": ...}), which say
+    nothing about why a process died."""
+    if not line.startswith("{"):
+        return False
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and "path" in record and "status" in record
+
+
+def last_error_line(output: str) -> str:
+    """The last line of a process's output that is not an access-log line (for a traceback,
+    the exception), with what looks like a secret redacted; empty if there is none. (Records
+    are scrubbed again of the console's own secrets when written: deployments/scrub.py.)"""
+    for line in reversed(output.splitlines()):
+        line = line.strip()
+        if line and not is_access_log_line(line):
+            return redact_secret_patterns(line)[:500]
+    return ""

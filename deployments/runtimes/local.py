@@ -1,14 +1,21 @@
-"""The embedded runtime: one `python -m serving` process per deployment on this machine.
+"""The embedded runtime: the serving processes of each deployment on this machine, kept by a
+supervisor process of its own (deployments/runtimes/supervisor.py).
 
-Each deployment has a folder under LOCAL_RUNTIME_DIR with its config, its log and a state file
-(pid, port, config checksum). Processes are started detached (double fork, new session), so
-they outlive the worker task that started them and a console restart finds them again by the
-state file.
+Each deployment has a folder under LOCAL_RUNTIME_DIR: config.yaml and desired.json (what to
+run: written here), state.json (the supervisor's pid: written here), status.json (what the
+supervisor sees), serving.log (what the serving processes wrote). Supervisors are started
+detached (double fork, new session), so they outlive the worker task that started them and a
+console restart finds them again by the state file.
+
+The endpoint is http://HOST:PORT with the port the console reserved for the deployment
+(`ServingSpec.port`, a column of its record), bound here and handed to the supervisor as a
+listening socket that every replica shares. It is never read back from a file in the folder:
+the model's code runs as the same user and could rewrite those.
 
 Crash safety: apply and remove of one deployment hold an exclusive file lock (two workers, or a
 deploy and an undeploy racing, take turns; the kernel drops the lock of a killed worker), the
-state file is replaced atomically, and remove also stops any serving process of the deployment
-that no state file records (one started by a worker killed before it could write the file).
+files are replaced atomically, and remove also stops any process of the deployment that no
+state file records (one started by a worker killed before it could write the file).
 """
 
 from __future__ import annotations
@@ -17,27 +24,23 @@ import contextlib
 import fcntl
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
+import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 from deployments import constants as st
-from deployments.isolation import IsolationUnavailable, serving_process
+from deployments import isolation
 from deployments.runtimes.base import Observation, Runtime, RuntimeFailure, ServingSpec
 
-STOP_TIMEOUT_SECONDS = 10.0
-LOG_TAIL_LINES = 5
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+STOP_TIMEOUT_SECONDS = 15.0  # the supervisor drains its replicas first
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+LISTEN_BACKLOG = 1024
+LOG_READ_BYTES = 1024 * 1024
 
 
 def process_alive(pid: int, marker: str) -> bool:
@@ -52,7 +55,18 @@ def process_alive(pid: int, marker: str) -> bool:
     return state not in {"Z", "X"} and marker in cmdline
 
 
-def spawn_detached(command: list[str], log_path: Path, cwd: Path, env: dict[str, str]) -> int:
+def serving_process(
+    config: Path, listen_fd: int, notify_fd: int
+) -> tuple[list[str], dict[str, str], Path]:
+    """The command, environment and working folder of one serving process (a replica): it
+    serves on the inherited socket `listen_fd`, writes 'ready' to `notify_fd` once it accepts
+    connections, and runs isolated (deployments/isolation.py)."""
+    return isolation.serving_process(config, listen_fd, notify_fd)
+
+
+def spawn_detached(
+    command: list[str], log_path: Path, cwd: Path, env: dict[str, str], pass_fds: tuple = ()
+) -> int:
     """Start `command` in its own session, reparented away from us; returns its pid.
 
     The intermediate child exits at once, so the server is not our child: it survives the
@@ -73,6 +87,7 @@ def spawn_detached(command: list[str], log_path: Path, cwd: Path, env: dict[str,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                     close_fds=True,
+                    pass_fds=pass_fds,
                 )
             os.write(write_end, str(proc.pid).encode())
         finally:
@@ -84,6 +99,54 @@ def spawn_detached(command: list[str], log_path: Path, cwd: Path, env: dict[str,
     if not data:
         raise RuntimeFailure(f"could not start {command[0]}", permanent=False)
     return int(data)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The deployment's listening socket on its reserved port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise RuntimeFailure(
+            f"port {port} of this deployment is taken by another program ({exc.strerror})",
+            permanent=False,
+        ) from None
+    sock.listen(LISTEN_BACKLOG)
+    return sock
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """A reader sees the old file or the new one, never half of one."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    partial.replace(path)
+
+
+def read_tail(path: Path, lines: int) -> list[str]:
+    """The last `lines` lines of a text file (reading at most its last megabyte)."""
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - LOG_READ_BYTES))
+            data = f.read()
+    except FileNotFoundError:
+        return []
+    text = data.decode(errors="replace").splitlines()
+    if size > LOG_READ_BYTES:
+        text = text[1:]  # the first may be cut
+    return text[-lines:] if lines > 0 else []
 
 
 def pids_with_marker(marker: str) -> list[int]:
@@ -108,14 +171,31 @@ def stop_process_group(pid: int, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
 
 class LocalRuntime(Runtime):
     name = "local"
+    reserves_ports = True
 
-    def __init__(self, root: Path, project_dir: Path, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, root: Path, project_dir: Path = PROJECT_DIR, host: str = "127.0.0.1"
+    ) -> None:
         self.root = root
         self.project_dir = project_dir
         self.host = host
 
     def _dir(self, name: str) -> Path:
         return self.root / name
+
+    def _config(self, name: str) -> Path:
+        return self._dir(name) / "config.yaml"
+
+    def endpoint(self, spec: ServingSpec) -> str:
+        return f"http://{self.host}:{spec.port}" if spec.port else ""
+
+    def pick_port(self, taken: set[int]) -> int:
+        ports = list(range(st.LOCAL_PORT_FIRST, st.LOCAL_PORT_LAST + 1))
+        random.shuffle(ports)  # two consoles on one machine rarely pick the same
+        for port in ports:
+            if port not in taken and port_is_free(self.host, port):
+                return port
+        raise RuntimeFailure("no free port left for a new deployment", permanent=False)
 
     @contextlib.contextmanager
     def _locked(self, name: str) -> Iterator[None]:
@@ -128,93 +208,120 @@ class LocalRuntime(Runtime):
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
-    def _state(self, name: str) -> dict | None:
+    def _read(self, name: str, file: str) -> dict | None:
         try:
-            return json.loads((self._dir(name) / "state.json").read_text())
+            return json.loads((self._dir(name) / file).read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             return None
 
     def _alive(self, name: str, state: dict) -> bool:
-        return process_alive(state["pid"], str(self._dir(name) / "config.yaml"))
+        pid = state.get("pid")
+        return pid is not None and process_alive(pid, str(self._config(name)))
 
-    def log_tail(self, name: str, lines: int = LOG_TAIL_LINES) -> str:
-        try:
-            text = (self._dir(name) / "serving.log").read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-        return "\n".join(line for line in text.strip().splitlines()[-lines:])
+    def logs(self, name: str, tail: int) -> list[str]:
+        return read_tail(self._dir(name) / "serving.log", tail)
 
     def apply(self, spec: ServingSpec) -> str:
+        if not spec.port:
+            raise RuntimeFailure(f"no port is reserved for {spec.name}", permanent=True)
+        try:
+            isolation.isolation_required(f"the serving processes of {spec.name}")
+        except isolation.IsolationUnavailable as exc:
+            raise RuntimeFailure(str(exc), permanent=True) from None
         with self._locked(spec.name):
-            return self._apply(spec)
+            self._apply(spec)
+        return self.endpoint(spec)
 
-    def _apply(self, spec: ServingSpec) -> str:
-        state = self._state(spec.name)
-        if state and self._alive(spec.name, state) and state["checksum"] == spec.config_checksum:
-            return state["endpoint"]
-        self._remove(spec.name)
+    def _apply(self, spec: ServingSpec) -> None:
         folder = self._dir(spec.name)
         folder.mkdir(parents=True, exist_ok=True)
-        config = folder / "config.yaml"
-        config.write_text(spec.config_yaml)
-        port = free_port()
-        log = folder / "serving.log"
-        log.write_text("")
+        state = self._read(spec.name, "state.json")
+        running = bool(state and self._alive(spec.name, state) and state["port"] == spec.port)
+        if spec.replicas == 0:
+            # Nothing serves: no process holds the port, so connections are refused.
+            self._stop(spec.name, state)
+            write_atomic(folder / "state.json", json.dumps({"port": spec.port, "replicas": 0}))
+            (folder / "status.json").unlink(missing_ok=True)
+            return
+        # A running supervisor rolls to a new config or replica count by itself.
+        write_atomic(self._config(spec.name), spec.config_yaml)
+        desired = {"checksum": spec.config_checksum, "replicas": spec.replicas}
+        write_atomic(folder / "desired.json", json.dumps(desired))
+        if running:
+            return
+        self._stop(spec.name, state)
+        (folder / "status.json").unlink(missing_ok=True)
+        assert spec.port  # apply() refused a spec without one
+        listener = listen(self.host, spec.port)
         try:
-            command, env, cwd = serving_process(config, self.host, port)
-        except IsolationUnavailable as exc:
-            raise RuntimeFailure(str(exc), permanent=True) from None
-        pid = spawn_detached(command, log, cwd, env)
-        endpoint = f"http://{self.host}:{port}"
-        new_state = {
-            "pid": pid,
-            "port": port,
-            "endpoint": endpoint,
-            "checksum": spec.config_checksum,
-            "started_at": time.time(),
-        }
+            command = [
+                sys.executable,
+                "-m",
+                "deployments.runtimes.supervisor",
+                "--config",
+                str(self._config(spec.name)),
+                "--listen-fd",
+                str(listener.fileno()),
+            ]
+            pid = spawn_detached(
+                command,
+                folder / "supervisor.log",
+                self.project_dir,
+                isolation.host_env(),
+                pass_fds=(listener.fileno(),),
+            )
+        finally:
+            listener.close()
+        new_state = {"pid": pid, "port": spec.port, "started_at": time.time()}
         # Atomic: a worker killed here leaves the old file or the new one, never half of one.
-        partial = folder / "state.json.partial"
-        partial.write_text(json.dumps(new_state))
-        partial.replace(folder / "state.json")
-        return endpoint
+        write_atomic(folder / "state.json", json.dumps(new_state))
 
     def remove(self, name: str) -> None:
         with self._locked(name):
-            self._remove(name)
+            self._stop(name, self._read(name, "state.json"))
+            folder = self._dir(name)
+            for file in ("state.json", "config.yaml", "desired.json", "status.json"):
+                (folder / file).unlink(missing_ok=True)
 
-    def _remove(self, name: str) -> None:
-        state = self._state(name)
+    def _stop(self, name: str, state: dict | None) -> None:
+        """Stop the supervisor (it drains its replicas), then anything of this deployment
+        still running (started by a worker killed before it wrote the state file)."""
         if state and self._alive(name, state):
             stop_process_group(state["pid"])
-        # Processes no state file records: started by a worker killed before writing it.
-        for pid in pids_with_marker(str(self._dir(name) / "config.yaml")):
+        for pid in pids_with_marker(str(self._config(name))):
             stop_process_group(pid)
-        folder = self._dir(name)
-        (folder / "state.json").unlink(missing_ok=True)
-        (folder / "config.yaml").unlink(missing_ok=True)
 
     def observe(self, spec: ServingSpec) -> Observation:
-        state = self._state(spec.name)
+        state = self._read(spec.name, "state.json")
         if state is None:
             return Observation(st.STOPPED, "no serving process is recorded for this deployment")
-        endpoint = state["endpoint"]
+        endpoint = self.endpoint(spec)
+        if state.get("replicas") == 0:
+            if spec.replicas == 0:
+                return Observation(st.RUNNING, "scaled to 0 replicas: nothing serves", 0, endpoint)
+            return Observation(st.DEPLOYING, "starting the serving processes", 0, endpoint)
+        status = self._read(spec.name, "status.json") or {}
+        ready = int(status.get("ready", 0))
+
+        def seen(what: str, reason: str = "", ready: int = ready) -> Observation:
+            restarts = int(status.get("restarts", 0))
+            return Observation(what, reason, ready, endpoint, restarts=restarts)
+
         if not self._alive(spec.name, state):
-            tail = self.log_tail(spec.name)
-            reason = "the serving process exited"
-            return Observation(
-                st.FAILED, f"{reason}: {tail}" if tail else reason, endpoint=endpoint
-            )
-        try:
-            with urllib.request.urlopen(f"{endpoint}/v2/health/ready", timeout=2) as resp:
-                ready = resp.status == 200
-        except (urllib.error.URLError, OSError, TimeoutError):
-            ready = False
-        if ready:
-            return Observation(st.RUNNING, "", replicas_ready=1, endpoint=endpoint)
-        return Observation(
-            st.DEPLOYING, "waiting for the serving process to load the model", endpoint=endpoint
-        )
+            last = status.get("reason") or "their supervisor exited"
+            reason = status.get("failed") or f"the serving processes stopped: {last}"
+            return seen(st.FAILED, reason, 0)
+        rolled = status.get("checksum") == spec.config_checksum
+        if not rolled or status.get("replicas") != spec.replicas:
+            return seen(st.DEPLOYING, "starting the serving processes", 0)
+        if status.get("failed"):
+            return seen(st.FAILED, status["failed"])
+        if ready >= spec.replicas:
+            return seen(st.RUNNING)
+        if status.get("reason"):  # a replica of this config died: it is being restarted
+            why = f"{ready} of {spec.replicas} ready; restarting one after: {status['reason']}"
+            return seen(st.DEGRADED, why)
+        return seen(st.DEPLOYING, "waiting for the serving process to load the model")
 
     def list_deployed(self) -> set[str]:
         if not self.root.exists():

@@ -16,6 +16,7 @@ urlpatterns = [
         views.deployment_live_fragment,
         name="deployment-live",
     ),
+    path("deployments/<slug:name>/logs/", views.deployment_logs_fragment, name="deployment-logs"),
     path("deployments/<slug:name>/predict/", views.deployment_predict, name="deployment-predict"),
     re_path(
         r"^deployments/(?P<name>[-a-z0-9]+)/(?P<action>" + "|".join(views.ACTIONS) + ")/$",

@@ -22,6 +22,7 @@ from deployments import constants as st
 from deployments import lifecycle
 from deployments.artifacts.stores import StoreError
 from deployments.constants import CLASSIFICATION
+from deployments.logs import deployment_logs
 from deployments.models import Deployment, ModelVersion, RegisteredModel
 from deployments.predictions import PredictionResult, forward_prediction
 from deployments.registry.sandbox import ArtifactRejected
@@ -276,8 +277,13 @@ def _detail(
         "state_key": _state_key(deployment),
         **_actions_context(deployment, change_form, scale_form),
         **(predict or _predict_context(request, deployment)),
+        **_logs_context(deployment),
     }
     return render(request, "deployments/deployment.html", context, status=status)
+
+
+def _logs_context(deployment: Deployment) -> dict[str, Any]:
+    return {"lines": deployment_logs(deployment, st.LOG_TAIL_DEFAULT), "tail": st.LOG_TAIL_DEFAULT}
 
 
 @login_required
@@ -302,6 +308,15 @@ def deployment_live_fragment(request: HttpRequest, name: str) -> HttpResponse:
     if context["state_changed"]:
         context.update(_actions_context(deployment))
     return render(request, "deployments/partials/deployment_live.html", context)
+
+
+@login_required
+@require_GET
+def deployment_logs_fragment(request: HttpRequest, name: str) -> HttpResponse:
+    """The Logs panel, polled by htmx."""
+    deployment = _get_deployment(name)
+    context = {"deployment": deployment, **_logs_context(deployment)}
+    return render(request, "deployments/partials/logs.html", context)
 
 
 @login_required

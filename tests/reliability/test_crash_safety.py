@@ -83,7 +83,7 @@ def test_worker_killed_mid_deploy_converges_to_running(stack, model):
     body = wait_for_status(client, name, {"running", "failed"}, timeout=CONVERGE_SECONDS)
     assert body["status"] == "running", body["status_reason"]
     wait_until(lambda: len(serving_pids(stack.var_dir, name)) == 1, 60, "one serving process")
-    assert serving_pids(stack.var_dir, name) == [_state(stack, name)["pid"]]
+    assert alive(_state(stack, name)["pid"])  # its supervisor, the one the state file records
     ok = client.post(f"/api/deployments/{name}/predict/", json=[[5.1, 3.5, 1.4, 0.2]])
     assert ok.status_code == 200, ok.text
 
@@ -131,7 +131,8 @@ def test_console_restart_finds_serving_processes_again(stack, model):
     assert response.status_code == 202, response.text
     before = wait_for_status(client, name, {"running", "failed"})
     assert before["status"] == "running", before["status_reason"]
-    pid = _state(stack, name)["pid"]
+    pid = _state(stack, name)["pid"]  # the deployment's supervisor
+    replicas = serving_pids(stack.var_dir, name)
 
     # Everything of the console goes away (the worker hard, the web server politely).
     _kill_worker(stack)
@@ -146,7 +147,8 @@ def test_console_restart_finds_serving_processes_again(stack, model):
     after = client.get(f"/api/deployments/{name}/").json()
     assert after["status"] == "running", after
     assert after["endpoint"] == before["endpoint"]
-    assert serving_pids(stack.var_dir, name) == [pid]
+    assert alive(pid)
+    assert serving_pids(stack.var_dir, name) == replicas
     ok = client.post(f"/api/deployments/{name}/predict/", json=[[5.1, 3.5, 1.4, 0.2]])
     assert ok.status_code == 200, ok.text
 

@@ -3,7 +3,6 @@ left running and keeps them; after Ctrl-C (which stops them) it starts them agai
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -72,7 +71,10 @@ def runconsole(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunConsole]
 
 
 def _pid(stack: ConsoleStack) -> int:
-    return json.loads((stack.var_dir / "runtime" / NAME / "state.json").read_text())["pid"]
+    """The deployment's one serving process (its supervisor's replica)."""
+    pids = serving_pids(stack.var_dir, NAME)
+    assert len(pids) == 1, pids
+    return pids[0]
 
 
 def test_make_run_keeps_or_restarts_serving_processes(runconsole, tmp_path):

@@ -1,7 +1,7 @@
 """A live console for tests: a gunicorn web server and a real Celery worker process, started the
 way `make run` starts them, on a private var/ folder and the configured database and broker.
 
-The embedded defaults (SQLite, filesystem broker) are used unless TEST_DATABASE_URL and
+The embedded defaults (SQLite, the SQLite broker) are used unless TEST_DATABASE_URL and
 TEST_BROKER_URL name real servers (CI runs the suite both ways). On PostgreSQL every stack gets
 a database of its own (created here, dropped on stop); on a shared broker, a queue of its own.
 """
