@@ -47,9 +47,12 @@ class Metrics:
         self.model_info = Gauge(
             "serving_model_info", "The served model", ["name", "version", "sha256"], registry=r
         )
-        # Tells the replicas behind one endpoint apart (each is its own process).
-        self.process_id = Gauge("serving_process_id", "This process's id", registry=r)
-        self.process_id.set(os.getpid())
+        # Tells the replicas behind one endpoint apart. Not the pid: in its sandbox every
+        # replica is pid 1. 48 random bits, exact in a float.
+        self.instance_id = Gauge(
+            "serving_instance_id", "A random id of this serving process", registry=r
+        )
+        self.instance_id.set(int.from_bytes(os.urandom(6), "big"))
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:

@@ -95,13 +95,14 @@ class Traffic:
         self.thread.join(timeout=60)
 
 
-def _answering_pids(endpoint: str, tries: int = 60) -> set[int]:
-    """The process ids that answer /metrics on `endpoint`, over concurrent connections."""
+def _answering_replicas(endpoint: str, tries: int = 60) -> set[int]:
+    """The instance ids of the serving processes that answer /metrics on `endpoint`, over
+    concurrent connections."""
     seen: set[int] = set()
 
     def scrape() -> None:
         text = httpx.get(f"{endpoint}/metrics", timeout=30).text
-        seen.add(int(float(re.search(r"^serving_process_id (\S+)$", text, re.M).group(1))))
+        seen.add(int(float(re.search(r"^serving_instance_id (\S+)$", text, re.M).group(1))))
 
     for _ in range(tries // 6):
         threads = [threading.Thread(target=scrape) for _ in range(6)]
@@ -144,7 +145,7 @@ def test_replicas_are_processes_and_zero_serves_nothing(
     assert body["replicas_ready"] == 2
     assert body["endpoint"] == endpoint
     wait_until(lambda: len(serving_pids(stack.var_dir, "scaled")) == 2, 60, "one replica to go")
-    assert _answering_pids(endpoint) == set(serving_pids(stack.var_dir, "scaled"))
+    assert len(_answering_replicas(endpoint)) == len(serving_pids(stack.var_dir, "scaled")) == 2
 
     _patch(client, "scaled", replicas=0)
     body = wait_for(client, "scaled", lambda b: b["replicas"] == 0 and b["replicas_ready"] == 0)
