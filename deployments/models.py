@@ -294,3 +294,12 @@ class ApiToken(models.Model):
     @classmethod
     def find(cls, key: str) -> ApiToken | None:
         return cls.objects.select_related("user").filter(digest=token_digest(key)).first()
+
+    @classmethod
+    def user_for_header(cls, authorization: str) -> Any | None:
+        """The active user an `Authorization: Token KEY` header names, or None."""
+        keyword, _, key = authorization.strip().partition(" ")
+        if keyword != "Token" or not key.strip():
+            return None
+        token = cls.find(key.strip())
+        return token.user if token is not None and token.user.is_active else None

@@ -30,7 +30,7 @@ from serving.oip_grpc import open_inference_grpc_pb2 as pb
 from serving.oip_grpc import open_inference_grpc_pb2_grpc as pb_grpc
 
 if TYPE_CHECKING:
-    from serving.app import State
+    from serving.state import State
 
 SERVICE = "/inference.GRPCInferenceService/"
 # A domain error's gRPC status; metrics record the HTTP status the same error gets over REST,

@@ -18,7 +18,7 @@ from starlette.routing import Route
 from serving.routing import TemplateRoute
 
 if TYPE_CHECKING:
-    from serving.app import State
+    from serving.state import State
 
 JSON = "application/json"
 Endpoint = Callable[[Request], Awaitable[Response]]

@@ -32,7 +32,7 @@ from deployments.artifacts.stores import StoreError
 from deployments.logs import deployment_logs
 from deployments.models import Deployment, ModelVersion, RegisteredModel
 from deployments.predictions import forward_prediction
-from deployments.registry.sandbox import ArtifactRejected
+from deployments.registry.errors import ArtifactRejected
 from deployments.registry.upload_handler import upload_refusal
 from deployments.registry.versions import VersionInUse, delete_version, upload_version
 

@@ -33,17 +33,8 @@ from deployments.isolation import (
     python_paths,
 )
 from deployments.json_limits import load_json
+from deployments.registry.errors import ArtifactRejected
 from deployments.scrub import scrub
-
-
-class ArtifactRejected(Exception):
-    """The artifact is not a usable model for this registered model; the message says why."""
-
-    status_code = 400
-
-
-class ArtifactTooLarge(ArtifactRejected):
-    status_code = 413
 
 
 @dataclass

@@ -29,7 +29,8 @@ from deployments.artifacts.stores import (
 )
 from deployments.constants import EXTENSIONS
 from deployments.models import Deployment, ModelVersion, RegisteredModel
-from deployments.registry.sandbox import ArtifactRejected, ArtifactTooLarge, validate_artifact
+from deployments.registry.errors import ArtifactRejected, ArtifactTooLarge
+from deployments.registry.sandbox import validate_artifact
 from deployments.registry.upload_handler import too_large_message
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from deployments.constants import CLASSIFICATION
 from deployments.logs import deployment_logs
 from deployments.models import Deployment, ModelVersion, RegisteredModel
 from deployments.predictions import PredictionResult, forward_prediction
-from deployments.registry.sandbox import ArtifactRejected
+from deployments.registry.errors import ArtifactRejected
 from deployments.registry.upload_handler import upload_refusal
 from deployments.registry.versions import upload_version
 from deployments.roles import can_deploy

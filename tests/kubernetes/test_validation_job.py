@@ -27,7 +27,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from deployments.artifacts.gcs import GCSStore
-from deployments.registry.sandbox import ArtifactRejected
+from deployments.registry.errors import ArtifactRejected
 from deployments.runtimes.kubernetes import load_client, validation
 from tests.kubernetes.test_charts import helm, template, values_args  # noqa: F401
 from tests.support.gcs import GcsEmulator

@@ -190,7 +190,8 @@ import json, logging
 from pathlib import Path
 from django.conf import settings
 from deployments import isolation
-from deployments.registry.sandbox import ArtifactRejected, validate_artifact
+from deployments.registry.errors import ArtifactRejected
+from deployments.registry.sandbox import validate_artifact
 from serving.config import ModelSource, ServingConfig, dump_config
 
 isolation.BWRAP = "bwrap-is-not-installed"

@@ -26,7 +26,7 @@ from kubernetes.client.exceptions import ApiException
 
 from deployments.artifacts.stores import ArtifactStore
 from deployments.constants import EXTENSIONS
-from deployments.registry.sandbox import ArtifactRejected
+from deployments.registry.errors import ArtifactRejected, ValidationUnavailable
 from deployments.runtimes.base import RuntimeFailure
 from deployments.runtimes.kubernetes import manifests, observe
 from deployments.runtimes.kubernetes.client import failure, shared_client
@@ -45,12 +45,6 @@ LOG_LIMIT_BYTES = 16 * 1024**2
 REPORT_FILE = "/tmp/report.json"
 # $1: the report file; the rest: the child's command line.
 REPORT_SCRIPT = 'out="$1"; shift; "$@" --output "$out"; code=$?; echo; cat "$out"; echo; exit $code'
-
-
-class ValidationUnavailable(ArtifactRejected):
-    """The cluster could not run the validation; nothing is known about the artifact."""
-
-    status_code = 503
 
 
 @dataclass(frozen=True)
