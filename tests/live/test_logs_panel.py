@@ -10,21 +10,10 @@ from pathlib import Path
 import pytest
 
 from tests.live.helpers import IRIS_ROW, register_iris, wait_for_status
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.stack import ConsoleStack
 
 pytestmark = pytest.mark.integration
-
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture(scope="module")

@@ -10,15 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.live.helpers import (
-    IRIS_ROW,
-    RunConsole,
-    children_of,
-    register_iris,
-    wait_for_status,
-)
+from tests.live.helpers import IRIS_ROW, register_iris, wait_for_status
 from tests.support.net import answers, wait_until
 from tests.support.processes import alive, serving_pids
+from tests.support.runconsole import RunConsole, children_of
 from tests.support.stack import ConsoleStack
 
 pytestmark = pytest.mark.integration

@@ -3,10 +3,6 @@ left running and keeps them; after Ctrl-C (which stops them) it starts them agai
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,48 +10,14 @@ from pathlib import Path
 import pytest
 
 from tests.support.api import register_iris, wait_for_status
-from tests.support.net import answers, wait_until
+from tests.support.net import wait_until
 from tests.support.processes import alive, serving_pids
-from tests.support.stack import ROOT, ConsoleStack
+from tests.support.runconsole import RunConsole
+from tests.support.stack import ConsoleStack
 
 pytestmark = pytest.mark.integration
 
 NAME = "make-run-iris"
-
-
-class RunConsole:
-    """`manage.py runconsole` in its own process group, on a stack's settings."""
-
-    def __init__(self, stack: ConsoleStack) -> None:
-        self.stack = stack
-        self.proc: subprocess.Popen | None = None
-        self.output = stack.var_dir / "runconsole.log"
-
-    def start(self) -> None:
-        log = self.output.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "manage.py", "runconsole", "--port", str(self.stack.port)],
-            cwd=ROOT,
-            env=self.stack.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        wait_until(lambda: answers(f"{self.stack.url}/accounts/login/"), 90, "runconsole's web")
-
-    def crash(self) -> None:
-        """SIGKILL runconsole, its web server and its worker at once (not the serving
-        processes: those run in sessions of their own)."""
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=30)
-
-    def interrupt(self) -> None:
-        """Ctrl-C, as a user stops `make run`."""
-        os.killpg(self.proc.pid, signal.SIGINT)
-        self.proc.wait(timeout=60)
-
-    def log(self) -> str:
-        return self.output.read_text(errors="replace")
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,10 @@ Pure functions of the API's plain JSON data, so they are tested without a cluste
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 from deployments import constants as st
-from deployments.runtimes.base import Observation
+from deployments.runtimes.base import Observation, is_access_log_line
 
 # (pod name, container name) -> the container's last log lines, or "".
 LogTail = Callable[[str, str], str]
@@ -100,19 +99,8 @@ def error_tail(text: str, lines: int = REASON_LINES) -> str:
     """The last `lines` lines of error output, joined with " | ": access-log lines (serving
     writes one JSON object per request) and blank lines are not the reason for anything."""
     kept = [line.strip() for line in text.splitlines() if line.strip()]
-    kept = [line for line in kept if not is_access_line(line)]
+    kept = [line for line in kept if not is_access_log_line(line)]
     return " | ".join(kept[-lines:])
-
-
-def is_access_line(line: str) -> bool:
-    """Whether `line` is one of serving's structured access-log lines."""
-    if not line.startswith("{"):
-        return False
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return False
-    return isinstance(record, dict) and "path" in record and "status" in record
 
 
 def deployment_problems(deployment: dict) -> list[str]:
