@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.kubernetes.test_charts import helm, template, values_args  # noqa: F401
+from tests.support.requires import skip_missing
 from tests.support.stack import ConsoleStack
 
 pytestmark = pytest.mark.integration
@@ -28,12 +29,37 @@ def worker_container(helm: str) -> dict:  # noqa: F811
     return worker["spec"]["template"]["spec"]["containers"][0]
 
 
+# The chart's workers use Redis (or RabbitMQ); the probes ask the worker over the broker's
+# remote control, which the embedded SQLite broker of `make run` does not offer.
+REDIS = os.environ.get("TEST_BROKER_URL") or "redis://127.0.0.1:6379/14"
+
+
+def _redis_answers() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=2) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[ConsoleStack]:
+    if REDIS.startswith("redis://127.0.0.1:6379") and not _redis_answers():
+        skip_missing(
+            "worker probe",
+            "a Redis server on 127.0.0.1:6379",
+            "sudo apt-get install -y redis-server",
+        )
     # The kubelet sets HOSTNAME to the pod's name, which is also the worker's host name.
     console = ConsoleStack(
         tmp_path,
-        {"HOSTNAME": socket.gethostname(), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"},
+        {
+            "HOSTNAME": socket.gethostname(),
+            "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+            "CELERY_BROKER_URL": REDIS,
+            "CELERY_QUEUE": f"probe-{tmp_path.name}",
+        },
     )
     try:
         yield console.prepare()
