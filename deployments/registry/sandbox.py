@@ -34,6 +34,7 @@ from deployments.isolation import (
 )
 from deployments.json_limits import load_json
 from deployments.registry.errors import ArtifactRejected
+from deployments.registry.sandbox_child import child_arguments
 from deployments.scrub import scrub
 
 
@@ -116,20 +117,14 @@ def inspect_artifact(
     memory = settings.VALIDATION_MEMORY_BYTES
     with tempfile.TemporaryDirectory(prefix="sandbox-") as workdir:
         output = Path(workdir) / "report.json"
-        arguments = [
-            "--model-type",
-            model_type,
-            "--job",
-            job,
-            "--input-size",
-            str(input_size),
-            "--memory-bytes",
-            str(memory),
-            "--cpu-seconds",
-            str(timeout),
-        ]
-        for name in trusted_types:
-            arguments += ["--trusted-type", name]
+        arguments = child_arguments(
+            model_type=model_type,
+            job=job,
+            input_size=input_size,
+            memory_bytes=memory,
+            cpu_seconds=timeout,
+            trusted_types=trusted_types,
+        )
         command, env = _child_command(Path(path).resolve(), workdir, arguments)
         # A new session: on timeout the whole group goes (and with bwrap, its PID namespace
         # with everything the artifact started). stdout is discarded (an artifact may print

@@ -112,6 +112,23 @@ def _limit(memory_bytes: int, cpu_seconds: int) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
+def child_arguments(
+    *,
+    model_type: str,
+    job: str,
+    input_size: int,
+    memory_bytes: int,
+    cpu_seconds: int,
+    trusted_types: list[str],
+) -> list[str]:
+    """The options `main` parses, for the callers that start this child (locally, in a Job)."""
+    arguments = ["--model-type", model_type, "--job", job, "--input-size", str(input_size)]
+    arguments += ["--memory-bytes", str(memory_bytes), "--cpu-seconds", str(cpu_seconds)]
+    for name in trusted_types:
+        arguments += ["--trusted-type", name]
+    return arguments
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("path", type=Path)

@@ -27,6 +27,7 @@ from kubernetes.client.exceptions import ApiException
 from deployments.artifacts.stores import ArtifactStore
 from deployments.constants import EXTENSIONS
 from deployments.registry.errors import ArtifactRejected, ValidationUnavailable
+from deployments.registry.sandbox_child import child_arguments
 from deployments.runtimes.base import RuntimeFailure
 from deployments.runtimes.kubernetes import manifests, observe
 from deployments.runtimes.kubernetes.client import failure, shared_client
@@ -107,19 +108,15 @@ def build_validation_job(
         "-m",
         "deployments.registry.sandbox_child",
         artifact_path(model_type),
-        "--model-type",
-        model_type,
-        "--job",
-        job,
-        "--input-size",
-        str(input_size),
-        "--memory-bytes",
-        str(settings.memory_bytes),
-        "--cpu-seconds",
-        str(settings.timeout_seconds),
+        *child_arguments(
+            model_type=model_type,
+            job=job,
+            input_size=input_size,
+            memory_bytes=settings.memory_bytes,
+            cpu_seconds=settings.timeout_seconds,
+            trusted_types=trusted_types,
+        ),
     ]
-    for name in trusted_types:
-        child += ["--trusted-type", name]
     # The report goes to a file, printed on a line of its own once the child has exited: what
     # the artifact printed (buffered, flushed at exit) can then only come before it.
     command = ["sh", "-c", REPORT_SCRIPT, "validate", REPORT_FILE, *child]
