@@ -137,6 +137,9 @@ RESTART_WINDOW_SECONDS = 300.0
 # (below Linux's ephemeral range, so outgoing connections do not take them).
 LOCAL_PORT_FIRST = 20000
 LOCAL_PORT_LAST = 29999
+# A local deployment's gRPC port is its REST port minus this (10000-19999, also below the
+# ephemeral range): one rule, so the pair is reserved and found together.
+LOCAL_GRPC_PORT_OFFSET = 10000
 # Lines the logs API returns by default and at most.
 LOG_TAIL_DEFAULT = 100
 LOG_TAIL_MAX = 2000

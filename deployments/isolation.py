@@ -44,6 +44,8 @@ INSTALL_HINT = "install bubblewrap (Debian and Ubuntu: apt-get install -y bubble
 # Where the project's code appears inside the sandbox (on PYTHONPATH there).
 APP_DIR = "/app"
 SANDBOX_UID = 65534  # nobody
+# Where a serving process's gRPC socket folder appears inside its sandbox.
+GRPC_SOCKET_DIR = "/run/grpc"
 # The file descriptor of bwrap's status pipe, which tells the launcher the sandboxed process's
 # pid (high, so that it never meets the descriptors a serving process inherits).
 STATUS_FD = 250
@@ -236,7 +238,7 @@ def host_env() -> dict[str, str]:
 
 
 def serving_process(
-    config: Path, listen_fd: int, notify_fd: int
+    config: Path, listen_fd: int, notify_fd: int, grpc_socket: Path | None = None
 ) -> tuple[list[str], dict[str, str], Path]:
     """Command, environment and working directory of one local serving process (a replica)
     of `config`, serving on the inherited socket `listen_fd` and writing 'ready' to
@@ -253,7 +255,8 @@ def serving_process(
     isolated = isolation_required(f"the serving process of {cfg.name}")
     env = base_env()
     env.update({k: v for k, v in os.environ.items() if k.startswith(_SERVING_PREFIXES)})
-    # One port per deployment locally: its replicas share the REST socket, and gRPC is off.
+    # The replicas share the REST socket; gRPC, which cannot serve an inherited socket, is on
+    # a Unix socket of each one's own (`grpc_socket`, relayed by the supervisor) or off.
     env["SERVING_GRPC_PORT"] = "0"
     read_only: list[Path | tuple[Path, str]] = [
         (project_dir() / "serving", f"{APP_DIR}/serving"),
@@ -270,16 +273,27 @@ def serving_process(
         read_only.append(Path(cfg.model.path))
     serving = ["-s", "-m", "serving", "--config", str(config)]
     serving += ["--fd", str(listen_fd), "--notify-fd", str(notify_fd)]
+    writable: list[Path | tuple[Path, str]] = []
+    cwd = "/tmp"
+    if grpc_socket is not None:
+        # A Unix socket's path is limited to 107 bytes: it is named relative to the working
+        # folder, the socket's own.
+        writable.append((grpc_socket.parent, GRPC_SOCKET_DIR))
+        cwd = GRPC_SOCKET_DIR
+        serving += ["--grpc-socket", grpc_socket.name]
     if not isolated:
         env.update(PYTHONPATH=str(project_dir()), HOME=os.environ.get("HOME", "/tmp"))
         del env["TMPDIR"]
-        return [sys.executable, *serving], env, project_dir()
+        folder = grpc_socket.parent if grpc_socket is not None else project_dir()
+        return [sys.executable, *serving], env, folder
     python, _ = python_paths()
     inner = isolated_command(
         [python, *serving],
         read_only=read_only,
+        writable=writable,
         network=network,
         env=env,
+        cwd=cwd,
         as_pid_1=True,
         status_fd=STATUS_FD,
     )

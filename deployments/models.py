@@ -113,6 +113,8 @@ class Deployment(models.Model):
     status = models.CharField(max_length=16, choices=st.CHOICES, default=st.PENDING)
     status_reason = models.TextField(blank=True)
     endpoint = models.CharField(max_length=255, blank=True)
+    # The Open Inference Protocol over gRPC ("host:port"), where the runtime serves it.
+    grpc_endpoint = models.CharField(max_length=255, blank=True)
     replicas_ready = models.PositiveSmallIntegerField(default=0)
     # Times the runtime restarted a serving process of this deployment after it died.
     restarts = models.PositiveIntegerField(default=0)

@@ -78,7 +78,9 @@ def deploy_deployment(self: Task, deployment_id: int) -> None:
     try:
         if runtime.reserves_ports:
             deployment.reserve_port(runtime.pick_port)
-        endpoint = runtime.apply(serving_spec(deployment))
+        spec = serving_spec(deployment)
+        endpoint = runtime.apply(spec)
+        grpc_endpoint = runtime.grpc_endpoint(spec)
     except RuntimeFailure as exc:
         if exc.permanent or self.request.retries >= self.max_retries:
             deployment.move_to(st.FAILED, str(exc), action="failed", only_from={st.DEPLOYING})
@@ -93,7 +95,7 @@ def deploy_deployment(self: Task, deployment_id: int) -> None:
             only_from={st.DEPLOYING},
         )
         return
-    if not deployment.update_while(st.DEPLOYING, endpoint=endpoint):
+    if not deployment.update_while(st.DEPLOYING, endpoint=endpoint, grpc_endpoint=grpc_endpoint):
         if deployment.status in (st.STOPPING, st.STOPPED):
             # Undeployed while we were applying: the undeploy may have found nothing to stop
             # yet, so stop what we just started rather than leave it serving unowned.
@@ -145,7 +147,13 @@ def undeploy_deployment(self: Task, deployment_id: int) -> None:
             return
         raise self.retry(exc=exc, countdown=min(2**self.request.retries, 60)) from exc
     deployment.move_to(
-        st.STOPPED, "", action="stopped", only_from={st.STOPPING}, endpoint="", replicas_ready=0
+        st.STOPPED,
+        "",
+        action="stopped",
+        only_from={st.STOPPING},
+        endpoint="",
+        grpc_endpoint="",
+        replicas_ready=0,
     )
 
 

@@ -38,6 +38,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="gRPC port (default: $SERVING_GRPC_PORT, then the config's grpcPort, 8081); 0: off",
     )
     parser.add_argument(
+        "--grpc-socket",
+        default=None,
+        help="serve gRPC on this Unix socket path instead of a TCP port (a local replica: "
+        "its supervisor relays the deployment's gRPC port to the replicas' sockets)",
+    )
+    parser.add_argument(
         "--fd",
         type=int,
         default=None,
@@ -109,13 +115,15 @@ def _serve(argv: list[str] | None) -> int:
         grpc_port = cfg.grpc_port if args.grpc_port is None else args.grpc_port
         host = f"[{args.host}]" if ":" in args.host else args.host  # an IPv6 address
         grpc_address = f"{host}:{grpc_port}" if grpc_port else None
+        if args.grpc_socket:
+            grpc_address = f"unix:{args.grpc_socket}"
         app = create_app(
             cfg,
             estimator,
             load_seconds=load_seconds,
             grpc_address=grpc_address,
-            # A port given on the command line (or $SERVING_GRPC_PORT) must be served.
-            grpc_required=args.grpc_port is not None,
+            # A port or socket given on the command line (or $SERVING_GRPC_PORT) must be served.
+            grpc_required=args.grpc_port is not None or bool(args.grpc_socket),
         )
     except (ConfigError, ArtifactError, ModelError) as exc:
         print(f"serving: {exc}", file=sys.stderr)

@@ -125,6 +125,7 @@ class DeploymentSerializer(serializers.ModelSerializer):
             "status",
             "status_reason",
             "endpoint",
+            "grpc_endpoint",
             "replicas_ready",
             "restarts",
             "cpu_request",

@@ -96,6 +96,11 @@ class Runtime(ABC):
         """A port for a new deployment, none of `taken` (the ports the console has given)."""
         raise NotImplementedError(f"the {self.name} runtime reserves no ports")
 
+    def grpc_endpoint(self, spec: ServingSpec) -> str:
+        """Where the deployment answers the Open Inference Protocol over gRPC ("host:port");
+        empty where it does not."""
+        return ""
+
     def logs(self, name: str, tail: int) -> list[str]:
         """The last `tail` lines the serving processes of deployment `name` wrote, oldest
         first (empty when there are none). Each runtime reads its own kind of log."""

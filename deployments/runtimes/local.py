@@ -56,12 +56,18 @@ def process_alive(pid: int, marker: str) -> bool:
 
 
 def serving_process(
-    config: Path, listen_fd: int, notify_fd: int
+    config: Path, listen_fd: int, notify_fd: int, grpc_socket: Path | None = None
 ) -> tuple[list[str], dict[str, str], Path]:
     """The command, environment and working folder of one serving process (a replica): it
-    serves on the inherited socket `listen_fd`, writes 'ready' to `notify_fd` once it accepts
-    connections, and runs isolated (deployments/isolation.py)."""
-    return isolation.serving_process(config, listen_fd, notify_fd)
+    serves on the inherited socket `listen_fd` (and gRPC on the Unix socket `grpc_socket`),
+    writes 'ready' to `notify_fd` once it accepts connections, and runs isolated
+    (deployments/isolation.py)."""
+    return isolation.serving_process(config, listen_fd, notify_fd, grpc_socket)
+
+
+def grpc_port(port: int) -> int:
+    """The gRPC port of the local deployment whose REST port is `port`."""
+    return port - st.LOCAL_GRPC_PORT_OFFSET
 
 
 def spawn_detached(
@@ -101,7 +107,7 @@ def spawn_detached(
     return int(data)
 
 
-def listen(host: str, port: int) -> socket.socket:
+def listen(host: str, port: int, what: str = "port") -> socket.socket:
     """The deployment's listening socket on its reserved port."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -110,7 +116,7 @@ def listen(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise RuntimeFailure(
-            f"port {port} of this deployment is taken by another program ({exc.strerror})",
+            f"{what} {port} of this deployment is taken by another program ({exc.strerror})",
             permanent=False,
         ) from None
     sock.listen(LISTEN_BACKLOG)
@@ -189,11 +195,15 @@ class LocalRuntime(Runtime):
     def endpoint(self, spec: ServingSpec) -> str:
         return f"http://{self.host}:{spec.port}" if spec.port else ""
 
+    def grpc_endpoint(self, spec: ServingSpec) -> str:
+        return f"{self.host}:{grpc_port(spec.port)}" if spec.port else ""
+
     def pick_port(self, taken: set[int]) -> int:
         ports = list(range(st.LOCAL_PORT_FIRST, st.LOCAL_PORT_LAST + 1))
         random.shuffle(ports)  # two consoles on one machine rarely pick the same
         for port in ports:
-            if port not in taken and port_is_free(self.host, port):
+            free = port_is_free(self.host, port) and port_is_free(self.host, grpc_port(port))
+            if port not in taken and free:
                 return port
         raise RuntimeFailure("no free port left for a new deployment", permanent=False)
 
@@ -254,6 +264,11 @@ class LocalRuntime(Runtime):
         assert spec.port  # apply() refused a spec without one
         listener = listen(self.host, spec.port)
         try:
+            grpc_listener = listen(self.host, grpc_port(spec.port), "gRPC port")
+        except RuntimeFailure:
+            listener.close()
+            raise
+        try:
             command = [
                 sys.executable,
                 "-m",
@@ -262,16 +277,19 @@ class LocalRuntime(Runtime):
                 str(self._config(spec.name)),
                 "--listen-fd",
                 str(listener.fileno()),
+                "--grpc-listen-fd",
+                str(grpc_listener.fileno()),
             ]
             pid = spawn_detached(
                 command,
                 folder / "supervisor.log",
                 self.project_dir,
                 isolation.host_env(),
-                pass_fds=(listener.fileno(),),
+                pass_fds=(listener.fileno(), grpc_listener.fileno()),
             )
         finally:
             listener.close()
+            grpc_listener.close()
         new_state = {"pid": pid, "port": spec.port, "started_at": time.time()}
         # Atomic: a worker killed here leaves the old file or the new one, never half of one.
         write_atomic(folder / "state.json", json.dumps(new_state))

@@ -10,6 +10,10 @@ accepts from its queue, so:
 - a replica that stops (a rollout, a scale-down) leaves queued connections to the others: the
   queue belongs to the socket, which lives as long as any holder, the supervisor included.
 
+With `--grpc-listen-fd M` (the deployment's gRPC port) each replica also serves gRPC on a Unix
+socket in FOLDER/grpc/, and a relay process (grpc_relay.py) started here hands each connection
+on M to one of them.
+
 It reads what to run from FOLDER/desired.json (config checksum, replicas; written by the
 runtime with config.yaml) and reports in FOLDER/status.json. A change of config is rolled:
 the new replicas start, and the old ones are stopped (drained) only once all new ones are
@@ -27,6 +31,7 @@ import ctypes
 import json
 import os
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
@@ -45,8 +50,16 @@ PR_SET_PDEATHSIG = 1
 
 
 class Replica:
-    def __init__(self, checksum: str, proc: subprocess.Popen, output: int, notify: int) -> None:
+    def __init__(
+        self,
+        checksum: str,
+        proc: subprocess.Popen,
+        output: int,
+        notify: int,
+        grpc_socket: Path | None = None,
+    ) -> None:
         self.checksum = checksum
+        self.grpc_socket = grpc_socket
         self.proc = proc
         self.output = output
         self.notify = notify
@@ -78,12 +91,18 @@ def describe_exit(returncode: int, output: bytes) -> str:
 
 
 class Supervisor:
-    def __init__(self, folder: Path, listener: socket.socket) -> None:
+    def __init__(
+        self, folder: Path, listener: socket.socket, grpc_listener: socket.socket | None = None
+    ) -> None:
         from deployments.runtimes.local import serving_process
 
         self.serving_process = serving_process
         self.folder = folder
         self.listener = listener
+        self.grpc_listener = grpc_listener
+        self.grpc_folder = folder / "grpc"
+        self.relay: subprocess.Popen | None = None
+        self.serial = 0  # names the replicas' gRPC sockets
         self.log_path = folder / "serving.log"
         self.log = self.log_path.open("ab", buffering=0)
         self.selector = selectors.DefaultSelector()
@@ -122,8 +141,15 @@ class Supervisor:
         output_r, output_w = os.pipe()
         notify_r, notify_w = os.pipe()
         listen_fd = self.listener.fileno()
+        grpc_socket = None
+        if self.grpc_listener is not None:
+            self.serial += 1
+            grpc_socket = self.grpc_folder / f"{self.serial}.sock"
         command, env, cwd = self.serving_process(
-            self.folder / "config.yaml", listen_fd=listen_fd, notify_fd=notify_w
+            self.folder / "config.yaml",
+            listen_fd=listen_fd,
+            notify_fd=notify_w,
+            grpc_socket=grpc_socket,
         )
         try:
             proc = subprocess.Popen(
@@ -139,7 +165,7 @@ class Supervisor:
         finally:
             os.close(output_w)
             os.close(notify_w)
-        replica = Replica(self.target, proc, output_r, notify_r)
+        replica = Replica(self.target, proc, output_r, notify_r, grpc_socket)
         for fd in (output_r, notify_r):
             os.set_blocking(fd, False)
             self.selector.register(fd, selectors.EVENT_READ, replica)
@@ -147,9 +173,36 @@ class Supervisor:
 
     def stop_replica(self, replica: Replica) -> None:
         if replica.stop_deadline is None:
+            self.forget_grpc_socket(replica)  # new gRPC connections go to the others
             replica.stop_deadline = time.monotonic() + DRAIN_SECONDS
             with contextlib.suppress(ProcessLookupError):
                 replica.proc.send_signal(signal.SIGTERM)
+
+    def forget_grpc_socket(self, replica: Replica) -> None:
+        if replica.grpc_socket is not None:
+            replica.grpc_socket.unlink(missing_ok=True)
+
+    def start_relay(self) -> None:
+        """The gRPC relay, (re)started whenever it is not running."""
+        if self.grpc_listener is None or (self.relay and self.relay.poll() is None):
+            return
+        fd = self.grpc_listener.fileno()
+        command = [sys.executable, "-m", "deployments.runtimes.grpc_relay"]
+        command += ["--listen-fd", str(fd), "--sockets", str(self.grpc_folder)]
+        self.relay = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=self.log,
+            pass_fds=(fd,),
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - this process has one thread
+        )
+
+    def stop_relay(self) -> None:
+        if self.relay is not None and self.relay.poll() is None:
+            self.relay.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.relay.wait(5)
 
     def pump(self, timeout: float) -> None:
         """Copy the replicas' output to the log and notice the ones that became ready."""
@@ -189,6 +242,7 @@ class Supervisor:
                     replica.proc.kill()
                 continue
             self.pump(0)  # its last words
+            self.forget_grpc_socket(replica)
             for fd in (replica.output, replica.notify):
                 if fd >= 0:
                     self.selector.unregister(fd)
@@ -259,13 +313,26 @@ class Supervisor:
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
+        if self.grpc_listener is not None:
+            # Sockets of an earlier supervisor's replicas answer nobody any more.
+            shutil.rmtree(self.grpc_folder, ignore_errors=True)
+            self.grpc_folder.mkdir()
+        try:
+            return self.supervise()
+        finally:
+            self.stop_relay()
+
+    def supervise(self) -> int:
         while not self.stopping:
             self.read_desired()
             self.reap()
             self.converge()
+            self.start_relay()
             self.write_status()
             if self.gave_up and not self.replicas:
                 self.listener.close()  # nothing serves: refuse connections rather than queue
+                if self.grpc_listener is not None:
+                    self.grpc_listener.close()
                 return 1
             self.pump(POLL_SECONDS)
         for replica in self.replicas:
@@ -284,7 +351,10 @@ def main(argv: list[str]) -> int:
     # this one included, by that path on their command lines.
     folder = Path(argv[argv.index("--config") + 1]).parent
     listener = socket.socket(fileno=int(argv[argv.index("--listen-fd") + 1]))
-    return Supervisor(folder, listener).run()
+    grpc_listener = None
+    if "--grpc-listen-fd" in argv:
+        grpc_listener = socket.socket(fileno=int(argv[argv.index("--grpc-listen-fd") + 1]))
+    return Supervisor(folder, listener, grpc_listener).run()
 
 
 if __name__ == "__main__":

@@ -248,3 +248,36 @@ def test_logs_show_what_the_serving_process_wrote(
     )
     assert client.get("/api/deployments/chatty/logs/?tail=0").status_code == 400
     assert client.get("/api/deployments/chatty/logs/?tail=x").status_code == 400
+
+
+def test_grpc_is_served_on_a_stable_port_by_every_replica(
+    client: httpx.Client, versions: list[int]
+) -> None:
+    import numpy as np
+    import tritonclient.grpc as triton
+
+    from tests.support.models import iris_classifier
+
+    body = _deploy(client, "by-grpc", version=versions[0], replicas=2)
+    port = int(body["endpoint"].rsplit(":", 1)[1])
+    assert body["grpc_endpoint"] == f"127.0.0.1:{port - 10000}"
+    estimator, X = iris_classifier()
+
+    def infer() -> triton.InferResult:
+        # A new channel each time: the relay hands each connection to the next replica.
+        with triton.InferenceServerClient(url=body["grpc_endpoint"]) as grpc_client:
+            tensor = triton.InferInput("input-0", [3, 4], "FP64")
+            tensor.set_data_from_numpy(X[:3])
+            return grpc_client.infer("by-grpc", [tensor])
+
+    for _ in range(4):
+        got = infer().as_numpy("predict_proba")
+        np.testing.assert_allclose(got, estimator.predict_proba(X[:3]), rtol=0, atol=1e-9)
+
+    _patch(client, "by-grpc", version=versions[1])
+    after = wait_for(client, "by-grpc", lambda b: b["status"] == "running" and b["version"] == 2)
+    assert after["grpc_endpoint"] == body["grpc_endpoint"]
+    wait_until(lambda: infer().get_response().model_version == str(versions[1]), 60, "v2")
+    assert client.post("/api/deployments/by-grpc/undeploy/").status_code == 202
+    wait_for_status(client, "by-grpc", "stopped")
+    assert client.get("/api/deployments/by-grpc/").json()["grpc_endpoint"] == ""

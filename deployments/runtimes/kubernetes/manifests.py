@@ -103,6 +103,10 @@ def service_url(name: str, namespace: str) -> str:
     return f"http://{name}.{namespace}.svc.cluster.local"
 
 
+def grpc_address(name: str, namespace: str) -> str:
+    return f"{name}.{namespace}.svc.cluster.local:{GRPC_PORT}"
+
+
 def endpoint_url(name: str, namespace: str, ingress_host: str | None = None) -> str:
     """Where predictions are sent: the ingress path when a host is set, else the Service."""
     if ingress_host:

@@ -147,6 +147,10 @@ class KubernetesRuntime(Runtime):
     def endpoint(self, name: str) -> str:
         return manifests.endpoint_url(name, self.namespace, self.ingress_host)
 
+    def grpc_endpoint(self, spec: ServingSpec) -> str:
+        # The Service's gRPC port, inside the cluster (an Ingress carries only REST).
+        return manifests.grpc_address(spec.name, self.namespace)
+
     # -- Runtime ------------------------------------------------------------------------------
 
     def apply(self, spec: ServingSpec) -> str:
