@@ -143,3 +143,7 @@ LOCAL_GRPC_PORT_OFFSET = 10000
 # Lines the logs API returns by default and at most.
 LOG_TAIL_DEFAULT = 100
 LOG_TAIL_MAX = 2000
+# Log lines are read by a worker (the web process never calls the runtime): lines younger than
+# this are shown as they are, older ones are read again, waiting at most LOG_WAIT_SECONDS.
+LOG_FRESH_SECONDS = 2.0
+LOG_WAIT_SECONDS = 5.0

@@ -1,18 +1,64 @@
-"""A deployment's log lines as the API and the page show them."""
+"""A deployment's log lines as the API and the page show them.
+
+Reading them is a runtime call (on Kubernetes, pod logs through the API), and the web process
+makes none: a worker reads them (`tasks.collect_logs`) into the cache, and the web process
+waits a moment for fresh lines there, showing the last ones it has if the worker is late.
+"""
 
 from __future__ import annotations
 
+import time
+
+from django.core.cache import cache
+
+from deployments import constants as st
 from deployments.models import Deployment
 from deployments.runtimes import get_runtime
 from deployments.runtimes.base import RuntimeFailure
 from deployments.scrub import scrub
 
+POLL_SECONDS = 0.05
+KEEP_SECONDS = 600  # how long read lines stay in the cache, for a worker that is late
+# A read asked of a worker that has not done it is asked again after this long (the worker is
+# down, or lost the task); a read done clears the mark at once.
+ASK_AGAIN_SECONDS = 30
 
-def deployment_logs(deployment: Deployment, tail: int) -> list[str]:
+
+def _key(deployment_id: int, tail: int) -> str:
+    return f"deployment-logs:{deployment_id}:{tail}"
+
+
+def read_logs(deployment: Deployment, tail: int) -> list[str]:
     """The last `tail` lines its serving processes wrote, oldest first, with secrets scrubbed
-    (every viewer of the deployment may read them)."""
+    (every viewer of the deployment may read them). Runs in a worker."""
     try:
         lines = get_runtime().logs(deployment.name, tail)
     except RuntimeFailure as exc:
-        return [f"(the logs cannot be read now: {exc})"]
-    return [scrub(line) for line in lines]
+        lines = [f"(the logs cannot be read now: {exc})"]
+    lines = [scrub(line) for line in lines]
+    key = _key(deployment.pk, tail)
+    cache.set(key, {"at": time.time(), "lines": lines}, KEEP_SECONDS)
+    cache.delete(f"{key}:asked")
+    return lines
+
+
+def deployment_logs(deployment: Deployment, tail: int) -> list[str]:
+    """The lines `read_logs` gave, read again by a worker unless they are fresh."""
+    from deployments.tasks import collect_logs
+
+    key = _key(deployment.pk, tail)
+    asked = time.time()
+    cached = cache.get(key)
+    if cached and cached["at"] >= asked - st.LOG_FRESH_SECONDS:
+        return cached["lines"]
+    # One read in flight per deployment and tail, however many viewers poll.
+    if cache.add(f"{key}:asked", asked, ASK_AGAIN_SECONDS):
+        collect_logs.delay(deployment.pk, tail)
+    deadline = time.monotonic() + st.LOG_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        time.sleep(POLL_SECONDS)
+        fresh = cache.get(key)
+        if fresh and fresh["at"] >= asked - st.LOG_FRESH_SECONDS:
+            return fresh["lines"]
+    late = "(the worker has not read newer lines yet: is it running?)"
+    return [*cached["lines"], late] if cached else [late]

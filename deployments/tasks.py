@@ -206,3 +206,13 @@ def sync_all_deployments() -> None:
     for orphan in runtime.list_deployed() - active:
         log.warning("removing %s: the runtime runs it but no active deployment wants it", orphan)
         runtime.remove(orphan)
+
+
+@shared_task(ignore_result=True)
+def collect_logs(deployment_id: int, tail: int) -> None:
+    """Read a deployment's log lines into the cache for the web process (deployments/logs.py)."""
+    from deployments.logs import read_logs
+
+    deployment = _get(deployment_id)
+    if deployment is not None:
+        read_logs(deployment, tail)
