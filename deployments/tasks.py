@@ -186,6 +186,8 @@ def sync_deployment(deployment: Deployment, runtime: Runtime | None = None) -> N
     spec = serving_spec(deployment)
     if runtime.reapply_on_sync:
         runtime.apply(spec)  # repairs drift, such as a deleted Service
+    elif revived := runtime.revive(spec):
+        deployment.record("runtime", revived)
     seen = runtime.observe(spec)
     if deployment.status == st.FAILED and seen.status != st.RUNNING:
         return  # keep the reason that explains the failure

@@ -96,6 +96,11 @@ class Runtime(ABC):
         """A port for a new deployment, none of `taken` (the ports the console has given)."""
         raise NotImplementedError(f"the {self.name} runtime reserves no ports")
 
+    def revive(self, spec: ServingSpec) -> str:
+        """Start again what should serve `spec` but died outside the runtime's own care (on
+        this machine, a killed supervisor); the event to record, or "" when nothing was done."""
+        return ""
+
     def grpc_endpoint(self, spec: ServingSpec) -> str:
         """Where the deployment answers the Open Inference Protocol over gRPC ("host:port");
         empty where it does not."""

@@ -242,7 +242,21 @@ class LocalRuntime(Runtime):
             self._apply(spec)
         return self.endpoint(spec)
 
-    def _apply(self, spec: ServingSpec) -> None:
+    def revive(self, spec: ServingSpec) -> str:
+        """A supervisor that is gone without having given up (killed: its replicas went with
+        it) is started again, as a kubelet restarts a pod's containers; its restarts go on."""
+        with self._locked(spec.name):
+            state = self._read(spec.name, "state.json")
+            if not state or state.get("replicas") == 0 or self._alive(spec.name, state):
+                return ""
+            status = self._read(spec.name, "status.json") or {}
+            if status.get("failed"):
+                return ""  # it gave up on a crashing model: that failure stands
+            restarts = int(status.get("restarts", 0)) + 1
+            self._apply(spec, restarts=restarts)
+        return "the supervisor of the serving processes was gone (killed?): started it again"
+
+    def _apply(self, spec: ServingSpec, restarts: int = 0) -> None:
         folder = self._dir(spec.name)
         folder.mkdir(parents=True, exist_ok=True)
         state = self._read(spec.name, "state.json")
@@ -256,6 +270,8 @@ class LocalRuntime(Runtime):
         # A running supervisor rolls to a new config or replica count by itself.
         write_atomic(self._config(spec.name), spec.config_yaml)
         desired = {"checksum": spec.config_checksum, "replicas": spec.replicas}
+        if restarts:
+            desired["restarts"] = restarts  # counted on by the new supervisor
         write_atomic(folder / "desired.json", json.dumps(desired))
         if running:
             return

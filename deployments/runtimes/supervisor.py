@@ -134,6 +134,7 @@ class Supervisor:
             self.backoff = st.RESTART_BACKOFF_FIRST_SECONDS
             self.next_start = 0.0
         self.wanted = int(desired["replicas"])
+        self.restarts = max(self.restarts, int(desired.get("restarts", 0)))
 
     # Replicas ---------------------------------------------------------------------------------
 

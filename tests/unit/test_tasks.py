@@ -365,3 +365,18 @@ def test_watch_fails_a_deploy_past_its_deadline(
         f"not ready within {settings.DEPLOY_TIMEOUT_SECONDS} s: starting the serving processes"
     )
     assert broker.published() == []
+
+
+def test_a_supervisor_that_gave_up_or_serves_nothing_is_not_revived(
+    runtime: LocalRuntime, make_deployment: Callable[..., Deployment]
+) -> None:
+    from deployments.specs import serving_spec
+
+    spec = serving_spec(make_deployment(port=20001))
+    write_state(runtime, spec.name, no_such_pid(), status={"failed": "it crashed 4 times"})
+    assert runtime.revive(spec) == ""
+    state = {"port": 20001, "replicas": 0}
+    (runtime.root / spec.name / "state.json").write_text(json.dumps(state))
+    assert runtime.revive(spec) == ""
+    (runtime.root / spec.name / "state.json").unlink()
+    assert runtime.revive(spec) == ""  # never started here
