@@ -336,6 +336,8 @@ class LocalRuntime(Runtime):
             return Observation(st.DEPLOYING, "starting the serving processes", 0, endpoint)
         status = self._read(spec.name, "status.json") or {}
         ready = int(status.get("ready", 0))
+        # While a rollout is under way the old replicas answer: they count as ready.
+        serving = int(status.get("serving", ready))
 
         def seen(what: str, reason: str = "", ready: int = ready) -> Observation:
             restarts = int(status.get("restarts", 0))
@@ -347,7 +349,7 @@ class LocalRuntime(Runtime):
             return seen(st.FAILED, reason, 0)
         rolled = status.get("checksum") == spec.config_checksum
         if not rolled or status.get("replicas") != spec.replicas:
-            return seen(st.DEPLOYING, "starting the serving processes", 0)
+            return seen(st.DEPLOYING, "starting the serving processes", serving)
         if status.get("failed"):
             return seen(st.FAILED, status["failed"])
         if ready >= spec.replicas:
@@ -355,6 +357,9 @@ class LocalRuntime(Runtime):
         if status.get("reason"):  # a replica of this config died: it is being restarted
             why = f"{ready} of {spec.replicas} ready; restarting one after: {status['reason']}"
             return seen(st.DEGRADED, why)
+        if status.get("old"):
+            why = f"rolling out: {ready} of {spec.replicas} new replicas ready, the old serve"
+            return seen(st.DEPLOYING, why, serving)
         return seen(st.DEPLOYING, "waiting for the serving process to load the model")
 
     def list_deployed(self) -> set[str]:

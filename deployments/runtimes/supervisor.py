@@ -298,6 +298,9 @@ class Supervisor:
             "ready": sum(r.ready and r.stop_deadline is None for r in current),
             "pids": sorted(r.proc.pid for r in current if r.stop_deadline is None),
             "old": sum(r.checksum != self.target for r in self.replicas),
+            # Ready replicas of any config still taking connections (the old ones during a
+            # rollout): what answers now.
+            "serving": sum(r.ready and r.stop_deadline is None for r in self.replicas),
             "restarts": self.restarts,
             "reason": self.reason,
             "failed": self.gave_up,

@@ -123,8 +123,18 @@ def test_version_change_and_rollback_keep_the_endpoint_and_drop_no_request(
     with Traffic(endpoint) as traffic:
         wait_until(lambda: traffic.versions, 30, "the first answers")
         _patch(client, "steady", version=versions[1])
-        body = wait_for(client, "steady", lambda b: b["status"] == "running" and b["version"] == 2)
+        seen: list[tuple[str, int]] = []
+
+        def switched(b: dict) -> bool:
+            seen.append((b["status"], b["replicas_ready"]))
+            return b["status"] == "running" and b["version"] == 2
+
+        body = wait_for(client, "steady", switched)
         assert body["endpoint"] == endpoint
+        # The old replica answers until the new one is ready: the count never drops to 0.
+        assert ("deploying" in {status for status, _ in seen}) and all(r >= 1 for _, r in seen), (
+            seen
+        )
         wait_until(lambda: traffic.versions[-1] == str(versions[1]), 60, "the new version")
         response = client.post("/api/deployments/steady/rollback/")
         assert response.status_code == 202, response.text
