@@ -182,6 +182,7 @@ _LIST_COLUMNS = {
     "status": "status",
     "status_reason": "status_reason",
     "endpoint": "endpoint",
+    "grpc_endpoint": "grpc_endpoint",
     "replicas_ready": "replicas_ready",
     "restarts": "restarts",
     "cpu_request": "cpu_request",

@@ -17,7 +17,7 @@ from tritonclient.utils import InferenceServerException
 
 from serving.config import ModelSource, ServingConfig
 from tests.serving.test_kserve_clients import kserve_session
-from tests.support.estimators import SlowWarmUpClassifier
+from tests.support.estimators import GatedWarmUpClassifier
 from tests.support.net import free_port
 from tests.support.serving import ROOT, ServingProcess, write_config
 
@@ -137,7 +137,8 @@ def test_grpc_requests_are_in_the_metrics(grpc_server, client) -> None:
 
 def test_unavailable_until_ready(iris, tmp_path) -> None:
     """While the model warms up, ServerReady says false and ModelInfer answers UNAVAILABLE."""
-    slow = SlowWarmUpClassifier(iris[0], delay=5.0).fit(None, None)
+    gate = tmp_path / "warm-up-may-end"
+    slow = GatedWarmUpClassifier(iris[0], gate=str(gate)).fit(None, None)
     artifact = tmp_path / "slow.pkl"
     artifact.write_bytes(pickle.dumps(slow))
     cfg = ServingConfig(
@@ -147,7 +148,7 @@ def test_unavailable_until_ready(iris, tmp_path) -> None:
         model=ModelSource(
             method="LOCAL",
             path=str(artifact),
-            trusted_types=["tests.support.estimators.SlowWarmUpClassifier"],
+            trusted_types=["tests.support.estimators.GatedWarmUpClassifier"],
         ),
         input_size=4,
         name="slow",
@@ -160,11 +161,13 @@ def test_unavailable_until_ready(iris, tmp_path) -> None:
         while not _answers(client):
             assert time.monotonic() < deadline, server.log()
             time.sleep(0.05)
-        # gRPC listens from the start of the (5 s) warm-up through the model thread.
+        # gRPC listens from the start of the warm-up through the model thread, which waits
+        # for the gate.
         assert client.is_server_ready() is False
         assert client.is_model_ready("slow") is False
         good = _input(np.ones((1, 4)), "FP64")
         assert _code(lambda: client.infer("slow", [good])) == "StatusCode.UNAVAILABLE"
+        gate.touch()
         server.wait_ready(60)
         assert client.is_server_ready() is True
         assert client.infer("slow", [good]).as_numpy("predict_proba").shape == (1, 3)

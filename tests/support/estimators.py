@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from pathlib import Path
 
@@ -40,6 +42,25 @@ class BrokenClassifier(SlowClassifier):
 
     def predict_proba(self, X):  # noqa: N803
         raise RuntimeError("weights are corrupt")
+
+
+class GatedWarmUpClassifier(SlowClassifier):
+    """Rows of zeros sent through serving's model thread (its warm-up before it says ready)
+    wait until the file `gate` exists (at most `delay` seconds): the server stays not ready
+    for as long as a test needs, however loaded the machine is. The check at load, on the
+    main thread, does not wait."""
+
+    def __init__(self, inner=None, delay: float = 120.0, gate: str = "") -> None:
+        super().__init__(inner, delay)
+        self.gate = gate
+
+    def predict_proba(self, X):  # noqa: N803
+        X = np.asarray(X)
+        deadline = time.monotonic() + self.delay
+        gated = not X.any() and threading.current_thread() is not threading.main_thread()
+        while gated and not os.path.exists(self.gate) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.inner.predict_proba(X)
 
 
 class SlowWarmUpClassifier(SlowClassifier):
