@@ -22,6 +22,10 @@ def web_command(host: str = "127.0.0.1", port: int = 8000, workers: int = 2) -> 
         "4",
         "--timeout",
         "600",
+        # Idle connections stay open longer than clients and proxies keep theirs (httpx 5 s,
+        # load balancers 60 s), so no client sends a request on a connection being closed.
+        "--keep-alive",
+        "75",
         "--access-logfile",
         "-",
         "--graceful-timeout",
