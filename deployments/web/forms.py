@@ -14,17 +14,25 @@ from django import forms
 from deployments import constants as st
 from deployments.constants import MAX_PREDICT_ROWS
 from deployments.json_limits import JSONTooDeep, load_json
-from deployments.models import NAME, QUANTITY, Deployment, ModelVersion, RegisteredModel
+from deployments.models import QUANTITY, Deployment, ModelVersion, RegisteredModel
+from deployments.names import validate_name
 
 _REPLICA_ERRORS = {
     "min_value": st.REPLICAS_MESSAGE,
     "max_value": st.REPLICAS_MESSAGE,
     "required": "Enter a number of replicas.",
+    "invalid": st.REPLICAS_INVALID,
 }
 
 
 def _replicas_field(**kwargs: Any) -> forms.IntegerField:
-    return forms.IntegerField(min_value=st.MIN_REPLICAS, max_value=st.MAX_REPLICAS, **kwargs)
+    """One definition of the replicas field, so every form words its errors the same."""
+    return forms.IntegerField(
+        min_value=st.MIN_REPLICAS,
+        max_value=st.MAX_REPLICAS,
+        error_messages=_REPLICA_ERRORS,
+        **kwargs,
+    )
 
 
 def _quantity_field(label: str, name: str, required: bool = True) -> forms.CharField:
@@ -37,20 +45,51 @@ def _quantity_field(label: str, name: str, required: bool = True) -> forms.CharF
     )
 
 
+def _name_field(**kwargs: Any) -> forms.CharField:
+    """A model's or deployment's name, its errors worded by deployments/names.py."""
+    # The length is checked by validate_name too (one message); the browser limits typing.
+    return forms.CharField(
+        validators=[validate_name],
+        widget=forms.TextInput(attrs={"maxlength": st.NAME_MAX_LENGTH}),
+        error_messages={"required": "Enter a name."},
+        **kwargs,
+    )
+
+
 class ModelForm(forms.ModelForm):
+    name = _name_field(
+        label="Name", help_text="Lower-case letters, digits and '-', e.g. iris (used in URLs)."
+    )
     job = forms.ChoiceField(
         choices=[("", "Choose one"), *st.JOB_CHOICES],
         help_text="Classification answers class probabilities; regression answers values.",
+        error_messages={"required": st.JOB_MESSAGE, "invalid_choice": st.JOB_MESSAGE},
     )
+    input_size = forms.IntegerField(
+        label="Number of features",
+        min_value=1,
+        max_value=st.MAX_INPUT_SIZE,
+        help_text=f"How many numbers one row of input holds (at most {st.MAX_INPUT_SIZE}).",
+        error_messages={
+            "required": st.FEATURES_INVALID,
+            "invalid": st.FEATURES_INVALID,
+            "min_value": st.FEATURES_MESSAGE,
+            "max_value": st.FEATURES_MESSAGE,
+        },
+    )
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"]
+        if RegisteredModel.objects.filter(name=name).exists():
+            raise forms.ValidationError(
+                f"A model named {name} already exists. Choose another name, or open {name} "
+                "and upload a new version of it."
+            )
+        return name
 
     class Meta:
         model = RegisteredModel
         fields = ["name", "job", "input_size", "description"]
-        labels = {"input_size": "Number of features"}
-        help_texts = {
-            "name": "Lower-case letters, digits and '-', e.g. iris (used in URLs).",
-            "input_size": f"How many numbers one row of input holds (at most {st.MAX_INPUT_SIZE}).",
-        }
         widgets = {"description": forms.Textarea(attrs={"rows": 2})}
 
 
@@ -88,13 +127,18 @@ def version_choices() -> list[tuple[str, list[tuple[int, str]]]]:
 
 
 class DeployForm(forms.Form):
-    name = forms.CharField(
+    name = _name_field(
         label="Deployment name",
-        max_length=st.NAME_MAX_LENGTH,
-        validators=[NAME],
         help_text="Lower-case letters, digits and '-', e.g. iris-prod. It names the endpoint.",
     )
-    version = forms.TypedChoiceField(label="Model version", coerce=int)
+    version = forms.TypedChoiceField(
+        label="Model version",
+        coerce=int,
+        error_messages={
+            "required": "Choose a model version.",
+            "invalid_choice": "Choose one of the listed model versions.",
+        },
+    )
     replicas = _replicas_field(
         initial=st.DEFAULT_REPLICAS,
         help_text=f"Serving processes ({st.MIN_REPLICAS} to {st.MAX_REPLICAS}).",
@@ -154,7 +198,7 @@ class ChangeVersionForm(forms.Form):
 
 
 class ScaleForm(forms.Form):
-    replicas = _replicas_field(label="Replicas", error_messages=_REPLICA_ERRORS)
+    replicas = _replicas_field(label="Replicas")
 
 
 def _number(value: Any, row: int, column: int) -> float:
