@@ -102,11 +102,11 @@ class ModelViewSet(
         for key in ("a", "b"):
             ref = request.query_params.get(key, "").strip()
             if not ref:
-                raise ValidationError({key: f"Give ?{key}= a version number or an alias."})
+                raise ValidationError({key: [f"Give ?{key}= a version number or an alias."]})
             try:
                 chosen[key] = find_version(model, ref)
             except VersionNotFound as exc:
-                raise ValidationError({key: str(exc)}) from None
+                raise ValidationError({key: [str(exc)]}) from None
         return Response(comparison(chosen["a"], chosen["b"]))
 
     @extend_schema(responses=RegistryEventSerializer(many=True))
@@ -265,12 +265,12 @@ class AliasViewSet(viewsets.GenericViewSet):
         try:
             version = find_version(model, form.validated_data["version"])
         except VersionNotFound as exc:
-            raise ValidationError({"version": str(exc)}) from None
+            raise ValidationError({"version": [str(exc)]}) from None
         try:
             alias = set_alias(model, name, version, actor=request.user)
         except MetadataError as exc:
             field = "name" if exc.field == "alias" else exc.field
-            raise ValidationError({field: str(exc)}) from None
+            raise ValidationError({field: [str(exc)]}) from None
         return Response(AliasSerializer(alias).data)
 
     @extend_schema(responses={204: None})
