@@ -22,6 +22,19 @@ class Row:
     def same(self) -> bool:
         return self.a == self.b
 
+    @property
+    def shown(self) -> tuple[str, str]:
+        """Both values as a page shows them ("—" for none)."""
+        return _shown(self.a), _shown(self.b)
+
+
+def _shown(value: Any) -> str:
+    if value is None or value == "" or value == []:
+        return "—"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
 
 def _facts(v: ModelVersion) -> dict[str, tuple[str, Any]]:
     return {

@@ -16,6 +16,8 @@ from deployments.constants import MAX_PREDICT_ROWS
 from deployments.json_limits import JSONTooDeep, load_json
 from deployments.models import QUANTITY, Deployment, ModelVersion, RegisteredModel
 from deployments.names import validate_name
+from deployments.registry import metadata
+from deployments.registry.aliases import VersionNotFound, find_version
 
 _REPLICA_ERRORS = {
     "min_value": st.REPLICAS_MESSAGE,
@@ -111,18 +113,66 @@ class UploadForm(forms.Form):
         "the trusted ones, one per line or comma-separated. Only approve what you know.",
     )
 
+    notes = forms.CharField(
+        label="Notes",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="What changed in this version, how it was trained (optional).",
+    )
+    tags = forms.CharField(
+        label="Tags",
+        required=False,
+        help_text="Labels such as baseline, q3, separated by commas (optional).",
+    )
+    metrics = forms.CharField(
+        label="Metrics (JSON)",
+        required=False,
+        widget=forms.TextInput(attrs={"spellcheck": "false", "placeholder": st.METRICS_EXAMPLE}),
+        help_text="What you measured, as a flat JSON object of numbers or short texts (optional).",
+    )
+
     def clean_approve_types(self) -> list[str]:
         text = self.cleaned_data["approve_types"]
         return [t.strip() for t in text.replace(",", "\n").splitlines() if t.strip()]
+
+    def clean_notes(self) -> str:
+        return _metadata(metadata.parse_notes, self.cleaned_data["notes"])
+
+    def clean_tags(self) -> list[str]:
+        return _metadata(metadata.parse_tags, self.cleaned_data["tags"])
+
+    def clean_metrics(self) -> dict[str, Any]:
+        return _metadata(metadata.parse_metrics, self.cleaned_data["metrics"])
+
+
+def _metadata(parse: Any, value: Any) -> Any:
+    try:
+        return parse(value)
+    except metadata.MetadataError as exc:
+        raise forms.ValidationError(str(exc)) from None
+
+
+def version_label(v: ModelVersion, *, with_model: bool = True) -> str:
+    """How a version reads in a picker: number, aliases, tags, upload date and estimator."""
+    parts = [f"{v.model.name} v{v.version}" if with_model else f"v{v.version}"]
+    aliases = sorted(a.name for a in v.aliases.all())
+    if aliases:
+        parts.append(f"[{', '.join(aliases)}]")
+    if v.tags:
+        parts.append(f"#{' #'.join(v.tags)}")
+    parts.append(f"uploaded {v.created_at:%Y-%m-%d %H:%M}")
+    estimator = v.estimator_class.rsplit(".", 1)[-1]
+    if estimator:
+        parts.append(f"({estimator})")
+    return " ".join(parts)
 
 
 def version_choices() -> list[tuple[str, list[tuple[int, str]]]]:
     """Versions grouped by model, newest first, for a select with one group per model."""
     groups: dict[str, list[tuple[int, str]]] = {}
-    for v in ModelVersion.objects.select_related("model").order_by("model__name", "-version"):
-        estimator = v.estimator_class.rsplit(".", 1)[-1]
-        label = f"{v.model.name} v{v.version}" + (f" ({estimator})" if estimator else "")
-        groups.setdefault(v.model.name, []).append((v.pk, label))
+    versions = ModelVersion.objects.select_related("model").prefetch_related("aliases")
+    for v in versions.order_by("model__name", "-version"):
+        groups.setdefault(v.model.name, []).append((v.pk, version_label(v)))
     return list(groups.items())
 
 
@@ -191,10 +241,55 @@ class ChangeVersionForm(forms.Form):
         kwargs.setdefault("initial", {"version": deployment.model_version_id})
         super().__init__(*args, **kwargs)
         field = self.fields["version"]
-        field.queryset = ModelVersion.objects.filter(
-            model=deployment.model_version.model
-        ).select_related("model")
-        field.label_from_instance = lambda v: f"v{v.version}"
+        field.queryset = (
+            ModelVersion.objects.filter(model=deployment.model_version.model)
+            .select_related("model")
+            .prefetch_related("aliases")
+        )
+        field.label_from_instance = lambda v: version_label(v, with_model=False)
+
+
+class DescribeVersionForm(forms.Form):
+    """A version's notes and tags, edited on the model's page."""
+
+    notes = forms.CharField(label="Notes", required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    tags = forms.CharField(
+        label="Tags", required=False, help_text="Separated by commas, e.g. baseline, q3."
+    )
+
+    def clean_notes(self) -> str:
+        return _metadata(metadata.parse_notes, self.cleaned_data["notes"])
+
+    def clean_tags(self) -> list[str]:
+        return _metadata(metadata.parse_tags, self.cleaned_data["tags"])
+
+
+class AliasForm(forms.Form):
+    """Point an alias (new or existing) at one of the model's versions."""
+
+    name = forms.CharField(
+        label="Alias",
+        max_length=64,
+        help_text="e.g. champion or staging; an existing alias moves to the chosen version.",
+        error_messages={"required": 'Enter an alias, e.g. "champion".'},
+    )
+    version = forms.IntegerField(
+        label="Version",
+        error_messages={"required": "Choose a version.", "invalid": "Choose a version."},
+    )
+
+    def __init__(self, *args: Any, model: RegisteredModel, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.model = model
+
+    def clean_name(self) -> str:
+        return _metadata(lambda v: metadata.check_label(v, "alias"), self.cleaned_data["name"])
+
+    def clean_version(self) -> ModelVersion:
+        try:
+            return find_version(self.model, self.cleaned_data["version"])
+        except VersionNotFound as exc:
+            raise forms.ValidationError(str(exc)) from None
 
 
 class ScaleForm(forms.Form):

@@ -8,6 +8,13 @@ urlpatterns = [
     path("models/", views.model_list, name="model-list"),
     path("models/<slug:name>/", views.model_detail, name="model-detail"),
     path("models/<slug:name>/upload/", views.model_upload, name="model-upload"),
+    path("models/<slug:name>/aliases/", views.model_alias, name="model-alias"),
+    path("models/<slug:name>/compare/", views.model_compare, name="model-compare"),
+    path(
+        "models/<slug:name>/versions/<int:version>/describe/",
+        views.model_version_describe,
+        name="model-version-describe",
+    ),
     path("deploy/", views.deployment_new, name="deployment-new"),
     path("deploy/check-name/", views.deployment_name_check, name="deployment-name-check"),
     path("deployments/<slug:name>/", views.deployment_detail, name="deployment-detail"),

@@ -12,6 +12,7 @@ from django import forms
 from deployments import constants as st
 from deployments.models import Deployment, ModelVersion, RegisteredModel
 from deployments.names import name_problem
+from deployments.registry.aliases import set_alias
 from deployments.web.forms import (
     DeployForm,
     ModelForm,
@@ -53,11 +54,17 @@ def test_deploy_form_offers_versions_grouped_by_model_newest_first(
 ) -> None:
     v1, v2 = make_version(version=1), make_version(version=2)
     other = make_version("diabetes", job=st.REGRESSION, input_size=10)
+    set_alias(v2.model, "champion", v2)
+    ModelVersion.objects.filter(pk=v1.pk).update(tags=["baseline"])
     choices = DeployForm().fields["version"].choices
+
+    def at(v: ModelVersion) -> str:
+        return f"uploaded {v.created_at:%Y-%m-%d %H:%M}"
+
     assert choices == [
         ("", "Choose a model version"),
-        ("diabetes", [(other.pk, "diabetes v1")]),
-        ("iris", [(v2.pk, "iris v2"), (v1.pk, "iris v1")]),
+        ("diabetes", [(other.pk, f"diabetes v1 {at(other)}")]),
+        ("iris", [(v2.pk, f"iris v2 [champion] {at(v2)}"), (v1.pk, f"iris v1 #baseline {at(v1)}")]),
     ]
 
 
