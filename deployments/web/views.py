@@ -37,8 +37,8 @@ from deployments.web import presenters
 from deployments.web.forms import (
     AliasForm,
     ChangeVersionForm,
-    DescribeVersionForm,
     DeployForm,
+    DescribeVersionForm,
     ModelForm,
     PredictForm,
     ScaleForm,
