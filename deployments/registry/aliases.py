@@ -8,6 +8,8 @@ audited on the model.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -63,7 +65,7 @@ def set_alias(
     label = check_label(name, "alias")
     if version.model_id != model.pk:
         raise MetadataError("version", f"v{version.version} is not a version of {model.name}.")
-    user = actor if getattr(actor, "is_authenticated", False) else None
+    user: Any = actor if getattr(actor, "is_authenticated", False) else None
     for _attempt in range(3):
         try:
             with transaction.atomic():
