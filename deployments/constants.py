@@ -74,6 +74,9 @@ MODEL_TYPE_LABELS = {"joblib": "joblib", "pkl": "pickle", "skops": "skops"}
 assert set(MODEL_TYPE_LABELS) == set(MODEL_TYPES), "a format serving reads has no label"
 MODEL_TYPE_CHOICES = list(MODEL_TYPE_LABELS.items())
 DEFAULT_MODEL_TYPE = "joblib"
+NO_FILE_MESSAGE = "Choose the model file to upload (saved with joblib, pickle or skops)."
+EMPTY_FILE_MESSAGE = "The file is empty. Choose the file you saved the model to."
+MODEL_TYPE_MESSAGE = f"Choose the format the file was saved with: {', '.join(MODEL_TYPE_LABELS)}."
 # The file extension of each format in the artifact store.
 EXTENSIONS = {t: t for t in MODEL_TYPES}
 

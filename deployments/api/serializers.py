@@ -200,9 +200,18 @@ class VersionUpdateSerializer(serializers.Serializer):
 
 
 class VersionUploadSerializer(serializers.Serializer):
-    file = serializers.FileField(allow_empty_file=True)
+    file = serializers.FileField(
+        allow_empty_file=True,
+        error_messages={
+            "required": st.NO_FILE_MESSAGE,
+            "invalid": st.NO_FILE_MESSAGE,
+            "no_name": st.NO_FILE_MESSAGE,
+        },
+    )
     model_type = serializers.ChoiceField(
-        choices=st.MODEL_TYPE_CHOICES, default=st.DEFAULT_MODEL_TYPE
+        choices=st.MODEL_TYPE_CHOICES,
+        default=st.DEFAULT_MODEL_TYPE,
+        error_messages={"invalid_choice": st.MODEL_TYPE_MESSAGE},
     )
     approve_types = serializers.ListField(
         child=serializers.CharField(max_length=255),

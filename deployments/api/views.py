@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from django.db.models import Max
 from django.http import Http404
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -84,6 +83,12 @@ class ModelViewSet(
                 models = models.filter(job=params["job"])
         return models
 
+    def get_object(self) -> RegisteredModel:
+        try:
+            return super().get_object()
+        except Http404:
+            raise NotFound(f"No model named {self.kwargs['name']!r}.") from None
+
     def perform_create(self, serializer) -> None:
         serializer.save(created_by=self.request.user)
 
@@ -134,7 +139,19 @@ class VersionViewSet(
     parser_classes = [MultiPartParser, FormParser, JSONParser]
 
     def get_model(self) -> RegisteredModel:
-        return get_object_or_404(RegisteredModel, name=self.kwargs["model_name"])
+        model = RegisteredModel.objects.filter(name=self.kwargs["model_name"]).first()
+        if model is None:
+            raise NotFound(f"No model named {self.kwargs['model_name']!r}.")
+        return model
+
+    def get_object(self) -> ModelVersion:
+        try:
+            return super().get_object()
+        except Http404:
+            self.get_model()
+            raise NotFound(
+                f"{self.kwargs['model_name']} has no version {self.kwargs['version']!r}."
+            ) from None
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # the OpenAPI schema is being generated

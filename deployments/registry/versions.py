@@ -27,7 +27,7 @@ from deployments.artifacts.stores import (
     PendingPut,
     blob_name,
 )
-from deployments.constants import EXTENSIONS
+from deployments.constants import EMPTY_FILE_MESSAGE, EXTENSIONS
 from deployments.models import Deployment, ModelVersion, RegisteredModel
 from deployments.registry.errors import ArtifactRejected, ArtifactTooLarge
 from deployments.registry.sandbox import validate_artifact
@@ -111,7 +111,7 @@ def upload_version(
     trusted = sorted(configured | set(approved))
     with _local_artifact(artifact, model_type) as (local, sha256, size):
         if size == 0:
-            raise ArtifactRejected("the file is empty")
+            raise ArtifactRejected(EMPTY_FILE_MESSAGE)
         store = get_store()
         first = (model.versions.aggregate(n=Max("version"))["n"] or 0) + 1
         # The store starts receiving the file while the sandbox checks it; it shows nothing

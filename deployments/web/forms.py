@@ -97,13 +97,21 @@ class ModelForm(forms.ModelForm):
 
 class UploadForm(forms.Form):
     file = forms.FileField(
-        label="Model file", help_text="A fitted estimator saved with joblib, pickle or skops."
+        label="Model file",
+        help_text="A fitted estimator saved with joblib, pickle or skops.",
+        error_messages={
+            "required": st.NO_FILE_MESSAGE,
+            "empty": st.EMPTY_FILE_MESSAGE,
+            "invalid": st.NO_FILE_MESSAGE,
+            "missing": st.NO_FILE_MESSAGE,
+        },
     )
     model_type = forms.ChoiceField(
         label="Format",
         choices=st.MODEL_TYPE_CHOICES,
         initial=st.DEFAULT_MODEL_TYPE,
         help_text="How the file was saved.",
+        error_messages={"required": st.MODEL_TYPE_MESSAGE, "invalid_choice": st.MODEL_TYPE_MESSAGE},
     )
     approve_types = forms.CharField(
         label="Approve types or globals (admins)",

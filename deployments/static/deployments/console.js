@@ -52,9 +52,9 @@
       if (xhr.status === 200 || xhr.status === 422) {
         var size = fileSize !== null ? " (" + formatBytes(fileSize) + ")" : "";
         document.getElementById("upload-area").outerHTML = xhr.responseText;
-        label.textContent = xhr.status === 200
-          ? "Uploaded 100%" + size + " and validated."
-          : "Uploaded 100%" + size + ", but validation refused it.";
+        if (xhr.status === 200) label.textContent = "Uploaded 100%" + size + " and validated.";
+        else if (fileSize === null) label.textContent = "No file was chosen: choose the model file, then upload.";
+        else label.textContent = "Uploaded 100%" + size + ", but it was refused: the reason is below.";
         box.dataset.state = xhr.status === 200 ? "validated" : "refused";
         return;
       }
