@@ -56,7 +56,10 @@ def result_rows(result: PredictionResult, classes: list | None) -> list[dict[str
                 {
                     "number": i,
                     "label": classes[best],
-                    "cells": [{"value": p, "best": j == best} for j, p in enumerate(prediction)],
+                    "cells": [
+                        {"value": p, "best": j == best, "label": classes[j]}
+                        for j, p in enumerate(prediction)
+                    ],
                 }
             )
         else:

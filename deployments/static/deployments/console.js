@@ -139,6 +139,22 @@
     }
   });
 
+  // A banner such as "Deploying iris-prod." or "Undeploy requested." tells what was asked; once
+  // the live status shows the deployment has moved on, the banner is old news and goes.
+  var statusSeen = null;
+  function statusNow() {
+    var badge = document.getElementById("status");
+    return badge ? badge.dataset.status : null;
+  }
+  document.addEventListener("DOMContentLoaded", function () { statusSeen = statusNow(); });
+  document.addEventListener("htmx:afterSettle", function () {
+    var now = statusNow();
+    if (now === null || statusSeen === null || now === statusSeen) return;
+    statusSeen = now;
+    document.querySelectorAll(".messages .message.success, .messages .message.info").forEach(
+      function (banner) { banner.remove(); });
+  });
+
   // The deploy form's name check (an htmx fragment) also marks the input valid or invalid.
   document.addEventListener("htmx:afterSettle", function () {
     var check = document.getElementById("name-check");
