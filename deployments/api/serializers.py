@@ -70,6 +70,8 @@ class MetadataField(serializers.Field):
         return value
 
 
+_MODEL_REQUIRED = "Name the model to deploy (its name on the Models page)."
+_NAME_ERRORS = {"blank": "Enter a name.", "required": "Enter a name."}
 _REPLICA_ERRORS = {"max_value": st.REPLICAS_MESSAGE, "min_value": st.REPLICAS_MESSAGE}
 
 
@@ -104,7 +106,8 @@ class ModelSerializer(serializers.ModelSerializer):
         validators=[
             validate_name,
             UniqueValidator(queryset=RegisteredModel.objects.all(), message=_TAKEN_MODEL),
-        ]
+        ],
+        error_messages=_NAME_ERRORS,
     )
     job = serializers.ChoiceField(
         choices=st.JOB_CHOICES,
@@ -290,8 +293,11 @@ class DeploymentSerializer(serializers.ModelSerializer):
 
 
 class DeploymentCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(validators=[validate_name])
-    model = serializers.CharField(max_length=st.NAME_MAX_LENGTH)
+    name = serializers.CharField(validators=[validate_name], error_messages=_NAME_ERRORS)
+    model = serializers.CharField(
+        max_length=st.NAME_MAX_LENGTH,
+        error_messages={"required": _MODEL_REQUIRED, "blank": _MODEL_REQUIRED},
+    )
     version = VersionRefField(
         required=False,
         help_text='A version number or an alias such as "champion"; defaults to the '

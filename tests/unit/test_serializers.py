@@ -138,8 +138,8 @@ def test_create_requires_a_name_and_a_model() -> None:
     serializer = DeploymentCreateSerializer(data={})
     assert not serializer.is_valid()
     assert messages(serializer) == {
-        "name": ["This field is required."],
-        "model": ["This field is required."],
+        "name": ["Enter a name."],
+        "model": ["Name the model to deploy (its name on the Models page)."],
     }
 
 
