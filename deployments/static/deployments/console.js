@@ -53,7 +53,7 @@
         var size = fileSize !== null ? " (" + formatBytes(fileSize) + ")" : "";
         document.getElementById("upload-area").outerHTML = xhr.responseText;
         if (xhr.status === 200) label.textContent = "Uploaded 100%" + size + " and validated.";
-        else if (fileSize === null) label.textContent = "No file was chosen: choose the model file, then upload.";
+        else if (fileSize === null) label.textContent = "No file was chosen: pick the file you saved the model to, then upload.";
         else label.textContent = "Uploaded 100%" + size + ", but it was refused: the reason is below.";
         box.dataset.state = xhr.status === 200 ? "validated" : "refused";
         return;
