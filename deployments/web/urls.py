@@ -24,6 +24,7 @@ urlpatterns = [
         name="deployment-live",
     ),
     path("deployments/<slug:name>/logs/", views.deployment_logs_fragment, name="deployment-logs"),
+    path("deployments/<slug:name>/history/", views.deployment_history, name="deployment-history"),
     path("deployments/<slug:name>/predict/", views.deployment_predict, name="deployment-predict"),
     re_path(
         r"^deployments/(?P<name>[-a-z0-9]+)/(?P<action>" + "|".join(views.ACTIONS) + ")/$",

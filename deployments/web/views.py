@@ -13,6 +13,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required as django_login_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.db.models import Count, Max
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -370,13 +371,36 @@ def _detail(
 ) -> HttpResponse:
     context = {
         "deployment": deployment,
-        "events": deployment.events.select_related("actor")[:50],
+        **_timeline(deployment),
         "state_key": _state_key(deployment),
         **_actions_context(deployment, change_form, scale_form),
         **(predict or _predict_context(request, deployment)),
         **_logs_context(deployment),
     }
     return render(request, "deployments/deployment.html", context, status=status)
+
+
+def _timeline(deployment: Deployment) -> dict[str, Any]:
+    """The latest actions of the deployment, grouped, for its page and the live fragment."""
+    recent = list(deployment.events.select_related("actor")[: st.TIMELINE_RECENT_EVENTS])
+    groups = presenters.group_events(recent)
+    return {
+        "event_groups": groups[: st.TIMELINE_ACTIONS_PER_PAGE],
+        "more_history": len(groups) > st.TIMELINE_ACTIONS_PER_PAGE
+        or len(recent) == st.TIMELINE_RECENT_EVENTS,
+    }
+
+
+@login_required
+@require_GET
+def deployment_history(request: HttpRequest, name: str) -> HttpResponse:
+    """Every action on the deployment, a page of actions at a time (not live)."""
+    deployment = _get_deployment(name)
+    events = list(deployment.events.select_related("actor")[: st.TIMELINE_HISTORY_EVENTS])
+    pages = Paginator(presenters.group_events(events), st.TIMELINE_ACTIONS_PER_PAGE)
+    page = pages.get_page(request.GET.get("page"))
+    context = {"deployment": deployment, "page": page, "event_groups": page.object_list}
+    return render(request, "deployments/history.html", context)
 
 
 def _logs_context(deployment: Deployment) -> dict[str, Any]:
@@ -397,7 +421,7 @@ def deployment_live_fragment(request: HttpRequest, name: str) -> HttpResponse:
     key = _state_key(deployment)
     context = {
         "deployment": deployment,
-        "events": deployment.events.select_related("actor")[:50],
+        **_timeline(deployment),
         "state_key": key,
         "oob": True,
         "state_changed": request.GET.get("seen") != key,
