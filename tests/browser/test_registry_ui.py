@@ -27,7 +27,7 @@ PHONE = {"width": 375, "height": 800}
 
 
 # The page's background: the body's, or the root element's when the body's is transparent.
-BACKGROUND = """() => {
+BACKGROUND = r"""() => {
   for (const e of [document.body, document.documentElement]) {
     const c = getComputedStyle(e).backgroundColor;
     if (c !== "transparent" && !/rgba\(.*, 0\)$/.test(c)) return c;
