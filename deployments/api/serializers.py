@@ -35,7 +35,7 @@ class VersionRefField(serializers.Field):
     def to_internal_value(self, data: Any) -> int | str:
         if isinstance(data, bool) or not isinstance(data, int | str) or str(data).strip() == "":
             self.fail("invalid")
-        if isinstance(data, int) and data < 1:
+        if isinstance(data, int) and not 1 <= data <= 2**31 - 1:
             self.fail("invalid")
         return data
 

@@ -35,7 +35,13 @@ from deployments.artifacts.stores import StoreError
 from deployments.logs import deployment_logs
 from deployments.models import Deployment, ModelAlias, ModelVersion, RegisteredModel
 from deployments.predictions import forward_prediction
-from deployments.registry.aliases import VersionNotFound, find_version, remove_alias, set_alias
+from deployments.registry.aliases import (
+    VersionNotFound,
+    could_be_alias,
+    find_version,
+    remove_alias,
+    set_alias,
+)
 from deployments.registry.compare import comparison
 from deployments.registry.errors import ArtifactRejected
 from deployments.registry.metadata import MetadataError, describe_version
@@ -268,7 +274,7 @@ class AliasViewSet(viewsets.GenericViewSet):
         return Response(AliasSerializer(self.get_queryset(), many=True).data)
 
     def retrieve(self, request: Request, model_name: str, name: str) -> Response:
-        alias = self.get_queryset().filter(name=name).first()
+        alias = self.get_queryset().filter(name=name).first() if could_be_alias(name) else None
         if alias is None:
             raise NotFound(f"{model_name} has no alias {name!r}.")
         return Response(AliasSerializer(alias).data)

@@ -8,17 +8,28 @@ audited on the model.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from deployments import constants as st
 from deployments.models import ModelAlias, ModelVersion, RegisteredModel, RegistryEvent
 from deployments.registry.metadata import MetadataError, check_label
+
+_NUMBER = re.compile(r"[0-9]+")
+_MAX_VERSION = 2**31 - 1
 
 
 class VersionNotFound(LookupError):
     """No version of the model has this number or alias; the message says what exists."""
+
+
+def could_be_alias(text: str) -> bool:
+    """Whether looking `text` up can find an alias (a long text or a NUL never can, and the
+    database may refuse to compare them)."""
+    return len(text) <= st.LABEL_MAX_LENGTH and "\x00" not in text
 
 
 def aliases_of(version: ModelVersion) -> list[str]:
@@ -36,13 +47,18 @@ def alias_map(model: RegisteredModel) -> dict[int, list[str]]:
 def find_version(model: RegisteredModel, ref: int | str) -> ModelVersion:
     """The version `ref` names: a number (1, "1", "v1") or an alias ("champion")."""
     text = str(ref).strip()
-    number = text[1:] if text[:1] in ("v", "V") and text[1:].isdigit() else text
-    if number.isdigit():
-        version = model.versions.filter(version=int(number)).first()
+    number = text[1:] if text[:1] in ("v", "V") else text
+    if _NUMBER.fullmatch(number):
+        # Beyond the column's range nothing can match (and the database would refuse it).
+        number = number.lstrip("0") or "0"
+        found = len(number) <= 10 and int(number) <= _MAX_VERSION
+        version = model.versions.filter(version=int(number)).first() if found else None
         if version is None:
-            raise VersionNotFound(f"{model.name} has no version {int(number)}{_known(model)}")
+            raise VersionNotFound(f"{model.name} has no version {number[:20]}{_known(model)}")
         return version
-    alias = ModelAlias.objects.select_related("version").filter(model=model, name=text).first()
+    alias = None
+    if could_be_alias(text):
+        alias = ModelAlias.objects.select_related("version").filter(model=model, name=text).first()
     if alias is None:
         raise VersionNotFound(f'{model.name} has no version or alias "{text[:40]}"{_known(model)}')
     return alias.version
@@ -99,6 +115,8 @@ def set_alias(
 
 def remove_alias(model: RegisteredModel, name: str, actor: object | None = None) -> bool:
     """Remove an alias; False when it did not exist (removing is idempotent)."""
+    if not could_be_alias(name):
+        return False
     with transaction.atomic():
         alias = (
             ModelAlias.objects.select_for_update()

@@ -81,6 +81,8 @@ def parse_metrics(value: Any) -> dict[str, float | int | str]:
         raise MetadataError("metrics", f"Give at most {st.MAX_METRICS} metrics (got {len(value)}).")
     clean: dict[str, float | int | str] = {}
     for name, metric in value.items():
+        if "\x00" in name or (isinstance(metric, str) and "\x00" in metric):
+            raise MetadataError("metrics", "Metrics may not contain null characters.")
         if not name.strip() or len(name) > st.MAX_METRIC_NAME_LENGTH:
             raise MetadataError(
                 "metrics",
@@ -119,6 +121,8 @@ def parse_notes(value: Any) -> str:
         return ""
     if not isinstance(value, str):
         raise MetadataError("notes", "Notes must be text.")
+    if "\x00" in value:
+        raise MetadataError("notes", "Notes may not contain null characters.")
     if len(value) > st.MAX_NOTES_LENGTH:
         raise MetadataError(
             "notes",

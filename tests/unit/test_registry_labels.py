@@ -237,3 +237,26 @@ def test_api_compares_two_versions(
     missing = api.get("/api/models/iris/compare/?a=1")
     assert missing.status_code == 400
     assert missing.json() == {"b": ["Give ?b= a version number or an alias."]}
+
+
+def test_odd_references_are_not_found_rather_than_errors(
+    api: APIClient, make_version: Callable[..., ModelVersion]
+) -> None:
+    """Texts the database cannot compare or hold (NUL, numbers beyond its integers, other
+    scripts' digits) are a plain 400 or 404, never a server error."""
+    v1 = make_version()
+    for ref in ("²", "9" * 5000, "v" + "9" * 12, "a\x00b", "x" * 500):
+        with pytest.raises(VersionNotFound):
+            find_version(v1.model, ref)
+    assert remove_alias(v1.model, "a\x00b") is False
+    huge = api.post(
+        "/api/deployments/", {"name": "x", "model": "iris", "version": 2**40}, format="json"
+    )
+    assert huge.json() == {
+        "version": ['Give a version number such as 2, or an alias such as "champion".']
+    }
+    assert api.get("/api/models/iris/aliases/a%00b/").status_code == 404
+    notes = api.patch("/api/models/iris/versions/1/", {"notes": "a\x00b"}, format="json")
+    assert notes.json() == {"notes": ["Notes may not contain null characters."]}
+    with pytest.raises(MetadataError, match="null characters"):
+        parse_metrics({"auc\x00": 1})
