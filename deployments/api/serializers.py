@@ -43,31 +43,50 @@ class VersionRefField(serializers.Field):
         return value
 
 
-class MetadataField(serializers.Field):
+class _MetadataField(serializers.Field):
     """Notes, tags or metrics, checked by registry/metadata.py (whose sentences are the
     errors); JSON values or the text a multipart form sends."""
 
-    def __init__(self, parse: Callable[[Any], Any], **kwargs: Any) -> None:
-        self.parse = parse
-        super().__init__(**kwargs)
-
-    def get_value(self, dictionary: Any) -> Any:
-        # A multipart form may repeat `tags`; a JSON body gives the list itself.
-        if self.field_name == "tags" and hasattr(dictionary, "getlist"):
-            values = dictionary.getlist("tags")
-            if not values:
-                return serializers.empty
-            return values if len(values) > 1 else values[0]
-        return super().get_value(dictionary)
+    parse: Callable[[Any], Any]
 
     def to_internal_value(self, data: Any) -> Any:
         try:
-            return self.parse(data)
+            return type(self).parse(data)
         except metadata.MetadataError as exc:
             raise serializers.ValidationError(str(exc)) from None
 
     def to_representation(self, value: Any) -> Any:
         return value
+
+
+@extend_schema_field({"type": "string", "maxLength": st.MAX_NOTES_LENGTH})
+class NotesField(_MetadataField):
+    parse = staticmethod(metadata.parse_notes)
+
+
+@extend_schema_field({"type": "array", "items": {"type": "string"}, "maxItems": st.MAX_TAGS})
+class TagsField(_MetadataField):
+    parse = staticmethod(metadata.parse_tags)
+
+    def get_value(self, dictionary: Any) -> Any:
+        # A multipart form may repeat `tags`; a JSON body gives the list itself.
+        if hasattr(dictionary, "getlist"):
+            values = dictionary.getlist(self.field_name)
+            if not values:
+                return serializers.empty
+            return values if len(values) > 1 else values[0]
+        return super().get_value(dictionary)
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": {"oneOf": [{"type": "number"}, {"type": "string"}]},
+        "maxProperties": st.MAX_METRICS,
+    }
+)
+class MetricsField(_MetadataField):
+    parse = staticmethod(metadata.parse_metrics)
 
 
 _MODEL_REQUIRED = "Name the model to deploy (its name on the Models page)."
@@ -196,10 +215,8 @@ class VersionSerializer(serializers.ModelSerializer):
 class VersionUpdateSerializer(serializers.Serializer):
     """What may change on a version: what people say about it, not what it is."""
 
-    notes = MetadataField(metadata.parse_notes, required=False)
-    tags = MetadataField(
-        metadata.parse_tags, required=False, help_text='Labels, e.g. ["baseline", "q3"].'
-    )
+    notes = NotesField(required=False)
+    tags = TagsField(required=False, help_text='Labels, e.g. ["baseline", "q3"].')
 
 
 class VersionUploadSerializer(serializers.Serializer):
@@ -222,14 +239,11 @@ class VersionUploadSerializer(serializers.Serializer):
         help_text="Admins only: skops types, or pickle/joblib globals beyond the allowlist, "
         "to trust for this upload (recorded on the version).",
     )
-    notes = MetadataField(metadata.parse_notes, required=False)
-    tags = MetadataField(
-        metadata.parse_tags,
-        required=False,
-        help_text="Labels: repeat the field, or separate them with commas.",
+    notes = NotesField(required=False)
+    tags = TagsField(
+        required=False, help_text="Labels: repeat the field, or separate them with commas."
     )
-    metrics = MetadataField(
-        metadata.parse_metrics,
+    metrics = MetricsField(
         required=False,
         help_text=f"A flat JSON object of numbers or short texts, e.g. {st.METRICS_EXAMPLE}.",
     )
