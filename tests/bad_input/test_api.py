@@ -183,7 +183,7 @@ def test_a_taken_name_is_a_conflict(console, nothing_changes):
         ("GET", "/api/deployments/..%2F..%2Fetc/", None, 404, ["not found"]),
         ("GET", "/api/models/no-such-model/", None, 404, ["No model named 'no-such-model'"]),
         ("GET", f"/api/models/{MODEL}/versions/99/", None, 404, ["has no version '99'"]),
-        ("GET", f"/api/models/{MODEL}/versions/abc/", None, 404, ["not found"]),
+        ("GET", f"/api/models/{MODEL}/versions/abc/", None, 404, ["has no version 'abc'"]),
         (
             "POST",
             "/api/models/",
