@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import html
 import re
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+import joblib
+import numpy as np
 import pytest
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -22,7 +25,6 @@ from deployments import constants as st
 from deployments.models import ModelVersion, RegisteredModel
 from deployments.registry.refusals import load_refusal
 from deployments.registry.sandbox import _unservable_message
-from tests.support.models import iris_classifier, save
 
 pytestmark = pytest.mark.django_db
 
@@ -233,19 +235,20 @@ def test_api_lookups_name_what_is_missing(
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Files of each kind a user may pick: only their first bytes decide the words, so they
+    are small stand-ins written with the formats' own writers (a skops file is a zip archive
+    with a schema.json), not fitted models."""
     tmp_path = tmp_path_factory.mktemp("files")
-    estimator, _ = iris_classifier()
     text = tmp_path / "notes.joblib"
     text.write_text("key,value\n1,2\n")
-    whole = save(estimator, tmp_path / "iris.joblib", "joblib")
+    whole = tmp_path / "model.joblib"
+    joblib.dump({"coef": np.zeros(20)}, whole)
     cut = tmp_path / "cut.joblib"
-    cut.write_bytes(whole.read_bytes()[:100])
-    return {
-        "text": text,
-        "joblib": whole,
-        "skops": save(estimator, tmp_path / "iris.skops", "skops"),
-        "cut": cut,
-    }
+    cut.write_bytes(whole.read_bytes()[:40])
+    skops = tmp_path / "model.skops"
+    with zipfile.ZipFile(skops, "w") as archive:
+        archive.writestr("schema.json", "{}")
+    return {"text": text, "joblib": whole, "skops": skops, "cut": cut}
 
 
 # What the loader said (in the sandbox's report) for each mistake, and what the uploader
