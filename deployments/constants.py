@@ -137,6 +137,14 @@ REPLICAS_INVALID = f"Give a whole number of replicas, {MIN_REPLICAS} to {MAX_REP
 # Rows the console's test form sends at a time.
 MAX_PREDICT_ROWS = 1000
 
+# The timeline -------------------------------------------------------------------------------
+
+# The timeline: actions (each with the steps that followed it) per page, and how many recent
+# events the deployment's page and its history pages group.
+TIMELINE_ACTIONS_PER_PAGE = 10
+TIMELINE_RECENT_EVENTS = 200
+TIMELINE_HISTORY_EVENTS = 2000
+
 # Input limits --------------------------------------------------------------------------------
 
 # Features of one row (a model's input_size): wider inputs cost more memory and time per row
@@ -164,11 +172,6 @@ RESTART_WINDOW_SECONDS = 300.0
 # (below Linux's ephemeral range, so outgoing connections do not take them).
 LOCAL_PORT_FIRST = 20000
 LOCAL_PORT_LAST = 29999
-# The timeline: actions (each with the steps that followed it) per page, and how many recent
-# events the deployment's page and its history pages group.
-TIMELINE_ACTIONS_PER_PAGE = 10
-TIMELINE_RECENT_EVENTS = 200
-TIMELINE_HISTORY_EVENTS = 2000
 # Lines the logs API returns by default and at most.
 LOG_TAIL_DEFAULT = 100
 LOG_TAIL_MAX = 2000
