@@ -68,11 +68,15 @@ RESUMABLE = sources_of(PENDING) - FINAL - {FAILED}  # running, degraded, deployi
 # Jobs and formats ----------------------------------------------------------------------------
 
 JOB_CHOICES = [(job, job) for job in JOBS]
+JOB_MESSAGE = f"Choose {' or '.join(JOBS)}."
 # In the order a user picks them (joblib first); the names are serving's.
 MODEL_TYPE_LABELS = {"joblib": "joblib", "pkl": "pickle", "skops": "skops"}
 assert set(MODEL_TYPE_LABELS) == set(MODEL_TYPES), "a format serving reads has no label"
 MODEL_TYPE_CHOICES = list(MODEL_TYPE_LABELS.items())
 DEFAULT_MODEL_TYPE = "joblib"
+NO_FILE_MESSAGE = "Choose the model file to upload (saved with joblib, pickle or skops)."
+EMPTY_FILE_MESSAGE = "The file is empty. Choose the file you saved the model to."
+MODEL_TYPE_MESSAGE = f"Choose the format the file was saved with: {', '.join(MODEL_TYPE_LABELS)}."
 # The file extension of each format in the artifact store.
 EXTENSIONS = {t: t for t in MODEL_TYPES}
 
@@ -86,6 +90,26 @@ NAME_MESSAGE = (
     "Use at most 63 lower-case letters, digits and '-', starting with a letter and ending with "
     "a letter or digit (a DNS-1123 label that Kubernetes also accepts as a Service name)."
 )
+
+# A name suggested for a rejected one: "Iris Model" -> "iris-model".
+NAME_HINT = 'Use lowercase letters, digits and dashes, starting with a letter, e.g. "{example}".'
+
+# Registry: notes, tags, aliases and metrics ---------------------------------------------------
+
+# Tags and aliases are labels of the same shape as names, shorter: "champion", "staging", "q3".
+LABEL_PATTERN = r"^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$"
+LABEL_MAX_LENGTH = 32
+LABEL_MESSAGE = (
+    "Use up to 32 lowercase letters, digits and dashes, starting with a letter, "
+    'e.g. "champion" or "staging".'
+)
+MAX_TAGS = 20
+MAX_NOTES_LENGTH = 5000
+# User-supplied metrics of a version: a flat JSON object of numbers or short strings.
+MAX_METRICS = 50
+MAX_METRIC_NAME_LENGTH = 64
+MAX_METRIC_TEXT_LENGTH = 200
+METRICS_EXAMPLE = '{"auc": 0.93, "dataset": "2026-q3"}'
 
 # Resources and replicas ----------------------------------------------------------------------
 
@@ -106,17 +130,28 @@ MIN_REPLICAS = 0
 MAX_REPLICAS = 50
 DEFAULT_REPLICAS = 1
 REPLICAS_MESSAGE = f"Use {MIN_REPLICAS} to {MAX_REPLICAS} replicas."
+REPLICAS_INVALID = f"Give a whole number of replicas, {MIN_REPLICAS} to {MAX_REPLICAS}."
 
 # Predictions ---------------------------------------------------------------------------------
 
 # Rows the console's test form sends at a time.
 MAX_PREDICT_ROWS = 1000
 
+# The timeline -------------------------------------------------------------------------------
+
+# The timeline: actions (each with the steps that followed it) per page, and how many recent
+# events the deployment's page and its history pages group.
+TIMELINE_ACTIONS_PER_PAGE = 10
+TIMELINE_RECENT_EVENTS = 200
+TIMELINE_HISTORY_EVENTS = 2000
+
 # Input limits --------------------------------------------------------------------------------
 
 # Features of one row (a model's input_size): wider inputs cost more memory and time per row
 # than one web request should take.
 MAX_INPUT_SIZE = 10_000
+FEATURES_MESSAGE = f"Use 1 to {MAX_INPUT_SIZE} features (the numbers in one row of input)."
+FEATURES_INVALID = f"Give the number of features as a whole number, 1 to {MAX_INPUT_SIZE}."
 # Above this many features the test-prediction form has no input per feature, only the rows box.
 MAX_FORM_FEATURES = 100
 # How deeply a JSON document the console reads may nest ([[...]] is 2; the deepest input the

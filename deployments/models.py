@@ -20,6 +20,7 @@ from deployments import constants as st
 from deployments.scrub import scrub
 
 NAME = RegexValidator(st.NAME_PATTERN, st.NAME_MESSAGE)
+LABEL = RegexValidator(st.LABEL_PATTERN, st.LABEL_MESSAGE)
 QUANTITY = RegexValidator(st.QUANTITY_PATTERN, st.QUANTITY_MESSAGE)
 
 
@@ -71,6 +72,11 @@ class ModelVersion(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # What people say about the version (editable, unlike the facts above): free notes, labels
+    # such as "baseline", and the metrics the uploader measured, e.g. {"auc": 0.93}.
+    notes = models.TextField(blank=True, max_length=st.MAX_NOTES_LENGTH)
+    tags = models.JSONField(default=list, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["model__name", "-version"]
@@ -80,6 +86,70 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model.name} v{self.version}"
+
+
+class ModelAlias(models.Model):
+    """A movable name for one version of a model ("champion", "staging"): deployments and
+    scripts ask for the alias and get whichever version it points at when they ask."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="aliases")
+    name = models.CharField(max_length=st.LABEL_MAX_LENGTH, validators=[LABEL])
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="aliases")
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["model", "name"], name="unique_model_alias")]
+
+    def __str__(self) -> str:
+        return f"{self.model.name}@{self.name}"
+
+
+class RegistryEvent(models.Model):
+    """The registry's audit trail: aliases set, moved and removed, notes and tags edited.
+    Written once, never changed, like DeploymentEvent."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="events")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_name = models.CharField(max_length=150, blank=True)
+    source_ip = models.GenericIPAddressField(null=True, blank=True)
+    via = models.CharField(max_length=8, default="worker")
+    action = models.CharField(max_length=32)
+    message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.model_id}: {self.action}"
+
+    @classmethod
+    def add(cls, model: RegisteredModel, action: str, message: str, actor: object | None) -> Any:
+        """Record an event with the acting user and the request's source (see audit.py)."""
+        from deployments.audit import current_source
+
+        user = actor if getattr(actor, "is_authenticated", False) else None
+        source = current_source()
+        return cls.objects.create(
+            model=model,
+            actor=user,
+            actor_name=getattr(user, "username", "") if user else "",
+            source_ip=source.ip,
+            via=source.via,
+            action=action,
+            message=message,
+        )
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise PermissionError("audit events cannot be changed once written")
+        super().save(*args, **kwargs)
 
 
 class Deployment(models.Model):

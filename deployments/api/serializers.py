@@ -2,23 +2,107 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.validators import UniqueValidator
 
 from deployments import constants as st
 from deployments.models import (
-    NAME,
     QUANTITY,
     Deployment,
     DeploymentEvent,
+    ModelAlias,
     ModelVersion,
     RegisteredModel,
+    RegistryEvent,
 )
+from deployments.names import validate_name
+from deployments.registry import metadata
+from deployments.registry.aliases import VersionNotFound, find_version
+
+
+@extend_schema_field({"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string"}]})
+class VersionRefField(serializers.Field):
+    """A version number (2) or one of the model's aliases ("champion")."""
+
+    default_error_messages = {
+        "invalid": 'Give a version number such as 2, or an alias such as "champion".'
+    }
+
+    def to_internal_value(self, data: Any) -> int | str:
+        if isinstance(data, bool) or not isinstance(data, int | str) or str(data).strip() == "":
+            self.fail("invalid")
+        if isinstance(data, int) and not 1 <= data <= 2**31 - 1:
+            self.fail("invalid")
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class _MetadataField(serializers.Field):
+    """Notes, tags or metrics, checked by registry/metadata.py (whose sentences are the
+    errors); JSON values or the text a multipart form sends."""
+
+    parse: Callable[[Any], Any]
+
+    def to_internal_value(self, data: Any) -> Any:
+        try:
+            return type(self).parse(data)
+        except metadata.MetadataError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+@extend_schema_field({"type": "string", "maxLength": st.MAX_NOTES_LENGTH})
+class NotesField(_MetadataField):
+    parse = staticmethod(metadata.parse_notes)
+
+
+@extend_schema_field({"type": "array", "items": {"type": "string"}, "maxItems": st.MAX_TAGS})
+class TagsField(_MetadataField):
+    parse = staticmethod(metadata.parse_tags)
+
+    def get_value(self, dictionary: Any) -> Any:
+        # A multipart form may repeat `tags`; a JSON body gives the list itself.
+        if hasattr(dictionary, "getlist"):
+            values = dictionary.getlist(self.field_name)
+            if not values:
+                return serializers.empty
+            return values if len(values) > 1 else values[0]
+        return super().get_value(dictionary)
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": {"oneOf": [{"type": "number"}, {"type": "string"}]},
+        "maxProperties": st.MAX_METRICS,
+    }
+)
+class MetricsField(_MetadataField):
+    parse = staticmethod(metadata.parse_metrics)
+
+
+_MODEL_REQUIRED = "Name the model to deploy (its name on the Models page)."
+_NAME_ERRORS = {"blank": "Enter a name.", "required": "Enter a name."}
+_REPLICA_ERRORS = {"max_value": st.REPLICAS_MESSAGE, "min_value": st.REPLICAS_MESSAGE}
 
 
 def _replicas(**kwargs: object) -> serializers.IntegerField:
     return serializers.IntegerField(
         min_value=st.MIN_REPLICAS,
         max_value=st.MAX_REPLICAS,
+        error_messages={
+            **_REPLICA_ERRORS,
+            "invalid": st.REPLICAS_INVALID,
+            "max_string_length": st.REPLICAS_MESSAGE,
+        },
         **kwargs,
     )
 
@@ -32,7 +116,22 @@ def _quantity(name: str, **kwargs: object) -> serializers.CharField:
     )
 
 
+_TAKEN_MODEL = "A model with this name already exists. Choose another name, or upload a new "
+_TAKEN_MODEL += "version of that model."
+
+
 class ModelSerializer(serializers.ModelSerializer):
+    name = serializers.CharField(
+        validators=[
+            validate_name,
+            UniqueValidator(queryset=RegisteredModel.objects.all(), message=_TAKEN_MODEL),
+        ],
+        error_messages=_NAME_ERRORS,
+    )
+    job = serializers.ChoiceField(
+        choices=st.JOB_CHOICES,
+        error_messages={"invalid_choice": st.JOB_MESSAGE},
+    )
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     latest_version = serializers.SerializerMethodField()
 
@@ -48,6 +147,16 @@ class ModelSerializer(serializers.ModelSerializer):
             "latest_version",
         ]
         read_only_fields = ["created_by", "created_at", "latest_version"]
+        extra_kwargs = {
+            "input_size": {
+                "error_messages": {
+                    "min_value": st.FEATURES_MESSAGE,
+                    "max_value": st.FEATURES_MESSAGE,
+                    "invalid": st.FEATURES_INVALID,
+                    "max_string_length": st.FEATURES_MESSAGE,
+                }
+            }
+        }
 
     def get_latest_version(self, obj: RegisteredModel) -> int | None:
         latest = getattr(obj, "latest_version", None)
@@ -63,6 +172,9 @@ class VersionSerializer(serializers.ModelSerializer):
     types_approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     deployments = serializers.SerializerMethodField(
         help_text="Deployments serving this version; it cannot be deleted while any exist."
+    )
+    aliases = serializers.SerializerMethodField(
+        help_text="The model's aliases that point at this version."
     )
 
     class Meta:
@@ -86,17 +198,40 @@ class VersionSerializer(serializers.ModelSerializer):
             "deployments",
             "uploaded_by",
             "created_at",
+            "notes",
+            "tags",
+            "aliases",
+            "metrics",
         ]
         read_only_fields = fields
 
     def get_deployments(self, obj: ModelVersion) -> list[str]:
         return sorted(d.name for d in obj.deployments.all())
 
+    def get_aliases(self, obj: ModelVersion) -> list[str]:
+        return sorted(a.name for a in obj.aliases.all())
+
+
+class VersionUpdateSerializer(serializers.Serializer):
+    """What may change on a version: what people say about it, not what it is."""
+
+    notes = NotesField(required=False)
+    tags = TagsField(required=False, help_text='Labels, e.g. ["baseline", "q3"].')
+
 
 class VersionUploadSerializer(serializers.Serializer):
-    file = serializers.FileField(allow_empty_file=True)
+    file = serializers.FileField(
+        allow_empty_file=True,
+        error_messages={
+            "required": st.NO_FILE_MESSAGE,
+            "invalid": st.NO_FILE_MESSAGE,
+            "no_name": st.NO_FILE_MESSAGE,
+        },
+    )
     model_type = serializers.ChoiceField(
-        choices=st.MODEL_TYPE_CHOICES, default=st.DEFAULT_MODEL_TYPE
+        choices=st.MODEL_TYPE_CHOICES,
+        default=st.DEFAULT_MODEL_TYPE,
+        error_messages={"invalid_choice": st.MODEL_TYPE_MESSAGE},
     )
     approve_types = serializers.ListField(
         child=serializers.CharField(max_length=255),
@@ -104,6 +239,39 @@ class VersionUploadSerializer(serializers.Serializer):
         help_text="Admins only: skops types, or pickle/joblib globals beyond the allowlist, "
         "to trust for this upload (recorded on the version).",
     )
+    notes = NotesField(required=False)
+    tags = TagsField(
+        required=False, help_text="Labels: repeat the field, or separate them with commas."
+    )
+    metrics = MetricsField(
+        required=False,
+        help_text=f"A flat JSON object of numbers or short texts, e.g. {st.METRICS_EXAMPLE}.",
+    )
+
+
+class AliasSerializer(serializers.ModelSerializer):
+    version = serializers.IntegerField(source="version.version", read_only=True)
+    updated_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = ModelAlias
+        fields = ["name", "version", "updated_by", "updated_at"]
+        read_only_fields = fields
+
+
+class AliasSetSerializer(serializers.Serializer):
+    version = VersionRefField(help_text="The version number (or another alias) to point at.")
+
+
+class RegistryEventSerializer(serializers.ModelSerializer):
+    """One registry audit entry: aliases set, moved or removed; notes and tags edited."""
+
+    actor = serializers.CharField(source="actor_name", read_only=True)
+
+    class Meta:
+        model = RegistryEvent
+        fields = ["created_at", "actor", "source_ip", "via", "action", "message"]
+        read_only_fields = fields
 
 
 class DeploymentSerializer(serializers.ModelSerializer):
@@ -140,10 +308,15 @@ class DeploymentSerializer(serializers.ModelSerializer):
 
 
 class DeploymentCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=st.NAME_MAX_LENGTH, validators=[NAME])
-    model = serializers.CharField(max_length=st.NAME_MAX_LENGTH)
-    version = serializers.IntegerField(
-        min_value=1, required=False, help_text="Defaults to the model's latest version."
+    name = serializers.CharField(validators=[validate_name], error_messages=_NAME_ERRORS)
+    model = serializers.CharField(
+        max_length=st.NAME_MAX_LENGTH,
+        error_messages={"required": _MODEL_REQUIRED, "blank": _MODEL_REQUIRED},
+    )
+    version = VersionRefField(
+        required=False,
+        help_text='A version number or an alias such as "champion"; defaults to the '
+        "model's latest version.",
     )
     replicas = _replicas(default=st.DEFAULT_REPLICAS)
     cpu_request = _quantity("cpu_request")
@@ -160,11 +333,10 @@ class DeploymentCreateSerializer(serializers.Serializer):
             raise serializers.ValidationError({"model": f"no model named {attrs['model']!r}"})
         versions = model.versions.order_by("-version")
         if "version" in attrs:
-            version = versions.filter(version=attrs["version"]).first()
-            if version is None:
-                raise serializers.ValidationError(
-                    {"version": f"model {model.name} has no version {attrs['version']}"}
-                )
+            try:
+                version = find_version(model, attrs["version"])
+            except VersionNotFound as exc:
+                raise serializers.ValidationError({"version": str(exc)}) from None
         else:
             version = versions.first()
             if version is None:
@@ -176,7 +348,7 @@ class DeploymentCreateSerializer(serializers.Serializer):
 
 
 class DeploymentUpdateSerializer(serializers.Serializer):
-    version = serializers.IntegerField(min_value=1, required=False)
+    version = VersionRefField(required=False, help_text="A version number or an alias.")
     replicas = _replicas(required=False)
 
 

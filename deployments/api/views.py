@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from django.db.models import Max
 from django.http import Http404
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -20,19 +19,32 @@ from deployments import lifecycle
 from deployments.api.parsers import FiniteJSONParser, JSONParser
 from deployments.api.permissions import ReadOrDeploy
 from deployments.api.serializers import (
+    AliasSerializer,
+    AliasSetSerializer,
     DeploymentCreateSerializer,
     DeploymentSerializer,
     DeploymentUpdateSerializer,
     EventSerializer,
     ModelSerializer,
+    RegistryEventSerializer,
     VersionSerializer,
+    VersionUpdateSerializer,
     VersionUploadSerializer,
 )
 from deployments.artifacts.stores import StoreError
 from deployments.logs import deployment_logs
-from deployments.models import Deployment, ModelVersion, RegisteredModel
+from deployments.models import Deployment, ModelAlias, ModelVersion, RegisteredModel
 from deployments.predictions import forward_prediction
+from deployments.registry.aliases import (
+    VersionNotFound,
+    could_be_alias,
+    find_version,
+    remove_alias,
+    set_alias,
+)
+from deployments.registry.compare import comparison
 from deployments.registry.errors import ArtifactRejected
+from deployments.registry.metadata import MetadataError, describe_version
 from deployments.registry.upload_handler import upload_refusal
 from deployments.registry.versions import VersionInUse, delete_version, upload_version
 
@@ -77,8 +89,43 @@ class ModelViewSet(
                 models = models.filter(job=params["job"])
         return models
 
+    def get_object(self) -> RegisteredModel:
+        try:
+            return super().get_object()
+        except Http404:
+            raise NotFound(f"No model named {self.kwargs['name']!r}.") from None
+
     def perform_create(self, serializer) -> None:
         serializer.save(created_by=self.request.user)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("a", str, required=True, description="A version number or alias."),
+            OpenApiParameter("b", str, required=True, description="A version number or alias."),
+        ],
+        responses=OpenApiTypes.OBJECT,
+    )
+    @action(detail=True, methods=["get"])
+    def compare(self, request: Request, name: str) -> Response:
+        """Two versions side by side: schema, classes, libraries, metrics, size, sha, notes."""
+        model = self.get_object()
+        chosen = {}
+        for key in ("a", "b"):
+            ref = request.query_params.get(key, "").strip()
+            if not ref:
+                raise ValidationError({key: [f"Give ?{key}= a version number or an alias."]})
+            try:
+                chosen[key] = find_version(model, ref)
+            except VersionNotFound as exc:
+                raise ValidationError({key: [str(exc)]}) from None
+        return Response(comparison(chosen["a"], chosen["b"]))
+
+    @extend_schema(responses=RegistryEventSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def events(self, request: Request, name: str) -> Response:
+        """The model's registry history (aliases, notes, tags), newest first."""
+        page = self.paginate_queryset(self.get_object().events.all())
+        return self.get_paginated_response(RegistryEventSerializer(page, many=True).data)
 
 
 @extend_schema(
@@ -98,7 +145,19 @@ class VersionViewSet(
     parser_classes = [MultiPartParser, FormParser, JSONParser]
 
     def get_model(self) -> RegisteredModel:
-        return get_object_or_404(RegisteredModel, name=self.kwargs["model_name"])
+        model = RegisteredModel.objects.filter(name=self.kwargs["model_name"]).first()
+        if model is None:
+            raise NotFound(f"No model named {self.kwargs['model_name']!r}.")
+        return model
+
+    def get_object(self) -> ModelVersion:
+        try:
+            return super().get_object()
+        except Http404:
+            self.get_model()
+            raise NotFound(
+                f"{self.kwargs['model_name']} has no version {self.kwargs['version']!r}."
+            ) from None
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # the OpenAPI schema is being generated
@@ -106,7 +165,7 @@ class VersionViewSet(
         versions = (
             ModelVersion.objects.filter(model__name=self.kwargs["model_name"])
             .select_related("model", "uploaded_by", "types_approved_by")
-            .prefetch_related("deployments")
+            .prefetch_related("deployments", "aliases")
         )
         if self.action == "list":
             params = self.request.query_params
@@ -151,12 +210,24 @@ class VersionViewSet(
                 model_type=form.validated_data["model_type"],
                 uploaded_by=request.user,
                 approve_types=form.validated_data.get("approve_types", []),
+                notes=form.validated_data.get("notes", ""),
+                tags=form.validated_data.get("tags", []),
+                metrics=form.validated_data.get("metrics", {}),
             )
         except ArtifactRejected as exc:
             return Response({"file": [str(exc)]}, status=exc.status_code)
         except StoreError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         return Response(VersionSerializer(version).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=VersionUpdateSerializer, responses=VersionSerializer)
+    def partial_update(self, request: Request, model_name: str, version: str) -> Response:
+        """Change a version's `notes` and/or `tags` (audited on the model)."""
+        target = self.get_object()
+        form = VersionUpdateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        describe_version(target, actor=request.user, **form.validated_data)
+        return Response(VersionSerializer(self.get_object()).data)
 
     @extend_schema(responses={204: None, 409: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT})
     def destroy(self, request: Request, model_name: str, version: str) -> Response:
@@ -167,6 +238,68 @@ class VersionViewSet(
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         except StoreError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter("model_name", str, OpenApiParameter.PATH, description="The model's name."),
+        OpenApiParameter("name", str, OpenApiParameter.PATH, description="The alias."),
+    ]
+)
+class AliasViewSet(viewsets.GenericViewSet):
+    """A model's aliases: `PUT .../aliases/champion/ {"version": 2}` sets or moves one."""
+
+    serializer_class = AliasSerializer
+    permission_classes = [ReadOrDeploy]
+    lookup_field = "name"
+    lookup_value_regex = "[^/]+"
+    pagination_class = None
+
+    def get_model(self) -> RegisteredModel:
+        model = RegisteredModel.objects.filter(name=self.kwargs["model_name"]).first()
+        if model is None:
+            raise NotFound(f"No model named {self.kwargs['model_name']!r}.")
+        return model
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return ModelAlias.objects.none()
+        return ModelAlias.objects.filter(model=self.get_model()).select_related(
+            "version", "updated_by"
+        )
+
+    def list(self, request: Request, model_name: str) -> Response:
+        """Every alias of the model and the version it points at."""
+        return Response(AliasSerializer(self.get_queryset(), many=True).data)
+
+    def retrieve(self, request: Request, model_name: str, name: str) -> Response:
+        alias = self.get_queryset().filter(name=name).first() if could_be_alias(name) else None
+        if alias is None:
+            raise NotFound(f"{model_name} has no alias {name!r}.")
+        return Response(AliasSerializer(alias).data)
+
+    @extend_schema(request=AliasSetSerializer, responses=AliasSerializer)
+    def update(self, request: Request, model_name: str, name: str) -> Response:
+        """Point the alias at a version, creating or moving it (an audited event)."""
+        model = self.get_model()
+        form = AliasSetSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            version = find_version(model, form.validated_data["version"])
+        except VersionNotFound as exc:
+            raise ValidationError({"version": [str(exc)]}) from None
+        try:
+            alias = set_alias(model, name, version, actor=request.user)
+        except MetadataError as exc:
+            field = "name" if exc.field == "alias" else exc.field
+            raise ValidationError({field: [str(exc)]}) from None
+        return Response(AliasSerializer(alias).data)
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request: Request, model_name: str, name: str) -> Response:
+        """Remove the alias; idempotent. Deployments made by it keep their version."""
+        remove_alias(self.get_model(), name, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -257,12 +390,12 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         form.is_valid(raise_exception=True)
         version = None
         if "version" in form.validated_data:
-            number = form.validated_data["version"]
-            version = ModelVersion.objects.filter(
-                model=deployment.model_version.model, version=number
-            ).first()
-            if version is None:
-                raise ValidationError({"version": [f"no version {number} of this model"]})
+            try:
+                version = find_version(
+                    deployment.model_version.model, form.validated_data["version"]
+                )
+            except VersionNotFound as exc:
+                raise ValidationError({"version": [str(exc)]}) from None
         return _lifecycle_response(
             lifecycle.change,
             deployment,

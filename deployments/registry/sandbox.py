@@ -34,6 +34,7 @@ from deployments.isolation import (
 )
 from deployments.json_limits import load_json
 from deployments.registry.errors import ArtifactRejected
+from deployments.registry.refusals import load_refusal
 from deployments.registry.sandbox_child import child_arguments
 from deployments.scrub import scrub
 
@@ -192,7 +193,8 @@ def validate_artifact(
                 "loading the artifact needed more memory than the validation limit of "
                 f"{_mib(settings.VALIDATION_MEMORY_BYTES)} (VALIDATION_MEMORY_BYTES); refused"
             )
-        error = scrub(info.get("error") or "the artifact could not be loaded")
+        error = scrub(load_refusal(path, model_type, info.get("error") or ""))
+        error = error or "the file could not be loaded as a model"
         if info.get("refused_global"):
             error += (
                 ". An admin can approve it for this upload (approve_types) after reviewing "
@@ -234,7 +236,12 @@ def _unservable_message(
     if reason == "no_classes":
         return f"{cls} has no classes_, so it cannot serve a classification model"
     if reason == "n_features":
-        return f"{cls} takes {n_features} features, but this model's input_size is {input_size}"
+        short = cls.rsplit(".", 1)[-1]
+        return (
+            f"The file's {short} takes {n_features} features, but this model is registered "
+            f"with {input_size} features. Upload a model trained on {input_size} features, or "
+            f"register a new model with {n_features}."
+        )
     detail = scrub(unservable.get("error", "")).removeprefix("warm-up prediction failed: ")
     return f"a trial prediction on {input_size} features failed: {detail}"
 

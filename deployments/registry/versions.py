@@ -27,7 +27,7 @@ from deployments.artifacts.stores import (
     PendingPut,
     blob_name,
 )
-from deployments.constants import EXTENSIONS
+from deployments.constants import EMPTY_FILE_MESSAGE, EXTENSIONS
 from deployments.models import Deployment, ModelVersion, RegisteredModel
 from deployments.registry.errors import ArtifactRejected, ArtifactTooLarge
 from deployments.registry.sandbox import validate_artifact
@@ -85,6 +85,9 @@ def upload_version(
     model_type: str,
     uploaded_by: Any = None,
     approve_types: Iterable[str] = (),
+    notes: str = "",
+    tags: Iterable[str] = (),
+    metrics: dict[str, Any] | None = None,
 ) -> ModelVersion:
     """Validate and register a new version of `model`; raise ArtifactRejected if refused.
 
@@ -92,6 +95,8 @@ def upload_version(
     disk and hashed) or an iterable of byte chunks. `approve_types` are names an admin trusts
     for this upload only (skops types, or pickle and joblib globals beyond serving's
     allowlist); the approval is recorded on the version and serving is told the same names.
+    `notes`, `tags` and `metrics` are what the uploader says about it, already checked
+    (registry/metadata.py).
     """
     if model_type not in EXTENSIONS:
         raise ArtifactRejected(
@@ -106,7 +111,7 @@ def upload_version(
     trusted = sorted(configured | set(approved))
     with _local_artifact(artifact, model_type) as (local, sha256, size):
         if size == 0:
-            raise ArtifactRejected("the file is empty")
+            raise ArtifactRejected(EMPTY_FILE_MESSAGE)
         store = get_store()
         first = (model.versions.aggregate(n=Max("version"))["n"] or 0) + 1
         # The store starts receiving the file while the sandbox checks it; it shows nothing
@@ -142,6 +147,9 @@ def upload_version(
             "trusted_types": needed,
             "types_approved_by": approver,
             "uploaded_by": uploaded_by if getattr(uploaded_by, "pk", None) else None,
+            "notes": notes,
+            "tags": sorted(set(tags)),
+            "metrics": metrics or {},
         }
         for _attempt in range(MAX_NUMBER_ATTEMPTS):
             try:

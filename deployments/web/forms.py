@@ -14,17 +14,27 @@ from django import forms
 from deployments import constants as st
 from deployments.constants import MAX_PREDICT_ROWS
 from deployments.json_limits import JSONTooDeep, load_json
-from deployments.models import NAME, QUANTITY, Deployment, ModelVersion, RegisteredModel
+from deployments.models import QUANTITY, Deployment, ModelVersion, RegisteredModel
+from deployments.names import validate_name
+from deployments.registry import metadata
+from deployments.registry.aliases import VersionNotFound, find_version
 
 _REPLICA_ERRORS = {
     "min_value": st.REPLICAS_MESSAGE,
     "max_value": st.REPLICAS_MESSAGE,
     "required": "Enter a number of replicas.",
+    "invalid": st.REPLICAS_INVALID,
 }
 
 
 def _replicas_field(**kwargs: Any) -> forms.IntegerField:
-    return forms.IntegerField(min_value=st.MIN_REPLICAS, max_value=st.MAX_REPLICAS, **kwargs)
+    """One definition of the replicas field, so every form words its errors the same."""
+    return forms.IntegerField(
+        min_value=st.MIN_REPLICAS,
+        max_value=st.MAX_REPLICAS,
+        error_messages=_REPLICA_ERRORS,
+        **kwargs,
+    )
 
 
 def _quantity_field(label: str, name: str, required: bool = True) -> forms.CharField:
@@ -37,32 +47,71 @@ def _quantity_field(label: str, name: str, required: bool = True) -> forms.CharF
     )
 
 
+def _name_field(**kwargs: Any) -> forms.CharField:
+    """A model's or deployment's name, its errors worded by deployments/names.py."""
+    # The length is checked by validate_name too (one message); the browser limits typing.
+    return forms.CharField(
+        validators=[validate_name],
+        widget=forms.TextInput(attrs={"maxlength": st.NAME_MAX_LENGTH}),
+        error_messages={"required": "Enter a name."},
+        **kwargs,
+    )
+
+
 class ModelForm(forms.ModelForm):
+    name = _name_field(
+        label="Name", help_text="Lower-case letters, digits and '-', e.g. iris (used in URLs)."
+    )
     job = forms.ChoiceField(
         choices=[("", "Choose one"), *st.JOB_CHOICES],
         help_text="Classification answers class probabilities; regression answers values.",
+        error_messages={"required": st.JOB_MESSAGE, "invalid_choice": st.JOB_MESSAGE},
     )
+    input_size = forms.IntegerField(
+        label="Number of features",
+        min_value=1,
+        max_value=st.MAX_INPUT_SIZE,
+        help_text=f"How many numbers one row of input holds (at most {st.MAX_INPUT_SIZE}).",
+        error_messages={
+            "required": st.FEATURES_INVALID,
+            "invalid": st.FEATURES_INVALID,
+            "min_value": st.FEATURES_MESSAGE,
+            "max_value": st.FEATURES_MESSAGE,
+        },
+    )
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"]
+        if RegisteredModel.objects.filter(name=name).exists():
+            raise forms.ValidationError(
+                f"A model named {name} already exists. Choose another name, or open {name} "
+                "and upload a new version of it."
+            )
+        return name
 
     class Meta:
         model = RegisteredModel
         fields = ["name", "job", "input_size", "description"]
-        labels = {"input_size": "Number of features"}
-        help_texts = {
-            "name": "Lower-case letters, digits and '-', e.g. iris (used in URLs).",
-            "input_size": f"How many numbers one row of input holds (at most {st.MAX_INPUT_SIZE}).",
-        }
         widgets = {"description": forms.Textarea(attrs={"rows": 2})}
 
 
 class UploadForm(forms.Form):
     file = forms.FileField(
-        label="Model file", help_text="A fitted estimator saved with joblib, pickle or skops."
+        label="Model file",
+        help_text="A fitted estimator saved with joblib, pickle or skops.",
+        error_messages={
+            "required": st.NO_FILE_MESSAGE,
+            "empty": st.EMPTY_FILE_MESSAGE,
+            "invalid": st.NO_FILE_MESSAGE,
+            "missing": st.NO_FILE_MESSAGE,
+        },
     )
     model_type = forms.ChoiceField(
         label="Format",
         choices=st.MODEL_TYPE_CHOICES,
         initial=st.DEFAULT_MODEL_TYPE,
         help_text="How the file was saved.",
+        error_messages={"required": st.MODEL_TYPE_MESSAGE, "invalid_choice": st.MODEL_TYPE_MESSAGE},
     )
     approve_types = forms.CharField(
         label="Approve types or globals (admins)",
@@ -72,29 +121,82 @@ class UploadForm(forms.Form):
         "the trusted ones, one per line or comma-separated. Only approve what you know.",
     )
 
+    notes = forms.CharField(
+        label="Notes",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="What changed in this version, how it was trained (optional).",
+    )
+    tags = forms.CharField(
+        label="Tags",
+        required=False,
+        help_text="Labels such as baseline, q3, separated by commas (optional).",
+    )
+    metrics = forms.CharField(
+        label="Metrics (JSON)",
+        required=False,
+        widget=forms.TextInput(attrs={"spellcheck": "false", "placeholder": st.METRICS_EXAMPLE}),
+        help_text="What you measured, as a flat JSON object of numbers or short texts (optional).",
+    )
+
     def clean_approve_types(self) -> list[str]:
         text = self.cleaned_data["approve_types"]
         return [t.strip() for t in text.replace(",", "\n").splitlines() if t.strip()]
+
+    def clean_notes(self) -> str:
+        return _metadata(metadata.parse_notes, self.cleaned_data["notes"])
+
+    def clean_tags(self) -> list[str]:
+        return _metadata(metadata.parse_tags, self.cleaned_data["tags"])
+
+    def clean_metrics(self) -> dict[str, Any]:
+        return _metadata(metadata.parse_metrics, self.cleaned_data["metrics"])
+
+
+def _metadata(parse: Any, value: Any) -> Any:
+    try:
+        return parse(value)
+    except metadata.MetadataError as exc:
+        raise forms.ValidationError(str(exc)) from None
+
+
+def version_label(v: ModelVersion, *, with_model: bool = True) -> str:
+    """How a version reads in a picker: number, aliases, tags, upload date and estimator."""
+    parts = [f"{v.model.name} v{v.version}" if with_model else f"v{v.version}"]
+    aliases = sorted(a.name for a in v.aliases.all())
+    if aliases:
+        parts.append(f"[{', '.join(aliases)}]")
+    if v.tags:
+        parts.append(f"#{' #'.join(v.tags)}")
+    parts.append(f"uploaded {v.created_at:%Y-%m-%d %H:%M}")
+    estimator = v.estimator_class.rsplit(".", 1)[-1]
+    if estimator:
+        parts.append(f"({estimator})")
+    return " ".join(parts)
 
 
 def version_choices() -> list[tuple[str, list[tuple[int, str]]]]:
     """Versions grouped by model, newest first, for a select with one group per model."""
     groups: dict[str, list[tuple[int, str]]] = {}
-    for v in ModelVersion.objects.select_related("model").order_by("model__name", "-version"):
-        estimator = v.estimator_class.rsplit(".", 1)[-1]
-        label = f"{v.model.name} v{v.version}" + (f" ({estimator})" if estimator else "")
-        groups.setdefault(v.model.name, []).append((v.pk, label))
+    versions = ModelVersion.objects.select_related("model").prefetch_related("aliases")
+    for v in versions.order_by("model__name", "-version"):
+        groups.setdefault(v.model.name, []).append((v.pk, version_label(v)))
     return list(groups.items())
 
 
 class DeployForm(forms.Form):
-    name = forms.CharField(
+    name = _name_field(
         label="Deployment name",
-        max_length=st.NAME_MAX_LENGTH,
-        validators=[NAME],
         help_text="Lower-case letters, digits and '-', e.g. iris-prod. It names the endpoint.",
     )
-    version = forms.TypedChoiceField(label="Model version", coerce=int)
+    version = forms.TypedChoiceField(
+        label="Model version",
+        coerce=int,
+        error_messages={
+            "required": "Choose a model version.",
+            "invalid_choice": "Choose one of the listed model versions.",
+        },
+    )
     replicas = _replicas_field(
         initial=st.DEFAULT_REPLICAS,
         help_text=f"Serving processes ({st.MIN_REPLICAS} to {st.MAX_REPLICAS}).",
@@ -147,14 +249,59 @@ class ChangeVersionForm(forms.Form):
         kwargs.setdefault("initial", {"version": deployment.model_version_id})
         super().__init__(*args, **kwargs)
         field = self.fields["version"]
-        field.queryset = ModelVersion.objects.filter(
-            model=deployment.model_version.model
-        ).select_related("model")
-        field.label_from_instance = lambda v: f"v{v.version}"
+        field.queryset = (
+            ModelVersion.objects.filter(model=deployment.model_version.model)
+            .select_related("model")
+            .prefetch_related("aliases")
+        )
+        field.label_from_instance = lambda v: version_label(v, with_model=False)
+
+
+class DescribeVersionForm(forms.Form):
+    """A version's notes and tags, edited on the model's page."""
+
+    notes = forms.CharField(label="Notes", required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    tags = forms.CharField(
+        label="Tags", required=False, help_text="Separated by commas, e.g. baseline, q3."
+    )
+
+    def clean_notes(self) -> str:
+        return _metadata(metadata.parse_notes, self.cleaned_data["notes"])
+
+    def clean_tags(self) -> list[str]:
+        return _metadata(metadata.parse_tags, self.cleaned_data["tags"])
+
+
+class AliasForm(forms.Form):
+    """Point an alias (new or existing) at one of the model's versions."""
+
+    name = forms.CharField(
+        label="Alias",
+        max_length=64,
+        help_text="e.g. champion or staging; an existing alias moves to the chosen version.",
+        error_messages={"required": 'Enter an alias, e.g. "champion".'},
+    )
+    version = forms.IntegerField(
+        label="Version",
+        error_messages={"required": "Choose a version.", "invalid": "Choose a version."},
+    )
+
+    def __init__(self, *args: Any, model: RegisteredModel, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.model = model
+
+    def clean_name(self) -> str:
+        return _metadata(lambda v: metadata.check_label(v, "alias"), self.cleaned_data["name"])
+
+    def clean_version(self) -> ModelVersion:
+        try:
+            return find_version(self.model, self.cleaned_data["version"])
+        except VersionNotFound as exc:
+            raise forms.ValidationError(str(exc)) from None
 
 
 class ScaleForm(forms.Form):
-    replicas = _replicas_field(label="Replicas", error_messages=_REPLICA_ERRORS)
+    replicas = _replicas_field(label="Replicas")
 
 
 def _number(value: Any, row: int, column: int) -> float:

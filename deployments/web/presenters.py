@@ -8,7 +8,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from deployments.models import Deployment
+from deployments.models import Deployment, DeploymentEvent
 from deployments.predictions import PredictionResult
 
 
@@ -56,9 +56,32 @@ def result_rows(result: PredictionResult, classes: list | None) -> list[dict[str
                 {
                     "number": i,
                     "label": classes[best],
-                    "cells": [{"value": p, "best": j == best} for j, p in enumerate(prediction)],
+                    "cells": [
+                        {"value": p, "best": j == best, "label": classes[j]}
+                        for j, p in enumerate(prediction)
+                    ],
                 }
             )
         else:
             rows.append({"number": i, "value": prediction})
     return rows
+
+
+# The timeline ------------------------------------------------------------------------------
+
+# Actions a person takes (through the UI or the API); what the worker and the runtime report
+# afterwards belongs to the last of them.
+HUMAN_VIA = ("ui", "api")
+
+
+def group_events(events: list[DeploymentEvent]) -> list[dict[str, Any]]:
+    """Events (newest first) as one group per action, newest first, each with its steps in the
+    order they happened: "deploy" by deployer, then deploying, then running."""
+    groups: list[dict[str, Any]] = []
+    for event in reversed(events):
+        if not groups or event.via in HUMAN_VIA:
+            groups.append({"head": event, "steps": []})
+        groups[-1]["steps"].append(event)
+    for group in groups:
+        group["last"] = group["steps"][-1]
+    return list(reversed(groups))

@@ -8,6 +8,13 @@ urlpatterns = [
     path("models/", views.model_list, name="model-list"),
     path("models/<slug:name>/", views.model_detail, name="model-detail"),
     path("models/<slug:name>/upload/", views.model_upload, name="model-upload"),
+    path("models/<slug:name>/aliases/", views.model_alias, name="model-alias"),
+    path("models/<slug:name>/compare/", views.model_compare, name="model-compare"),
+    path(
+        "models/<slug:name>/versions/<int:version>/describe/",
+        views.model_version_describe,
+        name="model-version-describe",
+    ),
     path("deploy/", views.deployment_new, name="deployment-new"),
     path("deploy/check-name/", views.deployment_name_check, name="deployment-name-check"),
     path("deployments/<slug:name>/", views.deployment_detail, name="deployment-detail"),
@@ -17,6 +24,7 @@ urlpatterns = [
         name="deployment-live",
     ),
     path("deployments/<slug:name>/logs/", views.deployment_logs_fragment, name="deployment-logs"),
+    path("deployments/<slug:name>/history/", views.deployment_history, name="deployment-history"),
     path("deployments/<slug:name>/predict/", views.deployment_predict, name="deployment-predict"),
     re_path(
         r"^deployments/(?P<name>[-a-z0-9]+)/(?P<action>" + "|".join(views.ACTIONS) + ")/$",

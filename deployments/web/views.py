@@ -13,9 +13,11 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required as django_login_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.db.models import Count, Max
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from deployments import constants as st
@@ -25,14 +27,19 @@ from deployments.constants import CLASSIFICATION
 from deployments.logs import deployment_logs
 from deployments.models import Deployment, ModelVersion, RegisteredModel
 from deployments.predictions import PredictionResult, forward_prediction
+from deployments.registry.aliases import VersionNotFound, find_version, remove_alias, set_alias
+from deployments.registry.compare import compare_versions
 from deployments.registry.errors import ArtifactRejected
+from deployments.registry.metadata import describe_version
 from deployments.registry.upload_handler import upload_refusal
 from deployments.registry.versions import upload_version
 from deployments.roles import can_deploy
 from deployments.web import presenters
 from deployments.web.forms import (
+    AliasForm,
     ChangeVersionForm,
     DeployForm,
+    DescribeVersionForm,
     ModelForm,
     PredictForm,
     ScaleForm,
@@ -114,17 +121,105 @@ def model_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _model_page(
+    request: HttpRequest,
+    model: RegisteredModel,
+    *,
+    alias_form: AliasForm | None = None,
+    describe: tuple[int, DescribeVersionForm] | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    versions = list(
+        model.versions.select_related("uploaded_by", "types_approved_by").prefetch_related(
+            "aliases"
+        )
+    )
+    for v in versions:  # each version's notes-and-tags form; the one posted keeps its errors
+        if describe and describe[0] == v.version:
+            v.describe_form = describe[1]  # type: ignore[attr-defined]
+        else:
+            initial = {"notes": v.notes, "tags": ", ".join(v.tags)}
+            v.describe_form = DescribeVersionForm(initial=initial)  # type: ignore[attr-defined]
+    deployments = _deployments().filter(model_version__model=model)
+    context = {
+        "model": model,
+        "versions": versions,
+        "deployments": deployments,
+        "aliases": model.aliases.select_related("version", "updated_by"),
+        "alias_form": alias_form or AliasForm(model=model),
+        "registry_events": model.events.all()[:10],
+    }
+    return render(request, "deployments/model.html", context, status=status)
+
+
 @login_required
 @require_GET
 def model_detail(request: HttpRequest, name: str) -> HttpResponse:
+    return _model_page(request, get_object_or_404(RegisteredModel, name=name))
+
+
+@login_required
+@require_POST
+def model_alias(request: HttpRequest, name: str) -> HttpResponse:
+    """Set or move an alias (or remove it, with `remove`); audited on the model."""
+    _require_deployer(request)
     model = get_object_or_404(RegisteredModel, name=name)
-    versions = model.versions.select_related("uploaded_by", "types_approved_by")
-    deployments = _deployments().filter(model_version__model=model)
-    return render(
-        request,
-        "deployments/model.html",
-        {"model": model, "versions": versions, "deployments": deployments},
-    )
+    if request.POST.get("remove"):
+        label = request.POST["remove"]
+        if remove_alias(model, label, actor=request.user):
+            messages.success(request, f"Alias {label} removed.")
+        return redirect("model-detail", name=name)
+    form = AliasForm(request.POST, model=model)
+    if not form.is_valid():
+        return _model_page(request, model, alias_form=form, status=400)
+    alias = set_alias(model, form.cleaned_data["name"], form.cleaned_data["version"], request.user)
+    messages.success(request, f"{alias.name} now points at v{alias.version.version}.")
+    return redirect("model-detail", name=name)
+
+
+@login_required
+@require_POST
+def model_version_describe(request: HttpRequest, name: str, version: int) -> HttpResponse:
+    """Save a version's notes and tags."""
+    _require_deployer(request)
+    target = get_object_or_404(ModelVersion, model__name=name, version=version)
+    form = DescribeVersionForm(request.POST)
+    if not form.is_valid():
+        return _model_page(request, target.model, describe=(target.version, form), status=400)
+    describe_version(target, actor=request.user, **form.cleaned_data)
+    messages.success(request, f"Notes and tags of v{target.version} saved.")
+    return redirect(f"{reverse('model-detail', args=[name])}#version-{target.version}")
+
+
+@login_required
+@require_GET
+def model_compare(request: HttpRequest, name: str) -> HttpResponse:
+    """Two versions side by side (?a=1&b=2, numbers or aliases)."""
+    model = get_object_or_404(RegisteredModel, name=name)
+    numbers = list(model.versions.values_list("version", flat=True))
+    refs = {
+        key: request.GET.get(key) or str(default)
+        for key, default in (("a", numbers[1] if len(numbers) > 1 else ""), ("b", ""))
+    }
+    refs["b"] = refs["b"] or (str(numbers[0]) if numbers else "")
+    chosen, errors = {}, {}
+    for key, ref in refs.items():
+        try:
+            chosen[key] = find_version(model, ref)
+        except VersionNotFound as exc:
+            errors[key] = str(exc)
+    rows = compare_versions(chosen["a"], chosen["b"]) if not errors else []
+    context = {
+        "model": model,
+        "numbers": numbers,
+        "a": chosen.get("a"),
+        "b": chosen.get("b"),
+        "refs": refs,
+        "errors": errors,
+        "rows": rows,
+        "differences": sum(1 for r in rows if not r.same),
+    }
+    return render(request, "deployments/compare.html", context, status=400 if errors else 200)
 
 
 @login_required
@@ -154,6 +249,9 @@ def model_upload(request: HttpRequest, name: str) -> HttpResponse:
                     model_type=form.cleaned_data["model_type"],
                     uploaded_by=request.user,
                     approve_types=form.cleaned_data["approve_types"],
+                    notes=form.cleaned_data["notes"],
+                    tags=form.cleaned_data["tags"],
+                    metrics=form.cleaned_data["metrics"],
                 )
             except ArtifactRejected as exc:
                 form.add_error("file", f"Refused: {exc}")
@@ -273,13 +371,36 @@ def _detail(
 ) -> HttpResponse:
     context = {
         "deployment": deployment,
-        "events": deployment.events.select_related("actor")[:50],
+        **_timeline(deployment),
         "state_key": _state_key(deployment),
         **_actions_context(deployment, change_form, scale_form),
         **(predict or _predict_context(request, deployment)),
         **_logs_context(deployment),
     }
     return render(request, "deployments/deployment.html", context, status=status)
+
+
+def _timeline(deployment: Deployment) -> dict[str, Any]:
+    """The latest actions of the deployment, grouped, for its page and the live fragment."""
+    recent = list(deployment.events.select_related("actor")[: st.TIMELINE_RECENT_EVENTS])
+    groups = presenters.group_events(recent)
+    return {
+        "event_groups": groups[: st.TIMELINE_ACTIONS_PER_PAGE],
+        "more_history": len(groups) > st.TIMELINE_ACTIONS_PER_PAGE
+        or len(recent) == st.TIMELINE_RECENT_EVENTS,
+    }
+
+
+@login_required
+@require_GET
+def deployment_history(request: HttpRequest, name: str) -> HttpResponse:
+    """Every action on the deployment, a page of actions at a time (not live)."""
+    deployment = _get_deployment(name)
+    events = list(deployment.events.select_related("actor")[: st.TIMELINE_HISTORY_EVENTS])
+    pages = Paginator(presenters.group_events(events), st.TIMELINE_ACTIONS_PER_PAGE)
+    page = pages.get_page(request.GET.get("page"))
+    context = {"deployment": deployment, "page": page, "event_groups": page.object_list}
+    return render(request, "deployments/history.html", context)
 
 
 def _logs_context(deployment: Deployment) -> dict[str, Any]:
@@ -300,7 +421,7 @@ def deployment_live_fragment(request: HttpRequest, name: str) -> HttpResponse:
     key = _state_key(deployment)
     context = {
         "deployment": deployment,
-        "events": deployment.events.select_related("actor")[:50],
+        **_timeline(deployment),
         "state_key": key,
         "oob": True,
         "state_changed": request.GET.get("seen") != key,

@@ -41,16 +41,16 @@ def _post(console, client: httpx.Client, path: str, data: dict) -> httpx.Respons
 
 
 DEPLOY_CASES = [
-    ("upper case name", {"name": "Iris-Prod"}, "DNS-1123"),
-    ("path traversal name", {"name": "../x"}, "DNS-1123"),
+    ("upper case name", {"name": "Iris-Prod"}, 'e.g. "iris-prod".'),
+    ("path traversal name", {"name": "../x"}, 'e.g. "x".'),
     ("name over 63 characters", {"name": "a" * 64}, "Use at most 63"),
-    ("unicode name", {"name": "modèle"}, "DNS-1123"),
-    ("empty name", {"name": ""}, "This field is required"),
-    ("unknown version", {"version": "999999"}, "Select a valid choice"),
-    ("no version chosen", {"version": ""}, "This field is required"),
-    ("negative replicas", {"replicas": "-1"}, "greater than or equal to 0"),
-    ("too many replicas", {"replicas": "51"}, "less than or equal to 50"),
-    ("replicas not a number", {"replicas": "two"}, "Enter a whole number"),
+    ("unicode name", {"name": "modèle"}, 'e.g. "mod-le".'),
+    ("empty name", {"name": ""}, "Enter a name."),
+    ("unknown version", {"version": "999999"}, "Choose one of the listed model versions."),
+    ("no version chosen", {"version": ""}, "Choose a model version."),
+    ("negative replicas", {"replicas": "-1"}, "Use 0 to 50 replicas."),
+    ("too many replicas", {"replicas": "51"}, "Use 0 to 50 replicas."),
+    ("replicas not a number", {"replicas": "two"}, "Give a whole number of replicas"),
     ("bad cpu quantity", {"cpu_request": "lots"}, "Kubernetes quantity"),
     ("shell in memory limit", {"memory_limit": "1Gi;reboot"}, "Kubernetes quantity"),
 ]
@@ -83,11 +83,11 @@ def test_deploy_form_refuses(console, ui, changes, message):
 
 
 MODEL_CASES = [
-    ("upper case name", {"name": "Iris"}, "DNS-1123"),
-    ("traversal name", {"name": "../../etc"}, "DNS-1123"),
-    ("unknown job", {"job": "clustering"}, "Select a valid choice"),
-    ("zero features", {"input_size": "0"}, "greater than or equal to 1"),
-    ("features not a number", {"input_size": "four"}, "Enter a whole number"),
+    ("upper case name", {"name": "Iris"}, 'e.g. "iris".'),
+    ("traversal name", {"name": "../../etc"}, 'e.g. "etc".'),
+    ("unknown job", {"job": "clustering"}, "Choose classification or regression."),
+    ("zero features", {"input_size": "0"}, "Use 1 to 10000 features"),
+    ("features not a number", {"input_size": "four"}, "Give the number of features"),
     ("name taken", {"name": "hard-iris"}, "already exists"),
 ]
 

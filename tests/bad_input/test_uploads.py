@@ -40,7 +40,7 @@ def test_a_file_that_is_not_a_model_is_refused(console, flowers, tmp_path):
     junk = tmp_path / "junk.joblib"
     junk.write_bytes(b"this is not a model at all" * 100)
     _assert_refused(
-        console, flowers, upload(flowers, "flowers", junk, "joblib"), "could not be loaded"
+        console, flowers, upload(flowers, "flowers", junk, "joblib"), "This is not a joblib file"
     )
 
 
@@ -65,8 +65,8 @@ def test_a_wrong_feature_count_is_refused(console, flowers, tmp_path):
         console,
         flowers,
         upload(flowers, "flowers", path, "joblib"),
-        "8 features",
-        "input_size is 4",
+        "takes 8 features",
+        "registered with 4 features",
     )
 
 

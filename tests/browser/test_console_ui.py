@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -104,7 +105,7 @@ def test_deployer_uploads_deploys_predicts_changes_rolls_back_and_undeploys(visi
     page.get_by_label("Number of features").fill("4")
     page.get_by_role("button", name="Register model").click()
     page.locator("#field-name .field-error").wait_for()
-    assert "DNS-1123" in page.locator("#field-name .field-error").inner_text()
+    assert 'e.g. "iris-ui"' in page.locator("#field-name .field-error").inner_text()
     page.get_by_label("Name").fill("iris-ui")
     page.get_by_role("button", name="Register model").click()
     page.wait_for_url("**/models/iris-ui/upload/")
@@ -159,7 +160,7 @@ def test_deployer_uploads_deploys_predicts_changes_rolls_back_and_undeploys(visi
     name = page.get_by_label("Deployment name")
     name.press_sequentially("Iris_UI", delay=20)
     page.locator('#name-check[data-valid="false"]').wait_for()
-    assert "DNS-1123" in page.locator("#name-check").inner_text()
+    assert 'e.g. "iris-ui"' in page.locator("#name-check").inner_text()
     expect(name).to_have_attribute("aria-invalid", "true")
     name.fill("")
     name.press_sequentially("iris-ui-prod", delay=20)
@@ -223,14 +224,20 @@ def test_deployer_uploads_deploys_predicts_changes_rolls_back_and_undeploys(visi
     page.get_by_label("Deployment name").press_sequentially("iris-ui-prod", delay=10)
     page.locator('#name-check[data-valid="false"]').wait_for()
     assert "already exists" in page.locator("#name-check").inner_text()
-    page.get_by_label("Model version").select_option(label="iris-ui v1 (LogisticRegression)")
+    picker = page.get_by_label("Model version")
+    picker.select_option(
+        picker.locator("option", has_text=re.compile(r"^iris-ui v1\b")).get_attribute("value")
+    )
     page.get_by_role("button", name="Deploy").click()
     page.locator("#field-name .field-error").wait_for()
     assert "already exists" in page.locator("#field-name .field-error").inner_text()
 
     # Change to v2, then roll back to v1: each time the answers are that version's.
     me.goto("/deployments/iris-ui-prod/")
-    page.get_by_label("Change version").select_option(label="v2")
+    change = page.get_by_label("Change version")
+    change.select_option(
+        change.locator("option", has_text=re.compile(r"^v2\b")).get_attribute("value")
+    )
     page.locator("#change-button").click()
     page.wait_for_url("**/deployments/iris-ui-prod/")
     page.locator("#current-version", has_text="v2").wait_for()

@@ -102,7 +102,7 @@ def test_a_truncated_artifact_is_refused(registry, model, tmp_path):
     cut = tmp_path / "cut.joblib"
     cut.write_bytes(whole[: len(whole) // 2])
     response = upload(registry.client(), model, cut, "joblib")
-    assert_refused(registry, model, response, 400, "could not be loaded")
+    assert_refused(registry, model, response, 400, "This joblib file could not be read")
 
 
 def test_untrusted_skops_types_are_refused_unless_the_console_trusts_them(

@@ -160,7 +160,7 @@ def test_input_size_is_bounded(console):
             "/api/models/", json={"name": f"wide-{size}", "job": "regression", "input_size": size}
         )
         assert response.status_code == 400, response.text
-        assert "less than or equal to 10000" in response.json()["input_size"][0]
+        assert "Use 1 to 10000 features" in response.json()["input_size"][0]
     ui = login(console, "deployer")
     page = ui.get("/models/")
     response = ui.post(
@@ -173,7 +173,7 @@ def test_input_size_is_bounded(console):
         },
     )
     assert response.status_code == 400
-    assert "less than or equal to 10000" in response.text
+    assert "Use 1 to 10000 features" in response.text
     names = [
         m["name"] for m in client.get("/api/models/", params={"limit": 1000}).json()["results"]
     ]

@@ -197,8 +197,10 @@ def test_console_field_errors_name_each_field(api: APIClient) -> None:
     assert response.status_code == 400
     text = error_text(response.json())
     assert readable(text), text
-    assert f"name: {st.NAME_MESSAGE}" in text
-    assert f"replicas: Ensure this value is less than or equal to {st.MAX_REPLICAS}." in text
+    assert (
+        'name: Use lowercase letters, digits and dashes, starting with a letter, e.g. "iris-prod".'
+    ) in text
+    assert f"replicas: {st.REPLICAS_MESSAGE}" in text
     assert f"cpu_limit: {st.QUANTITY_MESSAGE}" in text
 
 

@@ -11,6 +11,8 @@ from django import forms
 
 from deployments import constants as st
 from deployments.models import Deployment, ModelVersion, RegisteredModel
+from deployments.names import name_problem
+from deployments.registry.aliases import set_alias
 from deployments.web.forms import (
     DeployForm,
     ModelForm,
@@ -52,11 +54,17 @@ def test_deploy_form_offers_versions_grouped_by_model_newest_first(
 ) -> None:
     v1, v2 = make_version(version=1), make_version(version=2)
     other = make_version("diabetes", job=st.REGRESSION, input_size=10)
+    set_alias(v2.model, "champion", v2)
+    ModelVersion.objects.filter(pk=v1.pk).update(tags=["baseline"])
     choices = DeployForm().fields["version"].choices
+
+    def at(v: ModelVersion) -> str:
+        return f"uploaded {v.created_at:%Y-%m-%d %H:%M}"
+
     assert choices == [
         ("", "Choose a model version"),
-        ("diabetes", [(other.pk, "diabetes v1")]),
-        ("iris", [(v2.pk, "iris v2"), (v1.pk, "iris v1")]),
+        ("diabetes", [(other.pk, f"diabetes v1 {at(other)}")]),
+        ("iris", [(v2.pk, f"iris v2 [champion] {at(v2)}"), (v1.pk, f"iris v1 #baseline {at(v1)}")]),
     ]
 
 
@@ -95,9 +103,8 @@ def test_deploy_form_refuses_other_names_saying_why(
 ) -> None:
     form = DeployForm(data=deploy_data(make_version(), name=name))
     assert not form.is_valid()
-    assert st.NAME_MESSAGE in form.errors["name"] or any(
-        "at most 63 characters" in e for e in form.errors["name"]
-    ), form.errors["name"]
+    assert form.errors["name"] == [name_problem(name)]
+    assert form.errors["name"][0].startswith("Use "), form.errors["name"]
 
 
 @pytest.mark.django_db
@@ -113,7 +120,9 @@ def test_deploy_form_refuses_a_taken_name(
     ]
     assert check_deployment_name("iris-prod") == form.errors["name"][0]
     assert check_deployment_name("iris-test") == ""
-    assert check_deployment_name("Iris") == st.NAME_MESSAGE
+    assert check_deployment_name("Iris") == (
+        'Use lowercase letters, digits and dashes, starting with a letter, e.g. "iris".'
+    )
 
 
 @pytest.mark.django_db
@@ -177,7 +186,7 @@ def test_scale_form_accepts_replicas_within_bounds(replicas: int) -> None:
         (str(st.MAX_REPLICAS + 1), st.REPLICAS_MESSAGE),
         (str(st.MIN_REPLICAS - 1), st.REPLICAS_MESSAGE),
         ("", "Enter a number of replicas."),
-        ("many", "Enter a whole number."),
+        ("many", st.REPLICAS_INVALID),
     ],
 )
 def test_scale_form_says_what_is_wrong(value: str, message: str) -> None:
@@ -223,7 +232,7 @@ def test_model_form_refuses_bad_fields(data: dict[str, str], field: str) -> None
 def test_model_form_name_message_and_clash() -> None:
     assert ModelForm(data={"name": "1x", "job": st.REGRESSION, "input_size": "1"}).errors[
         "name"
-    ] == [st.NAME_MESSAGE]
+    ] == ['Use lowercase letters, digits and dashes, starting with a letter, e.g. "x".']
     RegisteredModel.objects.create(name="iris", job=st.CLASSIFICATION, input_size=4)
     form = ModelForm(data={"name": "iris", "job": st.CLASSIFICATION, "input_size": "4"})
     assert not form.is_valid()

@@ -52,9 +52,9 @@
       if (xhr.status === 200 || xhr.status === 422) {
         var size = fileSize !== null ? " (" + formatBytes(fileSize) + ")" : "";
         document.getElementById("upload-area").outerHTML = xhr.responseText;
-        label.textContent = xhr.status === 200
-          ? "Uploaded 100%" + size + " and validated."
-          : "Uploaded 100%" + size + ", but validation refused it.";
+        if (xhr.status === 200) label.textContent = "Uploaded 100%" + size + " and validated.";
+        else if (fileSize === null) label.textContent = "No file was chosen: pick the file you saved the model to, then upload.";
+        else label.textContent = "Uploaded 100%" + size + ", but it was refused: the reason is below.";
         box.dataset.state = xhr.status === 200 ? "validated" : "refused";
         return;
       }
@@ -137,6 +137,22 @@
         select();
       }
     }
+  });
+
+  // A banner such as "Deploying iris-prod." or "Undeploy requested." tells what was asked; once
+  // the live status shows the deployment has moved on, the banner is old news and goes.
+  var statusSeen = null;
+  function statusNow() {
+    var badge = document.getElementById("status");
+    return badge ? badge.dataset.status : null;
+  }
+  document.addEventListener("DOMContentLoaded", function () { statusSeen = statusNow(); });
+  document.addEventListener("htmx:afterSettle", function () {
+    var now = statusNow();
+    if (now === null || statusSeen === null || now === statusSeen) return;
+    statusSeen = now;
+    document.querySelectorAll(".messages .message.success, .messages .message.info").forEach(
+      function (banner) { banner.remove(); });
   });
 
   // The deploy form's name check (an htmx fragment) also marks the input valid or invalid.
