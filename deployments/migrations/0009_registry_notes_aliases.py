@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('deployments', '0007_deployment_port_restarts'),
+        ('deployments', '0008_deployment_grpc_endpoint'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

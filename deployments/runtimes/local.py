@@ -244,15 +244,19 @@ class LocalRuntime(Runtime):
 
     def revive(self, spec: ServingSpec) -> str:
         """A supervisor that is gone without having given up (killed: its replicas went with
-        it) is started again, as a kubelet restarts a pod's containers; its restarts go on."""
+        it) is started again, as a kubelet restarts a pod's containers; its restarts go on.
+        One that died within RESTART_STABLE_SECONDS of its start after MAX_RESTARTS_IN_WINDOW
+        restarts is not: that failure stands, with its log, rather than a restart loop."""
         with self._locked(spec.name):
             state = self._read(spec.name, "state.json")
             if not state or state.get("replicas") == 0 or self._alive(spec.name, state):
                 return ""
             status = self._read(spec.name, "status.json") or {}
-            if status.get("failed"):
-                return ""  # it gave up on a crashing model: that failure stands
+            young = time.time() - float(state.get("started_at", 0)) < st.RESTART_STABLE_SECONDS
             restarts = int(status.get("restarts", 0)) + 1
+            looping = young and restarts > st.MAX_RESTARTS_IN_WINDOW
+            if status.get("failed") or looping or not spec.port:
+                return ""  # it gave up on a crashing model, or itself keeps dying
             self._apply(spec, restarts=restarts)
         return "the supervisor of the serving processes was gone (killed?): started it again"
 

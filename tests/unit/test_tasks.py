@@ -55,7 +55,12 @@ def no_such_pid() -> int:
 
 
 def write_state(
-    runtime: LocalRuntime, name: str, pid: int, log: str = "", status: dict | None = None
+    runtime: LocalRuntime,
+    name: str,
+    pid: int,
+    log: str = "",
+    status: dict | None = None,
+    started_at: float = 0.0,
 ) -> Path:
     """What LocalRuntime.apply leaves behind for a deployment's supervisor (here: not started),
     and what that supervisor last reported (`status`)."""
@@ -66,7 +71,8 @@ def write_state(
     if status is not None:
         (folder / "status.json").write_text(json.dumps(status))
     endpoint = "http://127.0.0.1:9"  # the discard port: nothing answers there
-    state = {"pid": pid, "port": 9, "endpoint": endpoint, "checksum": "x", "started_at": 0}
+    state = {"pid": pid, "port": 9, "endpoint": endpoint, "checksum": "x"}
+    state["started_at"] = started_at
     (folder / "state.json").write_text(json.dumps(state))
     return folder
 
@@ -241,9 +247,10 @@ def test_sync_fails_a_running_deployment_whose_process_exited_with_its_log(
 ) -> None:
     log = "".join(f"line {i}\n" for i in range(10)) + "MemoryError: cannot allocate\n"
     # The supervisor's last word: the last error line of the replica that died.
-    status = {"ready": 0, "reason": "MemoryError: cannot allocate (exit code 1)"}
-    write_state(runtime, "iris-prod", no_such_pid(), log, status)
-    deployment = make_deployment(st.RUNNING)
+    status = {"ready": 0, "reason": "MemoryError: cannot allocate (exit code 1)", "restarts": 3}
+    # (Its supervisor died seconds after it started, restarted 3 times: not started again.)
+    write_state(runtime, "iris-prod", no_such_pid(), log, status, started_at=time.time())
+    deployment = make_deployment(st.RUNNING, port=20002)
     tasks.sync_deployment(deployment, runtime)
     stored = Deployment.objects.get(pk=deployment.pk)
     assert stored.status == st.FAILED
