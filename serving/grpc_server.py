@@ -159,6 +159,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
             datatype, raw = v2.output_bytes(values)
             response.outputs.add(name=name, datatype=datatype, shape=values.shape)
             response.raw_output_contents.append(raw)
+        state.predictions.record(None, request.id or None, matrix, dict(zip(outputs, results)))
         return response
 
     def _matrix(self, request: Any) -> np.ndarray:
