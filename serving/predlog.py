@@ -137,7 +137,9 @@ class PredictionLog:
         if len(self._pending) >= self.batch_records:
             self._wake.set()
 
-    def record_request(self, request: Any, inputs: Any, outputs: Any, request_id: Any = None) -> None:
+    def record_request(
+        self, request: Any, inputs: Any, outputs: Any, request_id: Any = None
+    ) -> None:
         """`record()` for an HTTP request: its arrival time from the access-log middleware,
         its id from the request (or the `X-Request-ID` header; else one is made up)."""
         if self.sample <= 0:
@@ -174,7 +176,7 @@ class PredictionLog:
 
     def flush_once(self) -> int:
         """Write up to `batch_records` queued records as one file; the number written."""
-        batch = []
+        batch: list[tuple[Any, ...]] = []
         while self._pending and len(batch) < self.batch_records:
             batch.append(self._pending.popleft())
         if not batch or self.sink is None:

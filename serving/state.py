@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from serving.batching import MicroBatcher
-from serving.config import ServingConfig
+from serving.config import PredictionLogConfig, ServingConfig
 from serving.errors import ModelNotFound, ModelNotReady
 from serving.metrics import Metrics
 from serving.model import ServedModel
@@ -30,22 +30,16 @@ class State:
             on_batch=metrics.observe_batch,
         )
 
-        logging = cfg.logging
+        logging = cfg.logging or PredictionLogConfig()
         self.predictions = PredictionLog(
-            open_sink(logging.sink, logging.project_name) if logging and logging.sink else None,
-            sample=logging.sample if logging else 0.0,
+            open_sink(logging.sink, logging.project_name) if logging.sink else None,
+            sample=logging.sample,
             version=cfg.version or "",
             on_drop=metrics.log_dropped.inc,
             on_written=metrics.log_written.inc,
-            **(
-                {
-                    "max_queue": logging.max_queue,
-                    "batch_records": logging.batch_records,
-                    "flush_seconds": logging.flush_seconds,
-                }
-                if logging
-                else {}
-            ),
+            max_queue=logging.max_queue,
+            batch_records=logging.batch_records,
+            flush_seconds=logging.flush_seconds,
         )
 
     def check_model(self, name: str, version: str | None = None) -> None:
