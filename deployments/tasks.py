@@ -198,3 +198,37 @@ def sync_all_deployments() -> None:
     for orphan in runtime.list_deployed() - active:
         log.warning("removing %s: the runtime runs it but no active deployment wants it", orphan)
         runtime.remove(orphan)
+
+
+@shared_task(ignore_result=True)
+def scrape_metrics() -> None:
+    """Periodic (Celery beat): one metrics point per running deployment (not with Prometheus)."""
+    from deployments.observability.metrics import scrape_all
+
+    scrape_all()
+
+
+@shared_task(ignore_result=True)
+def prune_metrics() -> None:
+    """Periodic: roll old metrics points up into minutes and delete the oldest."""
+    from deployments.observability.metrics import prune
+
+    prune()
+
+
+@shared_task(ignore_result=True)
+def compute_drift() -> None:
+    """Periodic: the drift of every running deployment whose version has reference rows."""
+    from deployments.observability.drift import DriftUnavailable, deployment_drift
+
+    window = st.WINDOWS[st.DRIFT_WINDOW_DEFAULT]
+    running = Deployment.objects.filter(status__in=(st.RUNNING, st.DEGRADED)).select_related(
+        "model_version__model"
+    )
+    for deployment in running:
+        try:
+            deployment_drift(deployment, window)
+        except DriftUnavailable:
+            continue
+        except Exception:
+            log.exception("drift of %s failed", deployment.name)
