@@ -46,7 +46,7 @@ from deployments.web.forms import (
 ACTIONS = ("deploy", "undeploy", "rollback", "change", "scale")
 # Rows of the deployment page's prediction-log table, and deployments in the dashboard's
 # Traffic panel.
-PREDICTION_TABLE_ROWS = 20
+PREDICTION_TABLE_ROWS = 10
 SPARKLINE_DEPLOYMENTS = 100
 
 
