@@ -71,8 +71,8 @@ def _query_range(client: httpx.Client, query: str, start: float, end: float, ste
 
 def deployment_metrics(name: str, window: int, now: float, only: tuple[str, ...] = ()) -> dict:
     step = choose_step(window, BASE_STEP_SECONDS)
-    end = math.floor(now / step) * step
-    start = end - window
+    end = now
+    start = math.floor((now - window) / step) * step
     out = {}
     with httpx.Client(timeout=10) as client:
         for series_name, query in queries(name, step).items():

@@ -19,8 +19,7 @@ def test_charts_render_points_and_update(visit, observed: Observed) -> None:
     me.goto("/deployments/observed/")
     for series in ("requests_per_s", "errors_per_s", "latency_p50_ms", "latency_p99_ms"):
         page.wait_for_function(
-            f"() => Number(document.querySelector(\"{CHART.format(series)}\")"
-            ".dataset.points) > 0",
+            f'() => Number(document.querySelector("{CHART.format(series)}").dataset.points) > 0',
             timeout=60_000,
         )
         assert page.locator(f"{CHART.format(series)} canvas").count() == 1
@@ -51,7 +50,7 @@ def test_charts_render_points_and_update(visit, observed: Observed) -> None:
     row.wait_for(timeout=30_000)
     page.wait_for_function(
         "() => Number(document.querySelector(\"#traffic-table tr[data-deployment='observed'] "
-        "td.sparkline\").dataset.points) > 0"
+        'td.sparkline").dataset.points) > 0'
     )
     assert row.locator("canvas").count() == 1
     assert COLUMNS[SHIFTED] in row.locator("td.drift").inner_text()
