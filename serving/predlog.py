@@ -28,6 +28,10 @@ import orjson
 log = logging.getLogger("serving.predlog")
 
 FILE_SCHEME = "file://"
+# Records serialized between two offers of the GIL to the event loop (about 0.5 ms of work):
+# without them a batch of thousands holds the GIL for the interpreter's whole 5 ms switch
+# interval at a time, which shows in the requests' p99.
+_CHUNK = 100
 GCS_SCHEME = "gs://"
 
 
@@ -181,18 +185,26 @@ class PredictionLog:
             batch.append(self._pending.popleft())
         if not batch or self.sink is None:
             return 0
-        lines = []
-        for ts, request_id, latency, inputs, outputs in batch:
-            record = {
-                "ts": round(ts, 3),
-                "request_id": request_id if request_id is not None else os.urandom(8).hex(),
-                "version": self.version,
-                "latency_ms": round(latency, 3) if latency is not None else None,
-                "inputs": _jsonable(inputs),
-                "outputs": _jsonable(outputs),
-            }
-            lines.append(orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY))
         self._seq += 1
+        lines = []
+        dumps, version, option = orjson.dumps, self.version, orjson.OPT_SERIALIZE_NUMPY
+        made_up = f"{self._instance}-{self._seq}-"
+        for i, (ts, request_id, latency, inputs, outputs) in enumerate(batch):
+            record = {
+                "ts": ts,
+                "request_id": made_up + str(i) if request_id is None else request_id,
+                "version": version,
+                "latency_ms": latency,
+                "inputs": inputs,
+                "outputs": outputs,
+            }
+            try:
+                lines.append(dumps(record, option=option))
+            except TypeError:  # a numpy view orjson does not take (not C-contiguous)
+                record["inputs"], record["outputs"] = _jsonable(inputs), _jsonable(outputs)
+                lines.append(dumps(record, option=option))
+            if i % _CHUNK == _CHUNK - 1:
+                time.sleep(0)  # let the event loop have the GIL between chunks
         first = batch[0][0]
         day = time.strftime("%Y-%m-%d", time.gmtime(first))
         name = f"{day}/{int(first * 1000):013d}-{self._instance}-{self._seq:06d}.jsonl"
