@@ -29,8 +29,8 @@ log = logging.getLogger("serving.predlog")
 
 FILE_SCHEME = "file://"
 # Records serialized between two offers of the GIL to the event loop (about 0.5 ms of work):
-# without them a batch of thousands holds the GIL for the interpreter's whole 5 ms switch
-# interval at a time, which shows in the requests' p99.
+# without them a batch of thousands keeps the loop waiting a whole switch interval at a time,
+# which shows in the requests' p99.
 _CHUNK = 100
 GCS_SCHEME = "gs://"
 
