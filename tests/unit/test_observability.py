@@ -174,3 +174,22 @@ def test_a_reference_file_that_is_no_csv_is_refused_in_plain_words() -> None:
     with pytest.raises(drift.DriftUnavailable, match="header row"):
         drift.read_csv(b"")
     assert drift.read_csv(b"a,b\n1,2\n") == (["a", "b"], [["1", "2"]])
+
+
+@pytest.mark.django_db
+def test_a_reference_csv_is_stored_and_a_bad_one_refused_in_plain_words(make_version) -> None:
+    from deployments.observability.reference import store_reference
+
+    version = make_version("referenced", input_size=2)
+    with pytest.raises(ValueError, match="has 3 columns; the model takes 2 features"):
+        store_reference(version, b"a,b,c\n1,2,3\n", None)
+    with pytest.raises(ValueError, match="header but no rows"):
+        store_reference(version, b"a,b\n", None)
+    with pytest.raises(ValueError, match="thresholds must map feature names"):
+        store_reference(version, b"a,b\n1,2\n", '{"a": "high"}')
+    with pytest.raises(ValueError, match="columns the file lacks: z"):
+        store_reference(version, b"a,b\n1,2\n", '{"z": 0.3}')
+    store_reference(version, b"a,b\n1,2\n3,4\n", '{"b": 0.3}')
+    version.refresh_from_db()
+    assert version.drift_thresholds == {"b": 0.3}
+    assert drift.reference_rows(version) == (["a", "b"], [["1", "2"], ["3", "4"]])
