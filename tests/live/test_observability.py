@@ -14,8 +14,9 @@ pytestmark = pytest.mark.integration
 
 
 def _counted(series: list[list[float]], step: int, now: float) -> float:
-    """Requests in the finished steps of a requests/s series."""
-    return sum(value * step for ts, value in series if ts + step <= now)
+    """Requests in a requests/s series: the last, unfinished step is a rate over its elapsed
+    part (until `now`, when the console answered)."""
+    return sum(value * min(step, now - ts) for ts, value in series)
 
 
 def test_metrics_count_the_requests_sent(console: ConsoleStack, observed: Observed) -> None:
@@ -23,10 +24,11 @@ def test_metrics_count_the_requests_sent(console: ConsoleStack, observed: Observ
     deadline = time.monotonic() + 90
     counted = 0.0
     while time.monotonic() < deadline:
+        before = time.time()
         body = client.get("/api/deployments/observed/metrics/?window=15m").json()
-        step = body["step_s"]
-        # Steps finished before the last scrape (every 3 s here) are complete.
-        counted = _counted(body["series"]["requests_per_s"], step, time.time() - 4)
+        now = (before + time.time()) / 2
+        counted = _counted(body["series"]["requests_per_s"], body["step_s"], now)
+        # Counted once a scrape (every 3 s here) has seen the traffic.
         if counted >= observed.requests * 0.95:
             break
         time.sleep(1)

@@ -1,5 +1,6 @@
-"""The prediction log: sampled records written in batches to a folder or to GCS (the real
-client against gcp-storage-emulator), and a full queue that drops and counts, never blocks."""
+"""The prediction log: a serving process writing every request to a folder, the GCS sink (the
+real client against gcp-storage-emulator), and a full queue that drops and counts, never
+blocks."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from google.cloud import storage
 
 from serving.app import create_app
 from serving.config import ConfigError, ServingConfig, parse_config
-from serving.predlog import FolderSink
+from serving.predlog import FolderSink, GcsSink, PredictionLog
 from tests.support.serving import ServingProcess, serve_estimator
 
 
@@ -86,36 +88,20 @@ def test_a_folder_sink_holds_every_request_with_its_inputs_and_outputs(
 
 
 def test_a_gcs_sink_writes_blobs_through_the_official_client(
-    start_serving: Callable[..., ServingProcess], workdir: Path, iris, gcs_emulator: str
+    gcs_emulator: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("STORAGE_EMULATOR_HOST", gcs_emulator)
-        client = storage.Client(project="test")
-        bucket = client.bucket("predlogs")
-        if not bucket.exists():
-            client.create_bucket("predlogs")
-    logging = {"sample": 1.0, "sink": "gs://predlogs/iris/v1", "flush_seconds": 0.2,
-               "project_name": "test"}  # fmt: skip
-    config = serve_estimator(
-        workdir, "gcs-logged-iris", iris[0], model_type="joblib", job="classification",
-        input_size=4, logging=logging,
-    )  # fmt: skip
-    server = start_serving(config, env={"STORAGE_EMULATOR_HOST": gcs_emulator})
-    row = iris[1][0].tolist()
-    assert httpx.post(f"{server.url}/predict", json=[row]).status_code == 200
-
-    def blobs() -> list:
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("STORAGE_EMULATOR_HOST", gcs_emulator)
-            return list(storage.Client(project="test").list_blobs("predlogs", prefix="iris/v1/"))
-
-    _wait(lambda: bool(blobs()))
-    found = blobs()
-    assert found[0].name.endswith(".jsonl")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("STORAGE_EMULATOR_HOST", gcs_emulator)
-        record = json.loads(found[0].download_as_bytes().splitlines()[0])
-    assert record["inputs"] == [row]
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator)
+    client = storage.Client(project="test")
+    if not client.bucket("predlogs").exists():
+        client.create_bucket("predlogs")
+    log = PredictionLog(GcsSink("predlogs", "iris/v1", "test"), sample=1.0, version="3")
+    log.record(time.perf_counter(), "g-1", [[5.1, 3.5, 1.4, 0.2]], np.array([[0.9, 0.1]]))
+    assert log.flush_once() == 1
+    found = list(client.list_blobs("predlogs", prefix="iris/v1/"))
+    assert len(found) == 1 and found[0].name.endswith(".jsonl")
+    record = json.loads(found[0].download_as_bytes())
+    assert record["request_id"] == "g-1" and record["version"] == "3"
+    assert record["inputs"] == [[5.1, 3.5, 1.4, 0.2]] and record["outputs"] == [[0.9, 0.1]]
 
 
 class BlockedSink(FolderSink):
