@@ -51,14 +51,18 @@ def scrape_deployment(deployment: Deployment, client: httpx.Client, now: float) 
         return False
     with transaction.atomic():
         state, _ = MetricScrape.objects.select_for_update().get_or_create(deployment=deployment)
-        before = {k: ms.Totals.from_json(v) for k, v in state.instances.items()}
+        # A process unseen for an hour has gone (restarted, scaled away): forget it.
+        known = {k: v for k, v in state.instances.items() if v.get("at", now) > now - 3600}
+        before = {k: ms.Totals.from_json(v) for k, v in known.items()}
+        seen_at = {k: v.get("at", now) for k, v in known.items()}
         counted = ms.Totals()
         for instance, totals in seen.items():
             ms.add(counted, ms.increment(before.get(instance), totals))
             before[instance] = totals
         # A process not seen this time keeps its last totals (it may answer the next scrape);
         # one gone for good is forgotten after a while.
-        state.instances = {k: v.as_json() for k, v in before.items()}
+        seen_at.update(dict.fromkeys(seen, now))
+        state.instances = {k: {**v.as_json(), "at": seen_at[k]} for k, v in before.items()}
         seconds = now - state.scraped_at if state.scraped_at else float(scrape_interval())
         seconds = min(max(seconds, 0.001), 10 * scrape_interval())
         state.scraped_at = now
@@ -159,16 +163,18 @@ def scrape_interval_base() -> int:
     return max(15, scrape_interval())
 
 
+# Sparklines are small: a point a minute is plenty, and keeps the dashboard's poll cheap.
+SPARKLINE_STEP_SECONDS = 60
+
+
 def sparklines(deployments: list[Deployment], window: int, now: float | None = None) -> dict:
     """Requests per second of several deployments (the dashboard), one query for all."""
     now = now or time.time()
     if settings.PROMETHEUS_URL:
         from deployments.observability import prometheus
 
-        return {
-            d.name: prometheus.requests_series(d.name, window, now)["series"] for d in deployments
-        }
-    step = ms.choose_step(window, scrape_interval_base())
+        return prometheus.sparklines([d.name for d in deployments], window, now)
+    step = ms.choose_step(window, SPARKLINE_STEP_SECONDS)
     since = now - window - 10 * scrape_interval()
     by_id: dict[int, list[ms.Point]] = {d.pk: [] for d in deployments}
     rows = MetricPoint.objects.filter(deployment__in=deployments, ts__gt=since).order_by("ts")

@@ -9,6 +9,7 @@ example, `app_kubernetes_io_instance="{name}"`.
 from __future__ import annotations
 
 import math
+import re
 
 import httpx
 from django.conf import settings
@@ -16,6 +17,8 @@ from django.conf import settings
 from deployments import constants as st
 from deployments.observability.series import choose_step
 
+# A selector naming the deployment in one label, e.g. job="{name}".
+_SINGLE_LABEL = re.compile(r'^(?P<label>[a-zA-Z_][a-zA-Z0-9_]*)="\{name\}"$')
 # The finest step asked of Prometheus (its usual scrape interval).
 BASE_STEP_SECONDS = 15
 
@@ -47,6 +50,14 @@ def queries(name: str, step: int) -> dict[str, str]:
 
 
 def _query_range(client: httpx.Client, query: str, start: float, end: float, step: int) -> list:
+    """The points of a query's first series ([] when it has none)."""
+    result = _query_range_all(client, query, start, end, step)
+    return _points(result[0]["values"]) if result else []
+
+
+def _query_range_all(
+    client: httpx.Client, query: str, start: float, end: float, step: int
+) -> list[dict]:
     try:
         response = client.get(
             f"{settings.PROMETHEUS_URL}/api/v1/query_range",
@@ -58,11 +69,12 @@ def _query_range(client: httpx.Client, query: str, start: float, end: float, ste
     body = response.json() if response.content else {}
     if response.status_code != 200 or body.get("status") != "success":
         raise PrometheusError(f"Prometheus refused the query: {body.get('error', response.text)}")
-    result = body["data"]["result"]
-    if not result:
-        return []
+    return body["data"]["result"]
+
+
+def _points(values: list) -> list[list[float]]:
     points = []
-    for ts, value in result[0]["values"]:
+    for ts, value in values:
         number = float(value)
         if math.isfinite(number):
             points.append([float(ts), round(number, 6)])
@@ -82,6 +94,26 @@ def deployment_metrics(name: str, window: int, now: float, only: tuple[str, ...]
     return {"step_s": step, "series": out}
 
 
-def requests_series(name: str, window: int, now: float) -> dict:
-    answer = deployment_metrics(name, window, now, only=("requests_per_s",))
-    return {"step_s": answer["step_s"], "series": answer["series"]["requests_per_s"]}
+def sparklines(names: list[str], window: int, now: float) -> dict[str, list]:
+    """Requests/s of several deployments: one query grouped by the selector's label when the
+    selector is a single `label="{name}"`, else one query per deployment."""
+    step = choose_step(window, 60)
+    start = math.floor((now - window) / step) * step
+    rng = f"[{max(120, 2 * step)}s]"
+    out: dict[str, list] = {name: [] for name in names}
+    single = _SINGLE_LABEL.match(settings.PROMETHEUS_SELECTOR.strip())
+    with httpx.Client(timeout=10) as client:
+        if single is None:
+            for name in names:
+                query = f"sum(rate(serving_requests_total{_selector(name)}{rng}))"
+                out[name] = _query_range(client, query, start, now, step)
+            return out
+        label = single["label"]
+        wanted = "|".join(re.escape(name) for name in names)
+        sel = "{" + f'{label}=~"{wanted}",route=~"{st.PREDICTION_ROUTE_PATTERN}"' + "}"
+        query = f"sum by ({label}) (rate(serving_requests_total{sel}{rng}))"
+        for series in _query_range_all(client, query, start, now, step):
+            name = series["metric"].get(label, "")
+            if name in out:
+                out[name] = _points(series["values"])
+    return out

@@ -66,9 +66,12 @@ QUERY_SCRIPT = """
 import json
 from django.conf import settings
 from deployments.models import Deployment
-from deployments.observability.metrics import deployment_metrics
+from deployments.observability.metrics import deployment_metrics, sparklines
 settings.PROMETHEUS_URL = URL
-print("RESULT=" + json.dumps(deployment_metrics(Deployment.objects.get(name="observed"), 300)))
+observed = Deployment.objects.get(name="observed")
+answer = deployment_metrics(observed, 300)
+answer["sparklines"] = sparklines([observed], 3600)
+print("RESULT=" + json.dumps(answer))
 """
 
 
@@ -92,3 +95,5 @@ def test_metrics_come_from_prometheus(
     p99 = body["series"]["latency_p99_ms"][-1][1]
     assert 0 < p50 <= p99 < 10_000
     assert body["series"]["rows_per_s"][-1][1] >= rates[-1]  # 4 rows per request
+    # The dashboard's sparklines: one query grouped by the selector's label (job).
+    assert body["sparklines"]["observed"][-1][1] > 0, body["sparklines"]
