@@ -193,3 +193,36 @@ def test_a_reference_csv_is_stored_and_a_bad_one_refused_in_plain_words(make_ver
     version.refresh_from_db()
     assert version.drift_thresholds == {"b": 0.3}
     assert drift.reference_rows(version) == (["a", "b"], [["1", "2"], ["3", "4"]])
+
+
+@pytest.mark.django_db
+def test_the_metrics_api_and_the_sparklines_read_the_stored_points(make_deployment) -> None:
+    import time
+
+    from django.contrib.auth.models import User
+    from django.test import Client
+    from rest_framework.test import APIClient
+
+    deployment = make_deployment(name="charted", endpoint="http://127.0.0.1:1")
+    now = time.time()
+    for i in range(1, 5):  # a minute at 2 requests/s, the last point just now
+        MetricPoint.objects.create(
+            deployment=deployment, ts=now - 45 + 15 * (i - 1), seconds=15, requests=30, rows=60,
+            latency_buckets=[["0.005", 30], ["+Inf", 30]],
+        )  # fmt: skip
+    user = User.objects.create(username="looker")
+    api = APIClient()
+    api.force_authenticate(user)
+    body = api.get("/api/deployments/charted/metrics/?window=5m").json()
+    assert body["step_s"] == 15
+    counted = sum(v * min(15, now - t) for t, v in body["series"]["requests_per_s"])
+    assert counted == pytest.approx(120, rel=0.02)
+    assert all(0 < v <= 5 for _, v in body["series"]["latency_p99_ms"])
+    assert api.get("/api/deployments/charted/metrics/?window=1y").status_code == 400
+
+    web = Client()
+    web.force_login(user)
+    lines = web.get("/fragments/sparklines/").json()["deployments"]
+    assert [d["name"] for d in lines] == ["charted"]
+    assert sum(v for _, v in lines[0]["requests_per_s"]) > 0
+    assert lines[0]["drifted"] == []
