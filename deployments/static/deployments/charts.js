@@ -192,7 +192,11 @@
             width: 180, height: 36,
             legend: { show: false }, cursor: { show: false },
             axes: [{ show: false }, { show: false }],
-            scales: { y: { range: function (u, min, max) { return [0, Math.max(max * 1.3, 1e-3)]; } } },
+            scales: {
+              // The whole hour, so a young deployment's few points sit at the right end.
+              x: { time: true, range: function () { var now = Date.now() / 1000; return [now - 3600, now]; } },
+              y: { range: function (u, min, max) { return [0, Math.max(max * 1.3, 1e-3)]; } }
+            },
             series: [{}, {
               stroke: COLORS.requests_per_s, width: 1.5, fill: "#1d6fb822",
               points: { show: true, size: 4, fill: COLORS.requests_per_s }
