@@ -262,11 +262,22 @@ STATUS_SYNC_SECONDS = envint("STATUS_SYNC_SECONDS", 15)
 # A deployment left pending, deploying or stopping this long without a change is taken to have
 # lost its task (a worker died); the periodic reconcile starts the task again.
 RECONCILE_STALE_SECONDS = envint("RECONCILE_STALE_SECONDS", max(STATUS_SYNC_SECONDS * 2, 30))
+# Each running deployment's /metrics is scraped this often (not with PROMETHEUS_URL).
+METRICS_SCRAPE_SECONDS = envint("METRICS_SCRAPE_SECONDS", 15)
 CELERY_BEAT_SCHEDULE = {
     "sync-all-deployments": {
         "task": "deployments.tasks.sync_all_deployments",
         "schedule": float(STATUS_SYNC_SECONDS),
     },
+    "scrape-metrics": {
+        "task": "deployments.tasks.scrape_metrics",
+        "schedule": float(METRICS_SCRAPE_SECONDS),
+    },
+    "compute-drift": {
+        "task": "deployments.tasks.compute_drift",
+        "schedule": float(envint("DRIFT_SECONDS", 300)),
+    },
+    "prune-metrics": {"task": "deployments.tasks.prune_metrics", "schedule": 600.0},
 }
 
 # Artifacts and validation.
@@ -315,6 +326,25 @@ if VALIDATION_RUNTIME not in {"local", "kubernetes"}:
 K8S_VALIDATION_SERVICE_ACCOUNT = env("K8S_VALIDATION_SERVICE_ACCOUNT", K8S_SERVICE_ACCOUNT)
 K8S_VALIDATION_START_SECONDS = envint("K8S_VALIDATION_START_SECONDS", 120)
 PREDICT_TIMEOUT_SECONDS = envint("PREDICT_TIMEOUT_SECONDS", 30)
+
+# Observability (README, "Observability"). With PROMETHEUS_URL the charts query Prometheus,
+# selecting a deployment's series with PROMETHEUS_SELECTOR ({name}: the deployment's name);
+# without it the worker scrapes each running deployment's /metrics itself.
+PROMETHEUS_URL = env("PROMETHEUS_URL").rstrip("/")
+PROMETHEUS_SELECTOR = env("PROMETHEUS_SELECTOR", 'job="{name}"')
+METRICS_SCRAPE_TIMEOUT_SECONDS = envint("METRICS_SCRAPE_TIMEOUT_SECONDS", 3)
+# The prediction log: locally every deployment writes to a folder under var/ (its share of
+# requests: the deployment's log_sample, else this); on Kubernetes to PREDICTION_LOG_SINK
+# (gs://BUCKET/PREFIX, one folder per deployment under it), and not at all without one.
+PREDICTION_LOG_DIR = VAR_DIR / "predictions"
+PREDICTION_LOG_SINK = env("PREDICTION_LOG_SINK").rstrip("/")
+_sample = env("PREDICTION_LOG_SAMPLE", "1.0")
+try:
+    PREDICTION_LOG_SAMPLE = float(_sample)
+except ValueError:
+    PREDICTION_LOG_SAMPLE = -1.0
+if not 0.0 <= PREDICTION_LOG_SAMPLE <= 1.0:
+    raise ImproperlyConfigured(f"PREDICTION_LOG_SAMPLE={_sample!r}: use a number from 0 to 1")
 
 LOGGING = {
     "version": 1,

@@ -182,3 +182,41 @@ LOG_TAIL_MAX = 2000
 # this are shown as they are, older ones are read again, waiting at most LOG_WAIT_SECONDS.
 LOG_FRESH_SECONDS = 2.0
 LOG_WAIT_SECONDS = 5.0
+
+# Observability: metrics, the prediction log, drift -------------------------------------------
+
+# Serving's route labels of prediction requests (REST, KServe V1, OIP REST and gRPC): the
+# requests the metrics count. Other routes (health, metadata, /metrics) are not traffic.
+PREDICTION_ROUTE_PATTERN = r".*(predict|infer|Infer).*"
+# Answers counted as errors: the server failed (5xx). A 4xx is the caller's bad request.
+ERROR_STATUS_FIRST = 500
+# Scraped points are kept at their scrape interval (about 15 s) this long, then rolled up into
+# ROLLUP_STEP_SECONDS points that are kept ROLLUP_RETENTION_SECONDS.
+RAW_RETENTION_SECONDS = 24 * 3600
+ROLLUP_STEP_SECONDS = 60
+ROLLUP_RETENTION_SECONDS = 7 * 24 * 3600
+# At most this many points per series in an answer: longer windows get a coarser step.
+MAX_SERIES_POINTS = 360
+# The windows the metrics and drift APIs accept (name: seconds).
+WINDOWS = {
+    "5m": 300,
+    "15m": 900,
+    "1h": 3600,
+    "6h": 6 * 3600,
+    "24h": 24 * 3600,
+    "7d": 7 * 24 * 3600,
+}
+METRICS_WINDOW_DEFAULT = "15m"
+DRIFT_WINDOW_DEFAULT = "24h"
+METRIC_SERIES = ("requests_per_s", "errors_per_s", "latency_p50_ms", "latency_p99_ms", "rows_per_s")
+# Prediction-log records the predictions API returns by default and at most.
+PREDICTIONS_LIMIT_DEFAULT = 50
+PREDICTIONS_LIMIT_MAX = 1000
+# Logged rows drift reads at most per computation (the newest), and reference rows at most.
+DRIFT_MAX_ROWS = 50_000
+DRIFT_MIN_ROWS = 30  # fewer logged rows than this: no drift is computed ("not enough data")
+# A feature drifts when its population stability index reaches this (0.1: a moderate shift,
+# 0.2: a significant one, the usual reading); per-feature overrides in a version's
+# reference settings. Numbers are cut into DRIFT_BINS quantile bins of the reference.
+DRIFT_PSI_THRESHOLD = 0.2
+DRIFT_BINS = 10

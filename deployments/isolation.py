@@ -263,6 +263,15 @@ def serving_process(
         config,
     ]
     network = cfg.model.method == "GCS"
+    # The prediction log (serving/predlog.py) writes to its folder, or to GCS over the network.
+    writable: list[Path | tuple[Path, str]] = []
+    sink = cfg.logging.sink if cfg.logging and cfg.logging.sample > 0 else None
+    if sink and sink.startswith("file://"):
+        folder = Path(sink.removeprefix("file://"))
+        folder.mkdir(parents=True, exist_ok=True)
+        writable.append(folder)
+    elif sink:
+        network = True
     if network:
         env.update({k: os.environ[k] for k in _GCS_VARIABLES if k in os.environ})
         credentials = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")

@@ -46,6 +46,7 @@ def create_deployment(
     version: ModelVersion,
     replicas: int = st.DEFAULT_REPLICAS,
     actor: object | None = None,
+    log_sample: float | None = None,
     **resources: str,
 ) -> Deployment:
     """Record a new deployment as `pending` and start deploying it."""
@@ -56,6 +57,7 @@ def create_deployment(
                 model_version=version,
                 replicas=replicas,
                 status=st.PENDING,
+                log_sample=log_sample,
                 created_by=actor if getattr(actor, "pk", None) else None,  # type: ignore[misc]
                 **resources,
             )

@@ -77,6 +77,10 @@ class ModelVersion(models.Model):
     notes = models.TextField(blank=True, max_length=st.MAX_NOTES_LENGTH)
     tags = models.JSONField(default=list, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
+    # Rows the version's logged inputs are compared with for drift (a CSV in the artifact
+    # store, uploaded after the version), and per-feature PSI thresholds overriding the default.
+    reference_uri = models.CharField(max_length=1024, blank=True)
+    drift_thresholds = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["model__name", "-version"]
@@ -191,6 +195,11 @@ class Deployment(models.Model):
     # The local runtime's port for this deployment, reserved once and kept for its lifetime
     # (its endpoint); empty on runtimes that need none.
     port = models.PositiveIntegerField(null=True, blank=True, unique=True)
+    # The share of predictions serving writes to the prediction log (0 to 1); empty: the
+    # console's PREDICTION_LOG_SAMPLE.
+    log_sample = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -375,3 +384,41 @@ class ApiToken(models.Model):
             return None
         token = cls.find(key.strip())
         return token.user if token is not None and token.user.is_active else None
+
+
+class MetricPoint(models.Model):
+    """What a deployment's serving processes counted between two scrapes (or, rolled up, over
+    a minute): increments, so that points add up exactly when merged into coarser ones."""
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="+")
+    ts = models.FloatField()  # unix time at the end of the interval
+    seconds = models.FloatField()  # the length of the interval
+    rolled_up = models.BooleanField(default=False)  # a minute's points merged into one
+    requests = models.FloatField(default=0)
+    errors = models.FloatField(default=0)
+    rows = models.FloatField(default=0)
+    # Latency histogram increments, cumulative as Prometheus buckets: [[le, count], ...].
+    latency_buckets = models.JSONField(default=list)
+
+    class Meta:
+        indexes = [models.Index(fields=["deployment", "ts"], name="metric_point_idx")]
+
+
+class MetricScrape(models.Model):
+    """The totals each serving process of a deployment reported at the last scrape, by its
+    instance id: the next scrape's increments are taken against them."""
+
+    deployment = models.OneToOneField(Deployment, on_delete=models.CASCADE, related_name="+")
+    instances = models.JSONField(default=dict)
+    scraped_at = models.FloatField(default=0)
+
+
+class DriftReport(models.Model):
+    """The last drift computed for a deployment (the periodic task or a request)."""
+
+    deployment = models.OneToOneField(Deployment, on_delete=models.CASCADE, related_name="+")
+    computed_at = models.DateTimeField(default=timezone.now)
+    window = models.CharField(max_length=8)
+    rows = models.PositiveIntegerField(default=0)
+    features = models.JSONField(default=list)
+    drifted = models.JSONField(default=list)  # names of the drifted features

@@ -6,10 +6,33 @@ format, and it pins the artifact's sha256 so serving refuses a blob changed afte
 
 from __future__ import annotations
 
+from django.conf import settings
+
 from deployments.artifacts import get_store
 from deployments.models import Deployment
 from deployments.runtimes.base import Resources, ServingSpec
-from serving.config import ModelSource, ServingConfig, dump_config
+from serving.config import ModelSource, PredictionLogConfig, ServingConfig, dump_config
+
+
+def prediction_log_sink(deployment: Deployment) -> str:
+    """Where the deployment's serving processes write their prediction log ("" for nowhere):
+    a folder of its own under PREDICTION_LOG_SINK, else under var/ on the local runtime."""
+    if settings.PREDICTION_LOG_SINK:
+        return f"{settings.PREDICTION_LOG_SINK}/{deployment.name}"
+    if settings.DEPLOY_RUNTIME == "local":
+        return f"file://{settings.PREDICTION_LOG_DIR / deployment.name}"
+    return ""
+
+
+def prediction_log_config(deployment: Deployment) -> PredictionLogConfig | None:
+    sample = deployment.log_sample
+    if sample is None:
+        sample = settings.PREDICTION_LOG_SAMPLE
+    sink = prediction_log_sink(deployment)
+    if not sink or sample <= 0:
+        return None
+    project = settings.GCS_PROJECT if sink.startswith("gs://") else None
+    return PredictionLogConfig(sample=sample, sink=sink, project_name=project or None)
 
 
 def serving_config(deployment: Deployment) -> ServingConfig:
@@ -25,6 +48,7 @@ def serving_config(deployment: Deployment) -> ServingConfig:
         version=str(version.version),
         # Clients address a deployment by its name; the model's name stays an alias.
         deployment_name=deployment.name,
+        logging=prediction_log_config(deployment),
     )
 
 

@@ -218,3 +218,37 @@ def collect_logs(deployment_id: int, tail: int) -> None:
     deployment = _get(deployment_id)
     if deployment is not None:
         read_logs(deployment, tail)
+
+
+@shared_task(ignore_result=True)
+def scrape_metrics() -> None:
+    """Periodic (Celery beat): one metrics point per running deployment (not with Prometheus)."""
+    from deployments.observability.metrics import scrape_all
+
+    scrape_all()
+
+
+@shared_task(ignore_result=True)
+def prune_metrics() -> None:
+    """Periodic: roll old metrics points up into minutes and delete the oldest."""
+    from deployments.observability.metrics import prune
+
+    prune()
+
+
+@shared_task(ignore_result=True)
+def compute_drift() -> None:
+    """Periodic: the drift of every running deployment whose version has reference rows."""
+    from deployments.observability.drift import DriftUnavailable, deployment_drift
+
+    window = st.WINDOWS[st.DRIFT_WINDOW_DEFAULT]
+    running = Deployment.objects.filter(status__in=(st.RUNNING, st.DEGRADED)).select_related(
+        "model_version__model"
+    )
+    for deployment in running:
+        try:
+            deployment_drift(deployment, window)
+        except DriftUnavailable:
+            continue
+        except Exception:
+            log.exception("drift of %s failed", deployment.name)

@@ -67,6 +67,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         state.batcher.start()
+        state.predictions.start()
         # gRPC listens before the model is ready, so its clients see UNAVAILABLE, not a refusal.
         grpc_service = (
             await _start_grpc(state, grpc_address, grpc_required) if grpc_address else None
@@ -82,6 +83,7 @@ def create_app(
             if grpc_service is not None:
                 await grpc_service.stop(GRPC_GRACE_SECONDS)
             state.batcher.stop()
+            state.predictions.stop()
             access_log.flush()
 
     app = FastAPI(
@@ -151,6 +153,7 @@ def _prediction_routes(state: State) -> list[Route]:
             content = b'{"predictions":' + payload + b"}"
         response = Response(content, media_type=JSON)
         response.raw_headers.append(version_header)
+        state.predictions.record_request(request, rows, result)
         return response
 
     async def infer(request: Request) -> Response:
@@ -176,6 +179,7 @@ def _prediction_routes(state: State) -> list[Route]:
         else:
             response = Response(v2.infer_response(model, results, request_id), media_type=JSON)
         response.raw_headers.append(version_header)
+        state.predictions.record_request(request, features, results, request_id)
         return response
 
     return [

@@ -110,6 +110,26 @@ class BatchingConfig(_Schema):
     inline_below_ms: float = Field(default=2.0, ge=0, le=100)
 
 
+class PredictionLogConfig(_Schema):
+    """The prediction log (serving/predlog.py): which share of requests is written, and where."""
+
+    # The share of prediction requests recorded: 0 logs nothing, 1 every request.
+    sample: float = Field(default=0.0, ge=0, le=1)
+    # file:///FOLDER or gs://BUCKET/PREFIX; required when sample > 0.
+    sink: str | None = Field(default=None, pattern=r"^(file:///|gs://[a-z0-9][a-z0-9._-]*)")
+    project_name: str | None = None  # the GCS project of a gs:// sink
+    # Records waiting for the writer beyond this are dropped (and counted), never waited for.
+    max_queue: int = Field(default=10_000, gt=0)
+    batch_records: int = Field(default=1000, gt=0)
+    flush_seconds: float = Field(default=1.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _needs_sink(self) -> PredictionLogConfig:
+        if self.sample > 0 and not self.sink:
+            raise ValueError("a sample above 0 needs logging.sink (file:///FOLDER or gs://BUCKET)")
+        return self
+
+
 class ServingConfig(_Schema):
     """Everything one serving process needs: the model, its job and the limits on requests."""
 
@@ -131,6 +151,8 @@ class ServingConfig(_Schema):
     # fast path once it matches scikit-learn on probe rows (serving/fastpath.py); false always
     # calls the estimator.
     fast_path: bool = True
+    # The prediction log; absent or sample 0: nothing is logged.
+    logging: PredictionLogConfig | None = None
 
 
 def _describe(error: ValidationError) -> str:

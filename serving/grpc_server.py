@@ -159,6 +159,8 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
             datatype, raw = v2.output_bytes(values)
             response.outputs.add(name=name, datatype=datatype, shape=values.shape)
             response.raw_output_contents.append(raw)
+        logged = dict(zip(outputs, results, strict=True))
+        state.predictions.record(None, request.id or None, matrix, logged)
         return response
 
     def _matrix(self, request: Any) -> np.ndarray:

@@ -53,6 +53,14 @@ class Metrics:
             "serving_instance_id", "A random id of this serving process", registry=r
         )
         self.instance_id.set(int.from_bytes(os.urandom(6), "big"))
+        self.log_dropped = Counter(
+            "serving_prediction_log_dropped",
+            "Prediction-log records dropped (queue full or sink failing)",
+            registry=r,
+        )
+        self.log_written = Counter(
+            "serving_prediction_log_written", "Prediction-log records written", registry=r
+        )
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
@@ -125,6 +133,8 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
+        # The prediction log's latency starts here (serving/predlog.py).
+        scope["serving.started"] = start
         status = 500
 
         async def send_status(message: dict[str, Any]) -> None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from serving.batching import MicroBatcher
-from serving.config import ServingConfig
+from serving.config import PredictionLogConfig, ServingConfig
 from serving.errors import ModelNotFound, ModelNotReady
 from serving.metrics import Metrics
 from serving.model import ServedModel
+from serving.predlog import PredictionLog, open_sink
 
 
 class State:
@@ -27,6 +28,18 @@ class State:
             max_wait_ms=batching.max_wait_ms,
             inline_below_ms=batching.inline_below_ms,
             on_batch=metrics.observe_batch,
+        )
+
+        logging = cfg.logging or PredictionLogConfig()
+        self.predictions = PredictionLog(
+            open_sink(logging.sink, logging.project_name) if logging.sink else None,
+            sample=logging.sample,
+            version=cfg.version or "",
+            on_drop=metrics.log_dropped.inc,
+            on_written=metrics.log_written.inc,
+            max_queue=logging.max_queue,
+            batch_records=logging.batch_records,
+            flush_seconds=logging.flush_seconds,
         )
 
     def check_model(self, name: str, version: str | None = None) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.api import Registered, register_iris
 from tests.support.gcs import GcsEmulator
+from tests.support.observed import Observed, observed_deployment
 from tests.support.requires import missing_summary
 from tests.support.stack import ConsoleStack
 
@@ -26,6 +27,13 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleStack]:
 def iris_model(console: ConsoleStack, tmp_path_factory: pytest.TempPathFactory) -> Registered:
     """A classification model on the session's console, with two uploaded versions."""
     return register_iris(console, tmp_path_factory.mktemp("iris-models"), "hard-iris")
+
+
+@pytest.fixture(scope="session")
+def observed(console: ConsoleStack, tmp_path_factory: pytest.TempPathFactory) -> Observed:
+    """A running deployment with a reference CSV and prediction traffic (its inputs' third
+    feature shifted), shared by the observability tests (live API and browser)."""
+    return observed_deployment(console, tmp_path_factory.mktemp("observed-models"))
 
 
 @pytest.fixture(scope="session")

@@ -202,6 +202,8 @@ class VersionSerializer(serializers.ModelSerializer):
             "tags",
             "aliases",
             "metrics",
+            "reference_uri",
+            "drift_thresholds",
         ]
         read_only_fields = fields
 
@@ -303,6 +305,7 @@ class DeploymentSerializer(serializers.ModelSerializer):
             "created_by",
             "created_at",
             "updated_at",
+            "log_sample",
         ]
         read_only_fields = fields
 
@@ -323,6 +326,15 @@ class DeploymentCreateSerializer(serializers.Serializer):
     memory_request = _quantity("memory_request")
     cpu_limit = _quantity("cpu_limit", allow_blank=True)
     memory_limit = _quantity("memory_limit", allow_blank=True)
+    log_sample = serializers.FloatField(
+        min_value=0.0,
+        max_value=1.0,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="The share of predictions written to the prediction log (0 to 1); "
+        "default: the console's PREDICTION_LOG_SAMPLE.",
+    )
 
     # A taken name is a 409 from lifecycle.create_deployment (the unique constraint decides,
     # so 20 racing requests get one deployment and 19 identical conflicts).

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 
 from deployments import constants as st
 from deployments import lifecycle
-from deployments.api.parsers import FiniteJSONParser, JSONParser
+from deployments.api.parsers import CSVParser, FiniteJSONParser, JSONParser
 from deployments.api.permissions import ReadOrDeploy
 from deployments.api.serializers import (
     AliasSerializer,
@@ -34,6 +34,11 @@ from deployments.api.serializers import (
 from deployments.artifacts.stores import StoreError
 from deployments.logs import deployment_logs
 from deployments.models import Deployment, ModelAlias, ModelVersion, RegisteredModel
+from deployments.observability import metrics as observed_metrics
+from deployments.observability import prediction_log, window_seconds
+from deployments.observability.drift import DriftUnavailable, deployment_drift
+from deployments.observability.prometheus import PrometheusError
+from deployments.observability.reference import store_reference
 from deployments.predictions import forward_prediction
 from deployments.registry.aliases import (
     VersionNotFound,
@@ -47,6 +52,13 @@ from deployments.registry.errors import ArtifactRejected
 from deployments.registry.metadata import MetadataError, describe_version
 from deployments.registry.upload_handler import upload_refusal
 from deployments.registry.versions import VersionInUse, delete_version, upload_version
+
+
+def _window(request: Request, default: str) -> int:
+    try:
+        return window_seconds(request.query_params.get("window"), default)
+    except ValueError as exc:
+        raise ValidationError({"window": str(exc)}) from None
 
 
 def _lifecycle_response(call, *args, **kwargs) -> Response:
@@ -229,6 +241,23 @@ class VersionViewSet(
         describe_version(target, actor=request.user, **form.validated_data)
         return Response(VersionSerializer(self.get_object()).data)
 
+    @extend_schema(
+        request={"text/csv": OpenApiTypes.BINARY},
+        responses={200: VersionSerializer, 400: OpenApiTypes.OBJECT},
+    )
+    @action(detail=True, methods=["put"], parser_classes=[CSVParser])
+    def reference(self, request: Request, model_name: str, version: str) -> Response:
+        """Upload the version's reference rows for drift: a CSV body (Content-Type text/csv)
+        whose header names the features; `?thresholds={"feature": psi}` sets thresholds."""
+        target = self.get_object()
+        try:
+            store_reference(target, request.data, request.query_params.get("thresholds"))
+        except ValueError as exc:
+            raise ValidationError({"file": [str(exc)]}) from None
+        except StoreError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        return Response(VersionSerializer(target).data)
+
     @extend_schema(responses={204: None, 409: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT})
     def destroy(self, request: Request, model_name: str, version: str) -> Response:
         """Delete a version and its artifact; 409 while any deployment refers to it."""
@@ -325,6 +354,7 @@ _LIST_COLUMNS = {
     "created_by": "created_by__username",
     "created_at": "created_at",
     "updated_at": "updated_at",
+    "log_sample": "log_sample",
 }
 _TIMESTAMP = DateTimeField()
 
@@ -379,6 +409,7 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
             version=data["model_version"],
             replicas=data["replicas"],
             actor=request.user,
+            log_sample=data["log_sample"],
             **{k: data[k] for k in st.RESOURCE_FIELDS},
         )
 
@@ -448,6 +479,65 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         if not raw.isdigit() or not 1 <= int(raw) <= st.LOG_TAIL_MAX:
             raise ValidationError({"tail": f"use a whole number from 1 to {st.LOG_TAIL_MAX}"})
         return Response({"lines": deployment_logs(deployment, int(raw))})
+
+    @extend_schema(
+        parameters=[OpenApiParameter("window", str, enum=[*st.WINDOWS])],
+        responses=OpenApiTypes.OBJECT,
+    )
+    @action(detail=True, methods=["get"])
+    def metrics(self, request: Request, name: str) -> Response:
+        """Requests, errors and rows per second and p50/p99 latency over a window:
+        {"step_s", "series": {name: [[unix_ts, value], ...]}}."""
+        deployment = self.get_object()
+        window = _window(request, st.METRICS_WINDOW_DEFAULT)
+        try:
+            return Response(observed_metrics.deployment_metrics(deployment, window))
+        except PrometheusError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "limit",
+                int,
+                description=f"Records (default {st.PREDICTIONS_LIMIT_DEFAULT}, "
+                f"at most {st.PREDICTIONS_LIMIT_MAX}).",
+            )
+        ],
+        responses=OpenApiTypes.OBJECT,
+    )
+    @action(detail=True, methods=["get"])
+    def predictions(self, request: Request, name: str) -> Response:
+        """The newest prediction-log records: {"records": [{ts, request_id, version,
+        latency_ms, inputs, outputs}, ...]}, newest first."""
+        deployment = self.get_object()
+        raw = request.query_params.get("limit", str(st.PREDICTIONS_LIMIT_DEFAULT))
+        if not raw.isdigit() or not 1 <= int(raw) <= st.PREDICTIONS_LIMIT_MAX:
+            raise ValidationError(
+                {"limit": f"use a whole number from 1 to {st.PREDICTIONS_LIMIT_MAX}"}
+            )
+        try:
+            records = prediction_log.latest(deployment, int(raw))
+        except prediction_log.LogUnavailable as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        return Response({"records": records})
+
+    @extend_schema(
+        parameters=[OpenApiParameter("window", str, enum=[*st.WINDOWS])],
+        responses=OpenApiTypes.OBJECT,
+    )
+    @action(detail=True, methods=["get"])
+    def drift(self, request: Request, name: str) -> Response:
+        """Drift of the logged inputs in a window against the version's reference rows:
+        {"features": [{"name", "psi", "p_value", "drifted"}], "rows": N}."""
+        deployment = self.get_object()
+        window = _window(request, st.DRIFT_WINDOW_DEFAULT)
+        try:
+            return Response(deployment_drift(deployment, window))
+        except DriftUnavailable as exc:
+            return Response({"features": [], "rows": 0, "detail": str(exc)})
+        except (StoreError, prediction_log.LogUnavailable) as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
 
     @extend_schema(responses=EventSerializer(many=True))
     @action(detail=True, methods=["get"])

@@ -68,6 +68,10 @@ class ArtifactStore(ABC):
     @abstractmethod
     def exists(self, uri: str) -> bool: ...
 
+    def read_bytes(self, uri: str) -> bytes:
+        """The whole content of a small stored file (a reference CSV)."""
+        raise StoreError(f"{type(self).__name__} cannot read {uri}")
+
     @abstractmethod
     def serving_source(self, uri: str) -> dict[str, str]:
         """The `model:` block of a serving config (serving/config.py) that reads this artifact."""
@@ -108,3 +112,9 @@ class FileStore(ArtifactStore):
 
     def serving_source(self, uri: str) -> dict[str, str]:
         return {"method": "LOCAL", "path": str(self._path(uri))}
+
+    def read_bytes(self, uri: str) -> bytes:
+        try:
+            return self._path(uri).read_bytes()
+        except OSError as exc:
+            raise StoreError(f"could not read {uri}: {exc.strerror or exc}") from None

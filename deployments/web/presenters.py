@@ -4,6 +4,7 @@ snippets a user copies. Plain functions of records and answers; the views call t
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from django.http import HttpRequest
@@ -85,3 +86,22 @@ def group_events(events: list[DeploymentEvent]) -> list[dict[str, Any]]:
     for group in groups:
         group["last"] = group["steps"][-1]
     return list(reversed(groups))
+
+
+def prediction_row(record: dict[str, Any]) -> dict[str, Any]:
+    """A prediction-log record as the table shows it: a UTC time, inputs and outputs as
+    compact JSON."""
+    ts = record.get("ts")
+    when = (
+        datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+        if isinstance(ts, (int, float))
+        else ""
+    )
+    return {
+        "time": when,
+        "request_id": str(record.get("request_id") or ""),
+        "version": record.get("version") or "",
+        "latency_ms": record.get("latency_ms"),
+        "inputs": json.dumps(record.get("inputs"), separators=(",", ":")),
+        "outputs": json.dumps(record.get("outputs"), separators=(",", ":")),
+    }

@@ -5,6 +5,7 @@ from deployments.web import views
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("fragments/deployments/", views.dashboard_fragment, name="dashboard-fragment"),
+    path("fragments/sparklines/", views.dashboard_sparklines, name="dashboard-sparklines"),
     path("models/", views.model_list, name="model-list"),
     path("models/<slug:name>/", views.model_detail, name="model-detail"),
     path("models/<slug:name>/upload/", views.model_upload, name="model-upload"),
@@ -26,6 +27,11 @@ urlpatterns = [
     path("deployments/<slug:name>/logs/", views.deployment_logs_fragment, name="deployment-logs"),
     path("deployments/<slug:name>/history/", views.deployment_history, name="deployment-history"),
     path("deployments/<slug:name>/predict/", views.deployment_predict, name="deployment-predict"),
+    path(
+        "deployments/<slug:name>/predictions/",
+        views.deployment_predictions_fragment,
+        name="deployment-predictions-fragment",
+    ),
     re_path(
         r"^deployments/(?P<name>[-a-z0-9]+)/(?P<action>" + "|".join(views.ACTIONS) + ")/$",
         views.deployment_action,

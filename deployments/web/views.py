@@ -15,7 +15,7 @@ from django.contrib.auth.decorators import login_required as django_login_requir
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, Max
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -25,7 +25,9 @@ from deployments import lifecycle
 from deployments.artifacts.stores import StoreError
 from deployments.constants import CLASSIFICATION
 from deployments.logs import deployment_logs
-from deployments.models import Deployment, ModelVersion, RegisteredModel
+from deployments.models import Deployment, DriftReport, ModelVersion, RegisteredModel
+from deployments.observability import metrics as observed_metrics
+from deployments.observability import prediction_log
 from deployments.predictions import PredictionResult, forward_prediction
 from deployments.registry.aliases import VersionNotFound, find_version, remove_alias, set_alias
 from deployments.registry.compare import compare_versions
@@ -34,6 +36,7 @@ from deployments.registry.metadata import describe_version
 from deployments.registry.upload_handler import upload_refusal
 from deployments.registry.versions import upload_version
 from deployments.roles import can_deploy
+from deployments.specs import prediction_log_config
 from deployments.web import presenters
 from deployments.web.forms import (
     AliasForm,
@@ -48,6 +51,10 @@ from deployments.web.forms import (
 )
 
 ACTIONS = ("deploy", "undeploy", "rollback", "change", "scale")
+# Rows of the deployment page's prediction-log table, and deployments in the dashboard's
+# Traffic panel.
+PREDICTION_TABLE_ROWS = 10
+SPARKLINE_DEPLOYMENTS = 100
 
 
 def login_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -376,6 +383,8 @@ def _detail(
         **_actions_context(deployment, change_form, scale_form),
         **(predict or _predict_context(request, deployment)),
         **_logs_context(deployment),
+        **_predictions_context(deployment),
+        "windows": list(st.WINDOWS),
     }
     return render(request, "deployments/deployment.html", context, status=status)
 
@@ -391,6 +400,17 @@ def _timeline(deployment: Deployment) -> dict[str, Any]:
     }
 
 
+def _predictions_context(deployment: Deployment) -> dict[str, Any]:
+    config = prediction_log_config(deployment)
+    context: dict[str, Any] = {"sample": config.sample if config else 0, "records": []}
+    try:
+        records = prediction_log.latest(deployment, PREDICTION_TABLE_ROWS)
+    except prediction_log.LogUnavailable as exc:
+        return {**context, "problem": str(exc)}
+    context["records"] = [presenters.prediction_row(r) for r in records]
+    return context
+
+
 @login_required
 @require_GET
 def deployment_history(request: HttpRequest, name: str) -> HttpResponse:
@@ -401,6 +421,46 @@ def deployment_history(request: HttpRequest, name: str) -> HttpResponse:
     page = pages.get_page(request.GET.get("page"))
     context = {"deployment": deployment, "page": page, "event_groups": page.object_list}
     return render(request, "deployments/history.html", context)
+
+
+@login_required
+@require_GET
+def deployment_predictions_fragment(request: HttpRequest, name: str) -> HttpResponse:
+    """The prediction-log table, polled by htmx."""
+    deployment = _get_deployment(name)
+    context = {"deployment": deployment, **_predictions_context(deployment)}
+    return render(request, "deployments/partials/predictions.html", context)
+
+
+@login_required
+@require_GET
+def dashboard_sparklines(request: HttpRequest) -> JsonResponse:
+    """The dashboard's Traffic panel: requests per second of each running deployment over
+    the last hour and the features of its last drift report that drifted (a small JSON
+    document of its own, so the deployments table stays as cheap as it was)."""
+    running = list(
+        Deployment.objects.filter(status__in=(st.RUNNING, st.DEGRADED)).order_by("name")[
+            :SPARKLINE_DEPLOYMENTS
+        ]
+    )
+    lines = observed_metrics.sparklines(running, st.WINDOWS["1h"])
+    drifted = dict(
+        DriftReport.objects.filter(deployment__in=running).values_list(
+            "deployment__name", "drifted"
+        )
+    )
+    return JsonResponse(
+        {
+            "deployments": [
+                {
+                    "name": d.name,
+                    "requests_per_s": lines[d.name],
+                    "drifted": drifted.get(d.name, []),
+                }
+                for d in running
+            ]
+        }
+    )
 
 
 def _logs_context(deployment: Deployment) -> dict[str, Any]:

@@ -560,7 +560,8 @@ def test_chart_and_console_produce_the_same_objects(helm: str, tmp_path: Path) -
     assert parse_config(yaml.safe_load(chart_text)) == config
     for objects, text in ((chart, chart_text), (console, console_text)):
         annotations = objects["Deployment"]["spec"]["template"]["metadata"]["annotations"]
-        assert annotations == {"checksum/config": hashlib.sha256(text.encode()).hexdigest()}
+        checksum = hashlib.sha256(text.encode()).hexdigest()
+        assert annotations == {"checksum/config": checksum, **manifests.PROMETHEUS_ANNOTATIONS}
 
     def deployment_spec(objects: dict) -> dict:
         spec = _without_helm_labels(objects["Deployment"]["spec"])
@@ -589,3 +590,33 @@ def test_console_values_keep_secrets_out_of_the_plain_config(helm: str) -> None:
     )
     assert result.returncode != 0
     assert "config.SECRET_KEY" in result.stderr
+
+
+def test_serving_chart_exposes_metrics_to_prometheus(helm: str) -> None:
+    """Pod annotations by default; a ServiceMonitor on the Service's http port when asked."""
+    objects = {obj["kind"]: obj for obj in template(helm, "model-serving")}
+    annotations = objects["Deployment"]["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == "8080"
+    assert annotations["prometheus.io/path"] == "/metrics"
+    assert "ServiceMonitor" not in objects
+
+    args = ["--set", "metrics.podAnnotations=false", "--set", "metrics.serviceMonitor.enabled=true"]
+    args += ["--set", "metrics.serviceMonitor.labels.release=prometheus"]
+    objects = {obj["kind"]: obj for obj in template(helm, "model-serving", *args)}
+    annotations = objects["Deployment"]["spec"]["template"]["metadata"]["annotations"]
+    assert not any(key.startswith("prometheus.io/") for key in annotations)
+    monitor = objects["ServiceMonitor"]
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    assert monitor["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "15s"}]
+    service = objects["Service"]
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()
+    assert any(port["name"] == "http" for port in service["spec"]["ports"])
+
+    bad = run_helm(
+        helm, "template", "r", str(CHARTS / "model-serving"),
+        "--set", "metrics.serviceMonitor.interval=often",
+    )  # fmt: skip
+    assert bad.returncode != 0 and "interval" in bad.stderr

@@ -262,6 +262,7 @@ def test_update_keeps_what_others_own(cluster: Cluster, runtime: KubernetesRunti
     assert deployment["spec"]["template"]["metadata"]["annotations"] == {
         **restarted,
         manifests.CHECKSUM_ANNOTATION: make_spec().config_checksum,
+        **manifests.PROMETHEUS_ANNOTATIONS,
     }
     assert service["spec"]["clusterIP"] == "10.0.0.12"
     assert service["spec"]["ipFamilies"] == ["IPv4"]

@@ -43,6 +43,11 @@ API_TABLE = [
     ("GET", f"/api/deployments/{DEP}/events/", None, (401, 200, 200, 200)),
     ("POST", f"/api/deployments/{DEP}/events/", {"message": "x"}, (401, 403, 405, 405)),
     ("DELETE", f"/api/deployments/{DEP}/events/", None, (401, 403, 405, 405)),
+    ("GET", f"/api/deployments/{DEP}/metrics/", None, (401, 200, 200, 200)),
+    ("GET", f"/api/deployments/{DEP}/predictions/", None, (401, 200, 200, 200)),
+    ("GET", f"/api/deployments/{DEP}/drift/", None, (401, 200, 200, 200)),
+    # (JSON, not the CSV it takes: refused after the role check, nothing stored.)
+    ("PUT", f"/api/models/{MODEL}/versions/1/reference/", {}, (401, 403, 415, 415)),
     ("GET", "/api/schema/", None, (401, 200, 200, 200)),
     ("GET", "/api/docs/", None, (401, 200, 200, 200)),
     ("DELETE", "/api/token/", None, (401, None, None, None)),  # owners: see the token tests

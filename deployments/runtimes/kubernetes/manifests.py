@@ -23,6 +23,13 @@ APP_NAME = "model-serving"
 CONTAINER_NAME = "serving"
 CONTAINER_PORT = 8080
 SERVICE_PORT = 80
+# Where Prometheus's usual pod discovery (the prometheus.io/* annotations) finds serving's
+# metrics; the model-serving chart writes the same (values: metrics.podAnnotations).
+PROMETHEUS_ANNOTATIONS = {
+    "prometheus.io/scrape": "true",
+    "prometheus.io/port": str(CONTAINER_PORT),
+    "prometheus.io/path": "/metrics",
+}
 GRPC_PORT = 8081  # serving's default grpcPort; the Service exposes the same number
 CONFIG_DIR = "/etc/config"
 CONFIG_FILE = "config.yaml"
@@ -354,7 +361,10 @@ def build_deployment(
             "template": {
                 "metadata": {
                     "labels": dict(labels),
-                    "annotations": {CHECKSUM_ANNOTATION: spec.config_checksum},
+                    "annotations": {
+                        CHECKSUM_ANNOTATION: spec.config_checksum,
+                        **PROMETHEUS_ANNOTATIONS,
+                    },
                 },
                 "spec": pod_spec,
             },
