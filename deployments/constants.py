@@ -140,3 +140,42 @@ LOCAL_PORT_LAST = 29999
 # Lines the logs API returns by default and at most.
 LOG_TAIL_DEFAULT = 100
 LOG_TAIL_MAX = 2000
+
+# Deleting and archiving ----------------------------------------------------------------------
+
+# A deployment may be deleted (its name becomes free) or archived (hidden from the lists) only
+# once it serves nothing: the runtime holds no processes or objects for it.
+DELETABLE = FINAL  # stopped
+ARCHIVABLE = FINAL
+
+# Lists ---------------------------------------------------------------------------------------
+
+# Rows per page on the dashboard and the models page, and the most a client may ask for.
+PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+# How the dashboard may be sorted: the query value, its label and the ordering it means (the
+# name last, so that a page never depends on the database's tie-breaking).
+DEPLOYMENT_SORTS = {
+    "name": ("Name (A-Z)", ("name",)),
+    "-name": ("Name (Z-A)", ("-name",)),
+    "-updated": ("Last change, newest first", ("-updated_at", "name")),
+    "updated": ("Last change, oldest first", ("updated_at", "name")),
+    "status": ("Status", ("status", "name")),
+    "model": ("Model", ("model_version__model__name", "name")),
+}
+MODEL_SORTS = {
+    "name": ("Name (A-Z)", ("name",)),
+    "-name": ("Name (Z-A)", ("-name",)),
+    "-created": ("Newest first", ("-created_at", "name")),
+    "created": ("Oldest first", ("created_at", "name")),
+}
+
+# API tokens ----------------------------------------------------------------------------------
+
+# The name of the token POST /api/token/ hands out (and replaces on the next call).
+PERSONAL_TOKEN_NAME = "personal"
+TOKEN_NAME_MAX_LENGTH = 64
+MAX_TOKENS_PER_USER = 20
+# What a user may pick as a token's lifetime in the UI (days; None: it never expires).
+TOKEN_LIFETIMES = {"7": 7, "30": 30, "90": 90, "365": 365, "never": None}
+DEFAULT_TOKEN_LIFETIME = "90"

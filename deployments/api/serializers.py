@@ -46,8 +46,9 @@ class ModelSerializer(serializers.ModelSerializer):
             "created_by",
             "created_at",
             "latest_version",
+            "archived_at",
         ]
-        read_only_fields = ["created_by", "created_at", "latest_version"]
+        read_only_fields = ["created_by", "created_at", "latest_version", "archived_at"]
 
     def get_latest_version(self, obj: RegisteredModel) -> int | None:
         latest = getattr(obj, "latest_version", None)
@@ -134,6 +135,7 @@ class DeploymentSerializer(serializers.ModelSerializer):
             "created_by",
             "created_at",
             "updated_at",
+            "archived_at",
         ]
         read_only_fields = fields
 

@@ -22,6 +22,7 @@ from deployments import constants as st
 from deployments import lifecycle
 from deployments.artifacts.stores import StoreError
 from deployments.constants import CLASSIFICATION
+from deployments.filters import DeploymentFilter, ModelFilter
 from deployments.logs import deployment_logs
 from deployments.models import Deployment, ModelVersion, RegisteredModel
 from deployments.predictions import PredictionResult, forward_prediction
@@ -39,6 +40,7 @@ from deployments.web.forms import (
     UploadForm,
     check_deployment_name,
 )
+from deployments.web.lists import page_context
 
 ACTIONS = ("deploy", "undeploy", "rollback", "change", "scale")
 
@@ -78,16 +80,24 @@ def _deployments():
 # Dashboard ----------------------------------------------------------------------------------
 
 
+def _dashboard_context(request: HttpRequest) -> dict[str, Any]:
+    """The visible page of the filtered deployments; the live refresh renders only it."""
+    filterset = DeploymentFilter(request.GET, queryset=_deployments())
+    context = page_context(request, filterset)
+    context["deployments"] = context["rows"]
+    return context
+
+
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    return render(request, "deployments/dashboard.html", {"deployments": _deployments()})
+    return render(request, "deployments/dashboard.html", _dashboard_context(request))
 
 
 @login_required
 @require_GET
 def dashboard_fragment(request: HttpRequest) -> HttpResponse:
     return render(
-        request, "deployments/partials/deployment_table.html", {"deployments": _deployments()}
+        request, "deployments/partials/deployment_table.html", _dashboard_context(request)
     )
 
 
@@ -105,13 +115,16 @@ def model_list(request: HttpRequest) -> HttpResponse:
             model.save()
             messages.success(request, f"Model {model.name} registered. Upload its first version.")
             return redirect("model-upload", name=model.name)
-    models = RegisteredModel.objects.annotate(
-        latest=Max("versions__version"), version_count=Count("versions")
+    filterset = ModelFilter(
+        request.GET,
+        queryset=RegisteredModel.objects.annotate(
+            latest=Max("versions__version"), version_count=Count("versions")
+        ),
     )
+    context = page_context(request, filterset)
+    context.update({"models": context["rows"], "form": form})
     status = 400 if form.errors else 200
-    return render(
-        request, "deployments/models.html", {"models": models, "form": form}, status=status
-    )
+    return render(request, "deployments/models.html", context, status=status)
 
 
 @login_required
@@ -219,7 +232,8 @@ def _state_key(deployment: Deployment) -> str:
     """What the action buttons depend on; the live fragment re-renders them when it changes."""
     return (
         f"{deployment.status}-{deployment.model_version_id}-"
-        f"{deployment.previous_version_id or 0}-{deployment.replicas}"
+        f"{deployment.previous_version_id or 0}-{deployment.replicas}-"
+        f"{int(deployment.archived_at is not None)}"
     )
 
 
@@ -233,6 +247,7 @@ def _actions_context(
         "can_redeploy": deployment.status in st.DEPLOYABLE,
         "can_undeploy": deployment.status in st.UNDEPLOYABLE,
         "can_change": not busy,
+        "can_delete": deployment.status in st.DELETABLE,
         "change_form": change_form or ChangeVersionForm(deployment=deployment),
         "scale_form": scale_form or ScaleForm(initial={"replicas": deployment.replicas}),
         "version_count": deployment.model_version.model.versions.count(),
