@@ -62,15 +62,20 @@ class DeploymentFilter(_ListFilter):
     name = django_filters.CharFilter(
         label="Search", lookup_expr="icontains", help_text="Deployments whose name has this text."
     )
-    status = django_filters.ChoiceFilter(choices=st.CHOICES, empty_label="Any status")
+    status = django_filters.ChoiceFilter(
+        label="Status", choices=st.CHOICES, empty_label="Any status"
+    )
     model = django_filters.CharFilter(
         field_name="model_version__model__name", label="Model", help_text="A model's exact name."
     )
     job = django_filters.ChoiceFilter(
-        field_name="model_version__model__job", choices=st.JOB_CHOICES, empty_label="Any job"
+        label="Job",
+        field_name="model_version__model__job",
+        choices=st.JOB_CHOICES,
+        empty_label="Any job",
     )
     archived = django_filters.ChoiceFilter(
-        choices=ARCHIVED_CHOICES, method=_archived, empty_label="Hide archived"
+        label="Archived", choices=ARCHIVED_CHOICES, method=_archived, empty_label="Hide archived"
     )
     sort = _sort_filter(st.DEPLOYMENT_SORTS)
 
@@ -85,9 +90,9 @@ class ModelFilter(_ListFilter):
     name = django_filters.CharFilter(
         label="Search", lookup_expr="icontains", help_text="Models whose name has this text."
     )
-    job = django_filters.ChoiceFilter(choices=st.JOB_CHOICES, empty_label="Any job")
+    job = django_filters.ChoiceFilter(label="Job", choices=st.JOB_CHOICES, empty_label="Any job")
     archived = django_filters.ChoiceFilter(
-        choices=ARCHIVED_CHOICES, method=_archived, empty_label="Hide archived"
+        label="Archived", choices=ARCHIVED_CHOICES, method=_archived, empty_label="Hide archived"
     )
     sort = _sort_filter(st.MODEL_SORTS)
 
