@@ -4,7 +4,7 @@ lifecycle functions."""
 from __future__ import annotations
 
 from django.db.models import Max, QuerySet
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema
@@ -37,6 +37,8 @@ from deployments.predictions import forward_prediction
 from deployments.registry.errors import ArtifactRejected
 from deployments.registry.upload_handler import upload_refusal
 from deployments.registry.versions import upload_version
+from deployments.runtimes import kubernetes_options
+from deployments.specs import serving_spec
 
 
 def _lifecycle_response(call, *args, **kwargs) -> Response:
@@ -379,6 +381,23 @@ class DeploymentViewSet(
         if not raw.isdigit() or not 1 <= int(raw) <= st.LOG_TAIL_MAX:
             raise ValidationError({"tail": f"use a whole number from 1 to {st.LOG_TAIL_MAX}"})
         return Response({"lines": deployment_logs(deployment, int(raw))})
+
+    @extend_schema(
+        responses={(200, "application/yaml"): OpenApiTypes.STR},
+        description="The deployment as values of charts/model-serving (a YAML file): `helm "
+        "template` of them renders the objects the kubernetes runtime applies.",
+    )
+    @action(detail=True, methods=["get"], url_path="helm-values")
+    def helm_values(self, request: Request, name: str) -> HttpResponse:
+        """Download the deployment as Helm values (GitOps)."""
+        # Imported here: the kubernetes client library is large and only this action needs it.
+        from deployments.runtimes.kubernetes.helm_values import helm_values_yaml
+
+        deployment = self.get_object()
+        text = helm_values_yaml(serving_spec(deployment), **kubernetes_options())
+        response = HttpResponse(text, content_type="application/yaml; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{deployment.name}-values.yaml"'
+        return response
 
     @extend_schema(responses=EventSerializer(many=True))
     @action(detail=True, methods=["get"])
