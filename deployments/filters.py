@@ -50,6 +50,13 @@ class _ListFilter(django_filters.FilterSet):
         return queryset
 
     @property
+    def form(self) -> Any:
+        form = super().form
+        # Its own ids: the models page also has the register form, with fields of these names.
+        form.auto_id = "filter-%s"
+        return form
+
+    @property
     def active(self) -> bool:
         """Whether the list is narrowed (the empty state then says "no match", not "none")."""
         cleaned = getattr(self.form, "cleaned_data", {})

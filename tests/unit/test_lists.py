@@ -120,3 +120,12 @@ def test_api_list_filters_and_keeps_its_shape(fleet, admin_client) -> None:
     assert admin_client.get("/api/deployments/old-iris/").status_code == 200
     models = admin_client.get("/api/models/", {"job": st.REGRESSION}).json()["results"]
     assert [m["name"] for m in models] == ["wine"]
+
+
+def test_the_models_page_filter_and_register_forms_have_distinct_ids(make_version) -> None:
+    make_version("iris")
+    client = Client()
+    client.force_login(User.objects.create_superuser("boss", password="boss-password-1"))
+    html = client.get("/models/").content.decode()
+    assert html.count('id="id_name"') == 1 and html.count('id="filter-name"') == 1
+    assert 'for="filter-name"' in html
