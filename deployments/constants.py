@@ -150,9 +150,8 @@ ARCHIVABLE = FINAL
 
 # Lists ---------------------------------------------------------------------------------------
 
-# Rows per page on the dashboard and the models page, and the most a client may ask for.
+# Rows per page on the dashboard and the models page.
 PAGE_SIZE = 50
-MAX_PAGE_SIZE = 200
 # How the dashboard may be sorted: the query value, its label and the ordering it means (the
 # name last, so that a page never depends on the database's tie-breaking).
 DEPLOYMENT_SORTS = {

@@ -273,6 +273,7 @@ def _predict_context(
         "result_error": result.error_text() if result and result.status_code != 200 else "",
         "is_classifier": deployment.model_version.model.job == CLASSIFICATION,
         "snippets": presenters.snippets(request, deployment, example),
+        "token_lifetime": st.DEFAULT_TOKEN_LIFETIME,  # of the token the snippets offer
         "tried": rows is not None,
     }
 

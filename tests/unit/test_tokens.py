@@ -134,3 +134,12 @@ def test_deployment_page_button_picks_a_free_name(user) -> None:
     )
     assert 'id="token-inline-key"' in answer.content.decode()
     assert ApiToken.objects.filter(name="iris-prod-client-2").exists()
+
+
+def test_the_deployment_page_offers_a_token_of_the_default_lifetime(user, make_deployment) -> None:
+    make_deployment(st.STOPPED)
+    client = Client()
+    client.force_login(user)
+    html = client.get("/deployments/iris-prod/").content.decode()
+    assert 'id="create-token-inline"' in html
+    assert f'name="lifetime" value="{st.DEFAULT_TOKEN_LIFETIME}"' in html
