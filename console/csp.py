@@ -1,8 +1,8 @@
 """Content-Security-Policy for the console's own pages (Django 5.2 has no built-in one).
 
 The UI loads scripts and styles only from its static files, so the policy forbids inline
-scripts and styles. The admin and the Swagger UI (/api/docs/, which loads from a CDN) are
-exempt by path prefix.
+scripts and styles. The admin and the JSON API are exempt by path prefix; the API's docs pages
+(Swagger UI, ReDoc) set their own policy (deployments/api/docs.py).
 """
 
 from __future__ import annotations

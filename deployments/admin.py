@@ -87,8 +87,8 @@ class DeploymentAdmin(admin.ModelAdmin):
 class ApiTokenAdmin(admin.ModelAdmin):
     """Only the hash is stored: an admin can see who has a token and revoke it, not read it."""
 
-    list_display = ["user", "created_at"]
-    readonly_fields = ["user", "digest", "created_at"]
+    list_display = ["user", "name", "prefix", "created_at", "expires_at"]
+    readonly_fields = ["user", "name", "prefix", "digest", "created_at", "expires_at"]
 
     def has_add_permission(self, request) -> bool:
-        return False  # tokens are issued by POST /api/token/ or `manage.py drf_create_token`
+        return False  # issued on the Tokens page, by the API or `manage.py drf_create_token`

@@ -220,3 +220,41 @@ DRIFT_MIN_ROWS = 30  # fewer logged rows than this: no drift is computed ("not e
 # reference settings. Numbers are cut into DRIFT_BINS quantile bins of the reference.
 DRIFT_PSI_THRESHOLD = 0.2
 DRIFT_BINS = 10
+
+# Deleting and archiving ----------------------------------------------------------------------
+
+# A deployment may be deleted (its name becomes free) or archived (hidden from the lists) only
+# once it serves nothing: the runtime holds no processes or objects for it.
+DELETABLE = FINAL  # stopped
+ARCHIVABLE = FINAL
+
+# Lists ---------------------------------------------------------------------------------------
+
+# Rows per page on the dashboard and the models page.
+PAGE_SIZE = 50
+# How the dashboard may be sorted: the query value, its label and the ordering it means (the
+# name last, so that a page never depends on the database's tie-breaking).
+DEPLOYMENT_SORTS = {
+    "name": ("Name (A-Z)", ("name",)),
+    "-name": ("Name (Z-A)", ("-name",)),
+    "-updated": ("Last change, newest first", ("-updated_at", "name")),
+    "updated": ("Last change, oldest first", ("updated_at", "name")),
+    "status": ("Status", ("status", "name")),
+    "model": ("Model", ("model_version__model__name", "name")),
+}
+MODEL_SORTS = {
+    "name": ("Name (A-Z)", ("name",)),
+    "-name": ("Name (Z-A)", ("-name",)),
+    "-created": ("Newest first", ("-created_at", "name")),
+    "created": ("Oldest first", ("created_at", "name")),
+}
+
+# API tokens ----------------------------------------------------------------------------------
+
+# The name of the token POST /api/token/ hands out (and replaces on the next call).
+PERSONAL_TOKEN_NAME = "personal"
+TOKEN_NAME_MAX_LENGTH = 64
+MAX_TOKENS_PER_USER = 20
+# What a user may pick as a token's lifetime in the UI (days; None: it never expires).
+TOKEN_LIFETIMES = {"7": 7, "30": 30, "90": 90, "365": 365, "never": None}
+DEFAULT_TOKEN_LIFETIME = "90"

@@ -78,6 +78,8 @@ def deploy(deployment: Deployment, actor: object | None = None) -> Deployment:
                 f"{deployment.name} is {deployment.status}; it can be deployed only when "
                 f"{', '.join(sorted(st.DEPLOYABLE))}"
             )
+        # Deployed again, it is no longer archived (the dashboard shows what serves).
+        Deployment.objects.filter(pk=deployment.pk).update(archived_at=None)
         _enqueue_deploy(deployment)
     return deployment
 

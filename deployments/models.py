@@ -6,6 +6,7 @@ UPDATE on the current status, so two racing requests can never both win a transi
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import secrets
 from collections.abc import Callable, Iterable
@@ -37,6 +38,8 @@ class RegisteredModel(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Archived models are hidden from the models list unless asked for; nothing else changes.
+    archived_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]
@@ -205,9 +208,16 @@ class Deployment(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(default=timezone.now)
+    # Archived (stopped) deployments are hidden from the dashboard unless asked for.
+    archived_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]
+        indexes = [
+            # The dashboard's filters and sorts (a page of 10,000 rows reads only its rows).
+            models.Index(fields=["status", "name"], name="deployment_status_idx"),
+            models.Index(fields=["updated_at", "name"], name="deployment_updated_idx"),
+        ]
         permissions = [("deploy_model", "Can upload, deploy, change and undeploy models")]
 
     def __str__(self) -> str:
@@ -351,26 +361,56 @@ def token_digest(key: str) -> str:
 
 
 class ApiToken(models.Model):
-    """A user's API token, kept as its sha256 only: whoever reads the database (a backup, a
-    process that should not have) finds no token that would log in."""
+    """One of a user's API tokens, kept as its sha256 only: whoever reads the database (a
+    backup, a process that should not have) finds no token that would log in. A user may hold
+    several, each named for what uses it, each with an optional expiry."""
 
-    user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_token"
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
     )
+    name = models.CharField(max_length=st.TOKEN_NAME_MAX_LENGTH, default=st.PERSONAL_TOKEN_NAME)
     digest = models.CharField(max_length=64, unique=True)
+    # The key's first characters, shown in lists so a user can tell tokens apart.
+    prefix = models.CharField(max_length=8, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "name"], name="unique_token_name_per_user")
+        ]
 
     def __str__(self) -> str:
-        return f"token of {self.user}"
+        return f"token {self.name} of {self.user}"
+
+    @property
+    def expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    @staticmethod
+    def _new_key() -> tuple[str, dict[str, Any]]:
+        key = secrets.token_hex(20)
+        return key, {"digest": token_digest(key), "prefix": key[:8], "created_at": timezone.now()}
 
     @classmethod
     def issue(cls, user: object) -> str:
-        """A new token for `user`, replacing theirs if any. The key is returned this once."""
-        key = secrets.token_hex(20)
+        """A new personal token for `user`, replacing their previous personal one (the other
+        named tokens stay). The key is returned this once."""
+        key, fields = cls._new_key()
         cls.objects.update_or_create(
-            user=user, defaults={"digest": token_digest(key), "created_at": timezone.now()}
+            user=user, name=st.PERSONAL_TOKEN_NAME, defaults={**fields, "expires_at": None}
         )
         return key
+
+    @classmethod
+    def create_named(
+        cls, user: object, name: str, expires_at: datetime.datetime | None
+    ) -> tuple[str, ApiToken]:
+        """A new token called `name`; IntegrityError if the user has one of that name. The key
+        is returned this once, beside the record."""
+        key, fields = cls._new_key()
+        return key, cls.objects.create(user=user, name=name, expires_at=expires_at, **fields)
 
     @classmethod
     def find(cls, key: str) -> ApiToken | None:
@@ -378,12 +418,14 @@ class ApiToken(models.Model):
 
     @classmethod
     def user_for_header(cls, authorization: str) -> Any | None:
-        """The active user an `Authorization: Token KEY` header names, or None."""
+        """The active user an `Authorization: Token KEY` header names (unexpired), or None."""
         keyword, _, key = authorization.strip().partition(" ")
         if keyword != "Token" or not key.strip():
             return None
         token = cls.find(key.strip())
-        return token.user if token is not None and token.user.is_active else None
+        if token is None or token.expired or not token.user.is_active:
+            return None
+        return token.user
 
 
 class MetricPoint(models.Model):
@@ -422,3 +464,47 @@ class DriftReport(models.Model):
     rows = models.PositiveIntegerField(default=0)
     features = models.JSONField(default=list)
     drifted = models.JSONField(default=list)  # names of the drifted features
+
+
+class AuditEvent(models.Model):
+    """The audit trail of what is not one deployment's history, or outlives it: tokens created
+    and revoked, deployments, versions and models deleted or archived. Written once."""
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_name = models.CharField(max_length=150, blank=True)
+    source_ip = models.GenericIPAddressField(null=True, blank=True)
+    via = models.CharField(max_length=8, default="worker")  # api | ui | worker
+    action = models.CharField(max_length=32)  # e.g. token.create, deployment.delete
+    target = models.CharField(max_length=200)  # what it was done to, by name
+    message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.target}"
+
+    @classmethod
+    def add(cls, action: str, target: str, message: str, actor: object | None) -> AuditEvent:
+        """Record an event with the acting user and the request's source (see audit.py)."""
+        from deployments.audit import current_source
+
+        user = actor if getattr(actor, "is_authenticated", False) else None
+        source = current_source()
+        return cls.objects.create(
+            actor=user,
+            actor_name=getattr(user, "username", "") if user else "",
+            source_ip=source.ip,
+            via=source.via,
+            action=action,
+            target=target,
+            message=scrub(message),
+        )
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise PermissionError("audit events cannot be changed once written")
+        super().save(*args, **kwargs)

@@ -7,6 +7,7 @@ from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
 from deployments.models import ApiToken
+from deployments.tokens import expired_message
 
 
 class HashedTokenAuthentication(TokenAuthentication):
@@ -16,6 +17,8 @@ class HashedTokenAuthentication(TokenAuthentication):
         token = ApiToken.find(key)
         if token is None:
             raise AuthenticationFailed("Invalid token.")
+        if token.expired:
+            raise AuthenticationFailed(expired_message(token))
         if not token.user.is_active:
             raise AuthenticationFailed("User inactive or deleted.")
         return token.user, token

@@ -145,8 +145,9 @@ class ModelSerializer(serializers.ModelSerializer):
             "created_by",
             "created_at",
             "latest_version",
+            "archived_at",
         ]
-        read_only_fields = ["created_by", "created_at", "latest_version"]
+        read_only_fields = ["created_by", "created_at", "latest_version", "archived_at"]
         extra_kwargs = {
             "input_size": {
                 "error_messages": {
@@ -306,6 +307,7 @@ class DeploymentSerializer(serializers.ModelSerializer):
             "created_at",
             "updated_at",
             "log_sample",
+            "archived_at",
         ]
         read_only_fields = fields
 

@@ -3,8 +3,9 @@ lifecycle functions."""
 
 from __future__ import annotations
 
-from django.db.models import Max
-from django.http import Http404
+from django.db.models import Max, QuerySet
+from django.http import Http404, HttpResponse
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -15,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from deployments import constants as st
-from deployments import lifecycle
+from deployments import lifecycle, removal
 from deployments.api.parsers import CSVParser, FiniteJSONParser, JSONParser
 from deployments.api.permissions import ReadOrDeploy
 from deployments.api.serializers import (
@@ -32,6 +33,7 @@ from deployments.api.serializers import (
     VersionUploadSerializer,
 )
 from deployments.artifacts.stores import StoreError
+from deployments.filters import DeploymentFilter, ModelFilter
 from deployments.logs import deployment_logs
 from deployments.models import Deployment, ModelAlias, ModelVersion, RegisteredModel
 from deployments.observability import metrics as observed_metrics
@@ -51,7 +53,9 @@ from deployments.registry.compare import comparison
 from deployments.registry.errors import ArtifactRejected
 from deployments.registry.metadata import MetadataError, describe_version
 from deployments.registry.upload_handler import upload_refusal
-from deployments.registry.versions import VersionInUse, delete_version, upload_version
+from deployments.registry.versions import upload_version
+from deployments.runtimes import kubernetes_options
+from deployments.specs import serving_spec
 
 
 def _window(request: Request, default: str) -> int:
@@ -71,6 +75,7 @@ def _lifecycle_response(call, *args, **kwargs) -> Response:
 
 class ModelViewSet(
     mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     viewsets.GenericViewSet,
@@ -79,27 +84,22 @@ class ModelViewSet(
     permission_classes = [ReadOrDeploy]
     lookup_field = "name"
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("name", str, description="Models whose name contains this text."),
-            OpenApiParameter("job", str, enum=list(st.JOBS)),
-        ]
-    )
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = ModelFilter
+
     def list(self, request: Request, *args, **kwargs) -> Response:
-        """Registered models, by name; filter with `name` (contains) and `job`."""
+        """Registered models, by name; search with `name` (contains), filter by `job`, sort
+        with `sort`; archived models only with `archived=include` or `archived=only`."""
         return super().list(request, *args, **kwargs)
 
+    def filter_queryset(self, queryset: QuerySet) -> QuerySet:
+        # Only the list is filtered: an archived model is still found by its name.
+        return super().filter_queryset(queryset) if self.action == "list" else queryset
+
     def get_queryset(self):
-        models = RegisteredModel.objects.select_related("created_by").annotate(
+        return RegisteredModel.objects.select_related("created_by").annotate(
             latest_version=Max("versions__version")
         )
-        if self.action == "list":
-            params = self.request.query_params
-            if params.get("name"):
-                models = models.filter(name__icontains=params["name"])
-            if params.get("job"):
-                models = models.filter(job=params["job"])
-        return models
 
     def get_object(self) -> RegisteredModel:
         try:
@@ -138,6 +138,29 @@ class ModelViewSet(
         """The model's registry history (aliases, notes, tags), newest first."""
         page = self.paginate_queryset(self.get_object().events.all())
         return self.get_paginated_response(RegistryEventSerializer(page, many=True).data)
+
+    @extend_schema(responses={204: None, 409: OpenApiTypes.OBJECT})
+    def destroy(self, request: Request, name: str) -> Response:
+        """Delete a model with no versions; 409 (saying why) while it has some."""
+        try:
+            removal.delete_model(self.get_object(), actor=request.user)
+        except removal.RemovalRefused as exc:
+            return Response({"detail": str(exc)}, status=exc.code)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses={200: ModelSerializer})
+    @action(detail=True, methods=["post"])
+    def archive(self, request: Request, name: str) -> Response:
+        """Hide the model from the list (`archived=include` shows it); nothing else changes."""
+        removal.archive_model(self.get_object(), actor=request.user)
+        return Response(ModelSerializer(self.get_object()).data)
+
+    @extend_schema(request=None, responses={200: ModelSerializer})
+    @action(detail=True, methods=["post"])
+    def unarchive(self, request: Request, name: str) -> Response:
+        """Show the model in the list again."""
+        removal.archive_model(self.get_object(), archived=False, actor=request.user)
+        return Response(ModelSerializer(self.get_object()).data)
 
 
 @extend_schema(
@@ -262,9 +285,9 @@ class VersionViewSet(
     def destroy(self, request: Request, model_name: str, version: str) -> Response:
         """Delete a version and its artifact; 409 while any deployment refers to it."""
         try:
-            delete_version(self.get_object())
-        except VersionInUse as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+            removal.delete_model_version(self.get_object(), actor=request.user)
+        except removal.RemovalRefused as exc:
+            return Response({"detail": str(exc)}, status=exc.code)
         except StoreError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -355,6 +378,7 @@ _LIST_COLUMNS = {
     "created_at": "created_at",
     "updated_at": "updated_at",
     "log_sample": "log_sample",
+    "archived_at": "archived_at",
 }
 _TIMESTAMP = DateTimeField()
 
@@ -370,24 +394,39 @@ def _list_rows(ids: list[int]) -> list[dict]:
             row = {key: found[pk][column] for key, column in _LIST_COLUMNS.items()}
             row["created_at"] = _TIMESTAMP.to_representation(row["created_at"])
             row["updated_at"] = _TIMESTAMP.to_representation(row["updated_at"])
+            if row["archived_at"] is not None:
+                row["archived_at"] = _TIMESTAMP.to_representation(row["archived_at"])
             rows.append(row)
     return rows
 
 
-class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class DeploymentViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
     serializer_class = DeploymentSerializer
     permission_classes = [ReadOrDeploy]
     lookup_field = "name"
     queryset = Deployment.objects.select_related(
         "model_version__model", "previous_version", "created_by"
     )
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = DeploymentFilter
+
+    def filter_queryset(self, queryset: QuerySet) -> QuerySet:
+        # Only the list is filtered: an archived deployment is still found by its name.
+        return super().filter_queryset(queryset) if self.action == "list" else queryset
 
     def list(self, request: Request) -> Response:
-        """Deployments by name, a page at a time."""
+        """Deployments, a page at a time (`limit`, `offset`): search with `name` (contains),
+        filter by `status`, `model` and `job`, sort with `sort` (default: by name); archived
+        ones only with `archived=include` or `archived=only`."""
         # Page over the narrow table first, then join the page's rows only: OFFSET on the
         # joined query would join every skipped row too (19 ms at offset 5,000 of 10,000).
         ids = self.paginate_queryset(
-            self.filter_queryset(Deployment.objects.order_by("name").values_list("pk", flat=True))
+            self.filter_queryset(Deployment.objects.values_list("pk", flat=True))
         )
         return self.get_paginated_response(_list_rows(list(ids)))
 
@@ -434,6 +473,34 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
             replicas=form.validated_data.get("replicas"),
             actor=request.user,
         )
+
+    @extend_schema(responses={204: None, 409: OpenApiTypes.OBJECT})
+    def destroy(self, request: Request, name: str) -> Response:
+        """Delete a stopped deployment and its history; its name becomes free. 409 otherwise."""
+        try:
+            removal.delete_deployment(self.get_object(), actor=request.user)
+        except removal.RemovalRefused as exc:
+            return Response({"detail": str(exc)}, status=exc.code)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses={200: DeploymentSerializer, 409: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["post"])
+    def archive(self, request: Request, name: str) -> Response:
+        """Hide a stopped deployment from the list (`archived=include` shows it)."""
+        try:
+            deployment = removal.archive_deployment(self.get_object(), actor=request.user)
+        except removal.RemovalRefused as exc:
+            return Response({"detail": str(exc)}, status=exc.code)
+        return Response(DeploymentSerializer(deployment).data)
+
+    @extend_schema(request=None, responses={200: DeploymentSerializer})
+    @action(detail=True, methods=["post"])
+    def unarchive(self, request: Request, name: str) -> Response:
+        """Show the deployment in the list again."""
+        deployment = removal.archive_deployment(
+            self.get_object(), archived=False, actor=request.user
+        )
+        return Response(DeploymentSerializer(deployment).data)
 
     @extend_schema(request=None, responses={202: DeploymentSerializer})
     @action(detail=True, methods=["post"])
@@ -538,6 +605,23 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
             return Response({"features": [], "rows": 0, "detail": str(exc)})
         except (StoreError, prediction_log.LogUnavailable) as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+
+    @extend_schema(
+        responses={(200, "application/yaml"): OpenApiTypes.STR},
+        description="The deployment as values of charts/model-serving (a YAML file): `helm "
+        "template` of them renders the objects the kubernetes runtime applies.",
+    )
+    @action(detail=True, methods=["get"], url_path="helm-values")
+    def helm_values(self, request: Request, name: str) -> HttpResponse:
+        """Download the deployment as Helm values (GitOps)."""
+        # Imported here: the kubernetes client library is large and only this action needs it.
+        from deployments.runtimes.kubernetes.helm_values import helm_values_yaml
+
+        deployment = self.get_object()
+        text = helm_values_yaml(serving_spec(deployment), **kubernetes_options())
+        response = HttpResponse(text, content_type="application/yaml; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{deployment.name}-values.yaml"'
+        return response
 
     @extend_schema(responses=EventSerializer(many=True))
     @action(detail=True, methods=["get"])

@@ -437,3 +437,26 @@ class PredictForm(forms.Form):
                 self.add_error(key, f"{name} must be a finite number.")
         cleaned["matrix"] = [values]
         return cleaned
+
+
+class TokenForm(forms.Form):
+    """A new API token: a name saying what uses it, and how long it lasts."""
+
+    name = forms.CharField(
+        label="Name",
+        max_length=st.TOKEN_NAME_MAX_LENGTH,
+        help_text="What will use it, such as a CI job or a notebook.",
+        error_messages={
+            "required": "Give the token a name, such as the script or job using it.",
+            "max_length": f"Use at most {st.TOKEN_NAME_MAX_LENGTH} characters.",
+        },
+    )
+    lifetime = forms.ChoiceField(
+        label="Expires",
+        choices=[
+            (key, f"in {days} days" if days else "never")
+            for key, days in st.TOKEN_LIFETIMES.items()
+        ],
+        initial=st.DEFAULT_TOKEN_LIFETIME,
+        error_messages={"invalid_choice": "Pick one of the listed lifetimes."},
+    )

@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from deployments.web import views
+from deployments.web import removal, tokens, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -16,6 +16,15 @@ urlpatterns = [
         views.model_version_describe,
         name="model-version-describe",
     ),
+    path("models/<slug:name>/delete/", removal.model_delete, name="model-delete"),
+    path("models/<slug:name>/archive/", removal.model_archive, name="model-archive"),
+    path(
+        "models/<slug:name>/versions/<int:version>/delete/",
+        removal.version_delete,
+        name="version-delete",
+    ),
+    path("tokens/", tokens.token_list, name="tokens"),
+    path("tokens/<int:pk>/revoke/", tokens.token_revoke, name="token-revoke"),
     path("deploy/", views.deployment_new, name="deployment-new"),
     path("deploy/check-name/", views.deployment_name_check, name="deployment-name-check"),
     path("deployments/<slug:name>/", views.deployment_detail, name="deployment-detail"),
@@ -24,6 +33,8 @@ urlpatterns = [
         views.deployment_live_fragment,
         name="deployment-live",
     ),
+    path("deployments/<slug:name>/delete/", removal.deployment_delete, name="deployment-delete"),
+    path("deployments/<slug:name>/archive/", removal.deployment_archive, name="deployment-archive"),
     path("deployments/<slug:name>/logs/", views.deployment_logs_fragment, name="deployment-logs"),
     path("deployments/<slug:name>/history/", views.deployment_history, name="deployment-history"),
     path("deployments/<slug:name>/predict/", views.deployment_predict, name="deployment-predict"),

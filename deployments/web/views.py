@@ -24,6 +24,7 @@ from deployments import constants as st
 from deployments import lifecycle
 from deployments.artifacts.stores import StoreError
 from deployments.constants import CLASSIFICATION
+from deployments.filters import DeploymentFilter, ModelFilter
 from deployments.logs import deployment_logs
 from deployments.models import Deployment, DriftReport, ModelVersion, RegisteredModel
 from deployments.observability import metrics as observed_metrics
@@ -49,6 +50,7 @@ from deployments.web.forms import (
     UploadForm,
     check_deployment_name,
 )
+from deployments.web.lists import page_context
 
 ACTIONS = ("deploy", "undeploy", "rollback", "change", "scale")
 # Rows of the deployment page's prediction-log table, and deployments in the dashboard's
@@ -92,16 +94,24 @@ def _deployments():
 # Dashboard ----------------------------------------------------------------------------------
 
 
+def _dashboard_context(request: HttpRequest) -> dict[str, Any]:
+    """The visible page of the filtered deployments; the live refresh renders only it."""
+    filterset = DeploymentFilter(request.GET, queryset=_deployments())
+    context = page_context(request, filterset)
+    context["deployments"] = context["rows"]
+    return context
+
+
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    return render(request, "deployments/dashboard.html", {"deployments": _deployments()})
+    return render(request, "deployments/dashboard.html", _dashboard_context(request))
 
 
 @login_required
 @require_GET
 def dashboard_fragment(request: HttpRequest) -> HttpResponse:
     return render(
-        request, "deployments/partials/deployment_table.html", {"deployments": _deployments()}
+        request, "deployments/partials/deployment_table.html", _dashboard_context(request)
     )
 
 
@@ -119,13 +129,16 @@ def model_list(request: HttpRequest) -> HttpResponse:
             model.save()
             messages.success(request, f"Model {model.name} registered. Upload its first version.")
             return redirect("model-upload", name=model.name)
-    models = RegisteredModel.objects.annotate(
-        latest=Max("versions__version"), version_count=Count("versions")
+    filterset = ModelFilter(
+        request.GET,
+        queryset=RegisteredModel.objects.annotate(
+            latest=Max("versions__version"), version_count=Count("versions")
+        ),
     )
+    context = page_context(request, filterset)
+    context.update({"models": context["rows"], "form": form})
     status = 400 if form.errors else 200
-    return render(
-        request, "deployments/models.html", {"models": models, "form": form}, status=status
-    )
+    return render(request, "deployments/models.html", context, status=status)
 
 
 def _model_page(
@@ -324,7 +337,8 @@ def _state_key(deployment: Deployment) -> str:
     """What the action buttons depend on; the live fragment re-renders them when it changes."""
     return (
         f"{deployment.status}-{deployment.model_version_id}-"
-        f"{deployment.previous_version_id or 0}-{deployment.replicas}"
+        f"{deployment.previous_version_id or 0}-{deployment.replicas}-"
+        f"{int(deployment.archived_at is not None)}"
     )
 
 
@@ -338,6 +352,7 @@ def _actions_context(
         "can_redeploy": deployment.status in st.DEPLOYABLE,
         "can_undeploy": deployment.status in st.UNDEPLOYABLE,
         "can_change": not busy,
+        "can_delete": deployment.status in st.DELETABLE,
         "change_form": change_form or ChangeVersionForm(deployment=deployment),
         "scale_form": scale_form or ScaleForm(initial={"replicas": deployment.replicas}),
         "version_count": deployment.model_version.model.versions.count(),
@@ -363,6 +378,7 @@ def _predict_context(
         "result_error": result.error_text() if result and result.status_code != 200 else "",
         "is_classifier": deployment.model_version.model.job == CLASSIFICATION,
         "snippets": presenters.snippets(request, deployment, example),
+        "token_lifetime": st.DEFAULT_TOKEN_LIFETIME,  # of the token the snippets offer
         "tried": rows is not None,
     }
 

@@ -26,7 +26,8 @@ API_TABLE = [
     ("GET", "/api/models/", None, (401, 200, 200, 200)),
     ("POST", "/api/models/", {"name": "perm-model", "job": "bogus"}, (401, 403, 400, 400)),
     ("GET", f"/api/models/{MODEL}/", None, (401, 200, 200, 200)),
-    ("DELETE", f"/api/models/{MODEL}/", None, (401, 403, 405, 405)),
+    ("DELETE", f"/api/models/{MODEL}/", None, (401, 403, 409, 409)),  # it has versions
+    ("POST", f"/api/models/{MODEL}/unarchive/", None, (401, 403, 200, 200)),
     ("GET", f"/api/models/{MODEL}/versions/", None, (401, 200, 200, 200)),
     ("POST", f"/api/models/{MODEL}/versions/", {}, (401, 403, 400, 400)),
     ("GET", f"/api/models/{MODEL}/versions/1/", None, (401, 200, 200, 200)),
@@ -35,7 +36,9 @@ API_TABLE = [
     ("GET", f"/api/deployments/{DEP}/", None, (401, 200, 200, 200)),
     ("PATCH", f"/api/deployments/{GHOST}/", {"replicas": 1}, (401, 403, 404, 404)),
     ("PUT", f"/api/deployments/{DEP}/", {"replicas": 1}, (401, 403, 405, 405)),
-    ("DELETE", f"/api/deployments/{DEP}/", None, (401, 403, 405, 405)),
+    ("DELETE", f"/api/deployments/{GHOST}/", None, (401, 403, 404, 404)),
+    ("POST", f"/api/deployments/{GHOST}/archive/", None, (401, 403, 404, 404)),
+    ("GET", f"/api/deployments/{DEP}/helm-values/", None, (401, 200, 200, 200)),
     ("POST", f"/api/deployments/{DEP}/undeploy/", None, (401, 403, 202, 202)),
     ("POST", f"/api/deployments/{GHOST}/deploy/", None, (401, 403, 404, 404)),
     ("POST", f"/api/deployments/{DEP}/rollback/", None, (401, 403, 409, 409)),
@@ -50,6 +53,10 @@ API_TABLE = [
     ("PUT", f"/api/models/{MODEL}/versions/1/reference/", {}, (401, 403, 415, 415)),
     ("GET", "/api/schema/", None, (401, 200, 200, 200)),
     ("GET", "/api/docs/", None, (401, 200, 200, 200)),
+    ("GET", "/api/redoc/", None, (401, 200, 200, 200)),
+    ("GET", "/api/tokens/", None, (401, 200, 200, 200)),  # each sees only their own
+    ("POST", "/api/tokens/", {"name": ""}, (401, 400, 400, 400)),
+    ("DELETE", "/api/tokens/999999/", None, (401, 404, 404, 404)),
     ("DELETE", "/api/token/", None, (401, None, None, None)),  # owners: see the token tests
 ]
 

@@ -249,7 +249,8 @@ def build_service(spec: ServingSpec, *, namespace: str, labels: dict[str, str]) 
     }
 
 
-def _resources(spec: ServingSpec) -> dict[str, dict[str, str]]:
+def container_resources(spec: ServingSpec) -> dict[str, dict[str, str]]:
+    """Requests, and the limits that are set."""
     res = spec.resources
     limits = {
         key: value
@@ -314,7 +315,7 @@ def build_deployment(
                     {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
                 ],
                 "env": [{"name": "HOME", "value": "/tmp"}],
-                "resources": _resources(spec),
+                "resources": container_resources(spec),
                 # Loading a large artifact can take minutes; liveness waits for startup.
                 "startupProbe": _probe("/v2/health/live", period=5, failures=60),
                 "livenessProbe": _probe("/v2/health/live", period=10, failures=3),
