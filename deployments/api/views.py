@@ -35,6 +35,7 @@ from deployments.predictions import forward_prediction
 from deployments.registry.errors import ArtifactRejected
 from deployments.registry.upload_handler import upload_refusal
 from deployments.registry.versions import VersionInUse, delete_version, upload_version
+from deployments.traffic.changes import change_traffic, promote
 
 
 def _lifecycle_response(call, *args, **kwargs) -> Response:
@@ -43,6 +44,38 @@ def _lifecycle_response(call, *args, **kwargs) -> Response:
     except lifecycle.LifecycleError as exc:
         return Response({"detail": str(exc)}, status=exc.code)
     return Response(DeploymentSerializer(deployment).data, status=status.HTTP_202_ACCEPTED)
+
+
+def _version_of(deployment: Deployment, number: int, field: str) -> ModelVersion:
+    version = ModelVersion.objects.filter(
+        model=deployment.model_version.model, version=number
+    ).first()
+    if version is None:
+        raise ValidationError({field: [f"no version {number} of this model"]})
+    return version
+
+
+def _traffic_args(deployment: Deployment, traffic: dict) -> dict:
+    """The API's `canary`, `shadow`, `autoscaling` as `change_traffic` arguments."""
+    args: dict = {}
+    if "canary" in traffic:
+        canary = traffic["canary"]
+        if canary is None:
+            args["canary"] = None
+        else:
+            args["canary"] = _version_of(deployment, canary["version"], "canary")
+            args["weight"] = canary.get("weight")
+            analysis = canary.get("analysis")
+            args["analysis"] = dict(analysis) if analysis is not None else None
+    if "shadow" in traffic:
+        shadow = traffic["shadow"]
+        args["shadow"] = (
+            None if shadow is None else _version_of(deployment, shadow["version"], "shadow")
+        )
+    if "autoscaling" in traffic:
+        scaling = traffic["autoscaling"]
+        args["autoscaling"] = dict(scaling) if scaling is not None else None
+    return args
 
 
 class ModelViewSet(
@@ -215,7 +248,7 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     permission_classes = [ReadOrDeploy]
     lookup_field = "name"
     queryset = Deployment.objects.select_related(
-        "model_version__model", "previous_version", "created_by"
+        "model_version__model", "previous_version", "created_by", "canary_version", "shadow_version"
     )
 
     def list(self, request: Request) -> Response:
@@ -250,25 +283,41 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
 
     @extend_schema(request=DeploymentUpdateSerializer, responses={202: DeploymentSerializer})
     def partial_update(self, request: Request, name: str) -> Response:
-        """Change `version` and/or `replicas`: rolls the deployment."""
+        """Change `version` and/or `replicas` (rolls the deployment), or its traffic: `canary`,
+        `shadow` (null ends either), `autoscaling`."""
         deployment = self.get_object()
         form = DeploymentUpdateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
+        data = form.validated_data
+        traffic = {key: data[key] for key in ("canary", "shadow", "autoscaling") if key in data}
+        if traffic and ("version" in data or "replicas" in data):
+            raise ValidationError(
+                {
+                    "canary": [
+                        "Change the traffic in a request of its own, not with version or replicas."
+                    ]
+                }
+            )
+        if traffic:
+            return _lifecycle_response(
+                change_traffic, deployment, actor=request.user, **_traffic_args(deployment, traffic)
+            )
         version = None
-        if "version" in form.validated_data:
-            number = form.validated_data["version"]
-            version = ModelVersion.objects.filter(
-                model=deployment.model_version.model, version=number
-            ).first()
-            if version is None:
-                raise ValidationError({"version": [f"no version {number} of this model"]})
+        if "version" in data:
+            version = _version_of(deployment, data["version"], "version")
         return _lifecycle_response(
             lifecycle.change,
             deployment,
             version=version,
-            replicas=form.validated_data.get("replicas"),
+            replicas=data.get("replicas"),
             actor=request.user,
         )
+
+    @extend_schema(request=None, responses={202: DeploymentSerializer})
+    @action(detail=True, methods=["post"])
+    def promote(self, request: Request, name: str) -> Response:
+        """Make the canary the primary: it answers every request."""
+        return _lifecycle_response(promote, self.get_object(), actor=request.user)
 
     @extend_schema(request=None, responses={202: DeploymentSerializer})
     @action(detail=True, methods=["post"])
