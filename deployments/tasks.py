@@ -198,3 +198,22 @@ def sync_all_deployments() -> None:
     for orphan in runtime.list_deployed() - active:
         log.warning("removing %s: the runtime runs it but no active deployment wants it", orphan)
         runtime.remove(orphan)
+
+
+@shared_task
+def traffic_tick() -> None:
+    """Periodic (Celery beat): each version's metrics of deployments with a canary or shadow,
+    and a step of their canary analysis (deployments/traffic/analysis.py)."""
+    from django.db.models import Q
+
+    from deployments.traffic.analysis import tick
+
+    split = Q(canary_version__isnull=False) | Q(shadow_version__isnull=False)
+    wanted = Deployment.objects.filter(split, status=st.RUNNING).select_related(
+        "model_version__model", "canary_version", "shadow_version"
+    )
+    for deployment in wanted:
+        try:
+            tick(deployment)
+        except Exception:
+            log.exception("traffic tick of %s failed", deployment.name)

@@ -148,7 +148,7 @@ def change_traffic(
     return _apply(deployment, "; ".join(parts), fields, actor, action)
 
 
-def promote(deployment: Deployment, actor: object | None = None) -> Deployment:
+def promote(deployment: Deployment, actor: object | None = None, reason: str = "") -> Deployment:
     """The canary becomes the primary (all requests); the old primary can be rolled back to."""
     if not deployment.canary_version_id:
         raise LifecycleError(f"{deployment.name} has no canary to promote", code=400)
@@ -164,6 +164,8 @@ def promote(deployment: Deployment, actor: object | None = None) -> Deployment:
     }
     message = f"canary v{canary.version} promoted: version {deployment.model_version.version} -> "
     message += f"{canary.version} for all requests"
+    if reason:
+        message += f" ({reason})"
     return _apply(deployment, message, fields, actor, "promote")
 
 
@@ -173,3 +175,15 @@ def describe_analysis(analysis: dict[str, Any]) -> str:
         f"steps {steps} every {analysis['interval_s']:g} s while errors stay at most "
         f"{analysis['max_error_rate']:.2%} and p99 at most {analysis['max_p99_ms']:g} ms"
     )
+
+
+def analysis_verdict(
+    deployment: Deployment, weight: int, message: str, *, failed: bool = False
+) -> Deployment | None:
+    """The canary analysis moves the canary's weight (an event says why); None when the
+    deployment changed meanwhile, so the verdict no longer applies."""
+    action = "analysis-rollback" if failed else "analysis"
+    try:
+        return _apply(deployment, message, {"canary_weight": weight}, None, action)
+    except LifecycleError:
+        return None

@@ -59,6 +59,7 @@ class ConsoleStack:
             "CONSOLE_VAR_DIR": str(var_dir),
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "STATUS_SYNC_SECONDS": "3",
+            "TRAFFIC_TICK_SECONDS": "1",
             "DEPLOY_TIMEOUT_SECONDS": "120",
             "PYTHONPATH": str(ROOT),
         }
