@@ -19,6 +19,7 @@ def get_runtime() -> Runtime:
             service_account=settings.K8S_SERVICE_ACCOUNT or None,
             console_namespace=settings.K8S_CONSOLE_NAMESPACE or None,
             allow_from_namespaces=settings.K8S_ALLOW_FROM_NAMESPACES,
+            gateway=settings.K8S_GATEWAY or None,
         )
     from deployments.runtimes.local import LocalRuntime
 
