@@ -299,8 +299,8 @@ class LocalRuntime(Runtime):
             folder = self._dir(name)
             for file in ("state.json", "config.yaml", "desired.json", "status.json"):
                 (folder / file).unlink(missing_ok=True)
-            for file in folder.glob("config.yaml.*"):
-                file.unlink(missing_ok=True)
+            for version_config in folder.glob("config.yaml.*"):
+                version_config.unlink(missing_ok=True)
             (folder / "routes.json").unlink(missing_ok=True)
 
     def _stop(self, name: str, state: dict | None) -> None:

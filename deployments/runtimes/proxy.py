@@ -431,17 +431,12 @@ def main(argv: list[str]) -> int:
     listener = socket.socket(fileno=int(argv[argv.index("--listen-fd") + 1]))
     notify_fd = int(argv[argv.index("--notify-fd") + 1])
     routes = Path(argv[argv.index("--routes") + 1])
-    try:
-        import uvloop
-
-        runner = uvloop.run
-    except ImportError:  # pragma: no cover - uvloop is a requirement of serving
-        runner = asyncio.run
+    import uvloop  # a requirement of serving, which the console includes
 
     async def run() -> None:
         await Proxy(routes).serve(listener, notify_fd)
 
-    runner(run())
+    uvloop.run(run())
     return 0
 
 

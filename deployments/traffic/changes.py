@@ -154,7 +154,7 @@ def promote(deployment: Deployment, actor: object | None = None, reason: str = "
         raise LifecycleError(f"{deployment.name} has no canary to promote", code=400)
     canary = deployment.canary_version
     assert canary is not None
-    fields = {
+    fields: dict[str, Any] = {
         "previous_version": deployment.model_version,
         "model_version": canary,
         "canary_version": None,

@@ -180,9 +180,7 @@ def test_autoscaling_writes_an_hpa_that_owns_the_replicas(cluster: Cluster) -> N
     live = cluster.get(DEPLOYMENTS, "iris-prod")
     live["spec"]["replicas"] = 5
     cluster.add(DEPLOYMENTS, live)
-    runtime.apply(
-        make_spec(autoscaling=Autoscaling(min_replicas=2, max_replicas=8, target_cpu=60))
-    )
+    runtime.apply(make_spec(autoscaling=Autoscaling(min_replicas=2, max_replicas=8, target_cpu=60)))
     assert cluster.get(DEPLOYMENTS, "iris-prod")["spec"]["replicas"] == 5
     assert cluster.get(AUTOSCALERS, "iris-prod")["spec"]["maxReplicas"] == 8
 
