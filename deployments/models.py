@@ -243,6 +243,27 @@ class Deployment(models.Model):
             rows.append({"version": self.shadow_version.version, "weight": 0, "role": st.SHADOW})
         return rows
 
+    def traffic_rows(self) -> list[dict[str, Any]]:
+        """`traffic()` with each version's last measured numbers (requests_per_s, error_rate,
+        p99_ms), for the traffic panel; None where nothing was measured yet."""
+        metrics = (self.traffic_state or {}).get("metrics") or {}
+        analysis = (self.traffic_state or {}).get("analysis") or {}
+        rows = []
+        for row in self.traffic():
+            seen = metrics.get(str(row["version"])) or {}
+            rows.append(
+                {
+                    **row,
+                    "requests_per_s": seen.get("requests_per_s"),
+                    "error_rate_percent": (
+                        None if seen.get("error_rate") is None else seen["error_rate"] * 100
+                    ),
+                    "p99_ms": seen.get("p99_ms"),
+                    "analysis": analysis if row["role"] == st.CANARY else None,
+                }
+            )
+        return rows
+
     def record(self, action: str, message: str, actor: object | None = None) -> None:
         """Add an event without changing status."""
         DeploymentEvent.add(self.pk, action, self.status, message, actor)

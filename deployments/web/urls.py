@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from deployments.web import views
+from deployments.web import traffic, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -18,6 +18,18 @@ urlpatterns = [
     ),
     path("deployments/<slug:name>/logs/", views.deployment_logs_fragment, name="deployment-logs"),
     path("deployments/<slug:name>/predict/", views.deployment_predict, name="deployment-predict"),
+    path(
+        "deployments/<slug:name>/traffic/",
+        traffic.traffic_fragment,
+        name="deployment-traffic-live",
+    ),
+    re_path(
+        r"^deployments/(?P<name>[-a-z0-9]+)/traffic/(?P<operation>"
+        + "|".join(traffic.OPERATIONS)
+        + ")/$",
+        traffic.traffic_change,
+        name="deployment-traffic",
+    ),
     re_path(
         r"^deployments/(?P<name>[-a-z0-9]+)/(?P<action>" + "|".join(views.ACTIONS) + ")/$",
         views.deployment_action,

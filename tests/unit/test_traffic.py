@@ -18,7 +18,7 @@ from deployments.runtimes.proxy import Routes
 from deployments.specs import serving_spec
 from deployments.tasks import deploy_deployment
 from deployments.traffic import analysis
-from deployments.traffic.changes import change_traffic, promote
+from deployments.traffic.changes import change_traffic
 
 pytestmark = pytest.mark.django_db
 DEPLOY = deploy_deployment.name
