@@ -134,49 +134,52 @@ class Caller:
         self.thread.join(timeout=60)
 
 
-def test_shadow_then_canary_split_then_promote_without_a_failed_request(
-    console: ConsoleStack, client: httpx.Client, versions: list[int]
+@pytest.fixture(scope="module")
+def split(console: ConsoleStack, versions: list[int]) -> Iterator[str]:
+    """A running deployment of the first version; its endpoint."""
+    client = console.client("deployer")
+    body = {"name": "split", "model": MODEL, "version": versions[0]}
+    response = client.post("/api/deployments/", json=body)
+    assert response.status_code == 202, response.text
+    yield wait_for_status(client, "split", "running")["endpoint"]
+    client.post("/api/deployments/split/undeploy/")
+
+
+def test_canary_answers_its_share_shadow_gets_every_request_promote_drops_none(
+    console: ConsoleStack, client: httpx.Client, versions: list[int], split: str
 ) -> None:
     v1, v2, v3 = versions  # the shadow is the failing version: nobody sees its answers
-    response = client.post(
-        "/api/deployments/", json={"name": "split", "model": MODEL, "version": v1}
+    endpoint = split
+    body = _patch(
+        client, "split", {"canary": {"version": v2, "weight": 30}, "shadow": {"version": v3}}
     )
-    assert response.status_code == 202, response.text
-    endpoint = wait_for_status(client, "split", "running")["endpoint"]
-
-    # A shadow: a copy of every request, its answers never reach the caller.
-    body = _patch(client, "split", {"shadow": {"version": v3}})
-    assert body["traffic"][-1] == {"version": v3, "weight": 0, "role": "shadow"}
+    assert body["traffic"] == [
+        {"version": v1, "weight": 70, "role": "primary"},
+        {"version": v2, "weight": 30, "role": "canary"},
+        {"version": v3, "weight": 0, "role": "shadow"},
+    ]
     wait_for_status(client, "split", "running")
-    wait_until(
-        lambda: _status(console, "split").get("versions", {}).get("shadow", {}).get("ready"),
-        60,
-        "the shadow's serving process",
-    )
+
+    def ready(role: str) -> bool:
+        return bool(_status(console, "split").get("versions", {}).get(role, {}).get("ready"))
+
+    wait_until(lambda: ready("canary") and ready("shadow"), 60, "the canary and the shadow")
     time.sleep(0.5)  # the proxy re-reads its routes every 0.1 s
     shadow_url = f"http://127.0.0.1:{_status(console, 'split')['versions']['shadow']['port']}"
     before = _served(shadow_url)
-    assert _answers(endpoint, 300) == {v1: 300}
-    wait_until(lambda: _served(shadow_url) - before >= 300, 20, "the shadow's 300 copies")
-    assert _served(shadow_url) - before == 300
 
-    # A canary on 30%: its answers say so in the model-version header.
-    body = _patch(client, "split", {"canary": {"version": v2, "weight": 30}})
-    assert [r["role"] for r in body["traffic"]] == ["primary", "canary", "shadow"]
-    assert body["traffic"][:2] == [
-        {"version": v1, "weight": 70, "role": "primary"},
-        {"version": v2, "weight": 30, "role": "canary"},
-    ]
-    wait_for_status(client, "split", "running")
-    wait_until(lambda: v2 in _answers(endpoint, 10), 60, "the canary's first answer")
+    # The canary answers 30% (the model-version header says who answered); the shadow's
+    # answers never reach the caller, yet it received a copy of every request.
     seen = _answers(endpoint, 2000)
     assert set(seen) == {v1, v2}
     assert 0.27 <= seen[v2] / 2000 <= 0.33, seen
+    wait_until(lambda: _served(shadow_url) - before >= 2000, 30, "the shadow's 2000 copies")
+    assert _served(shadow_url) - before == 2000
     # Each version's measured numbers, the shadow's included, are kept on the deployment.
     metrics = wait_for(
         client,
         "split",
-        lambda b: str(v3) in b["traffic_metrics"] and str(v2) in b["traffic_metrics"],
+        lambda b: all(str(v) in b["traffic_metrics"] for v in (v1, v2, v3)),
     )["traffic_metrics"]
     assert metrics[str(v3)]["role"] == "shadow"
 
@@ -206,38 +209,38 @@ def test_shadow_then_canary_split_then_promote_without_a_failed_request(
     assert _answers(endpoint, 100) == {v2: 100}
     actions = {(e["action"], e["actor"]) for e in _events(client, "split")}
     assert {("traffic", "deployer"), ("promote", "deployer")} <= actions
-    client.post("/api/deployments/split/undeploy/")
 
 
 def test_analysis_rolls_a_failing_canary_back_by_itself(
-    client: httpx.Client, versions: list[int]
+    client: httpx.Client, versions: list[int], split: str
 ) -> None:
-    v1, failing = versions[0], versions[-1]
-    response = client.post(
-        "/api/deployments/", json={"name": "judged", "model": MODEL, "version": v1}
-    )
-    assert response.status_code == 202, response.text
-    endpoint = wait_for_status(client, "judged", "running")["endpoint"]
+    failing = versions[-1]
+    endpoint = split
     analysis = {"steps": [50, 100], "interval_s": 5, "max_error_rate": 0.05, "max_p99_ms": 2000}
-    body = _patch(client, "judged", {"canary": {"version": failing, "analysis": analysis}})
+    # (The shadow, if the test before left one, ends in the same request.)
+    body = _patch(
+        client, "split", {"canary": {"version": failing, "analysis": analysis}, "shadow": None}
+    )
     assert body["traffic"][1] == {"version": failing, "weight": 0, "role": "canary"}
+    primary = body["traffic"][0]["version"]
     # Callers send some rows the canary fails on; the primary answers them all.
     with Caller(endpoint, rows=[IRIS_ROW, IRIS_ROW, NEGATIVE_ROW]) as caller:
-        wait_for(client, "judged", lambda b: b["traffic"][1]["weight"] == 50, timeout=60)
+        wait_for(client, "split", lambda b: b["traffic"][1]["weight"] == 50, timeout=60)
         rolled = wait_for(
             client,
-            "judged",
+            "split",
             lambda b: b["traffic"][1]["weight"] == 0 and b["status"] == "running",
             timeout=60,
         )
     assert caller.versions[failing] > 0  # it did answer its share for a while
+    assert all(f.startswith("500") for f in caller.failures), caller.failures[:3]
+    assert rolled["traffic"][0] == {"version": primary, "weight": 100, "role": "primary"}
     assert rolled["canary_analysis"] == analysis
-    events = _events(client, "judged")
+    events = _events(client, "split")
     rollback = [e for e in events if e["action"] == "analysis-rollback"]
     assert len(rollback) == 1, events
     assert "max_error_rate" in rollback[0]["message"]
     assert rollback[0]["actor"] == ""  # nobody: the analysis did it
     # It stays at 0: the analysis is over.
     time.sleep(3)
-    assert client.get("/api/deployments/judged/").json()["traffic"][1]["weight"] == 0
-    client.post("/api/deployments/judged/undeploy/")
+    assert client.get("/api/deployments/split/").json()["traffic"][1]["weight"] == 0

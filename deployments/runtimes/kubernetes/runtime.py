@@ -42,7 +42,7 @@ _KINDS: dict[str, tuple[type, str]] = {
     "HTTPRoute": (client.CustomObjectsApi, "custom_object"),
 }
 # The objects of one version in traffic (canary, shadow) beside the primary's.
-_VERSION_KINDS = ("Service", "Deployment", "ConfigMap", "NetworkPolicy")
+_VERSION_KINDS = ("Service", "ConfigMap", "NetworkPolicy", "Deployment")
 
 
 class KubernetesRuntime(Runtime):
@@ -200,21 +200,26 @@ class KubernetesRuntime(Runtime):
         return self.endpoint(spec.name)
 
     def _remove_versions(self, name: str, keep: set[str] = frozenset()) -> None:  # type: ignore[assignment]
-        """Delete the objects of versions of `name` that left its traffic."""
+        """Delete the objects of versions of `name` that left its traffic. They are found by
+        their Deployments (one LIST, as the periodic sync applies every deployment), which go
+        last, so an interrupted removal is found and finished by the next one."""
         selector = f"{manifests.DEPLOYMENT_LABEL}={name},{manifests.TRAFFIC_ROLE_LABEL}"
-        for kind in _VERSION_KINDS:
-            for obj in self._list(kind, selector):
-                meta = obj.get("metadata") or {}
-                labels = meta.get("labels") or {}
-                object_name = meta.get("name", "")
-                base = object_name.removesuffix("-config") if kind == "ConfigMap" else object_name
-                if (
-                    labels.get(manifests.DEPLOYMENT_LABEL) == name
-                    and manifests.TRAFFIC_ROLE_LABEL in labels
-                    and base not in keep
-                    and self._owned(obj)
-                ):
-                    self._delete_owned(kind, object_name)
+        for obj in self._list("Deployment", selector):
+            meta = obj.get("metadata") or {}
+            labels = meta.get("labels") or {}
+            version_name = meta.get("name", "")
+            if (
+                labels.get(manifests.DEPLOYMENT_LABEL) != name
+                or manifests.TRAFFIC_ROLE_LABEL not in labels
+                or version_name in keep
+                or not self._owned(obj)
+            ):
+                continue
+            for kind in _VERSION_KINDS:
+                object_name = (
+                    manifests.config_map_name(version_name) if kind == "ConfigMap" else version_name
+                )
+                self._delete_owned(kind, object_name)
 
     def version_endpoints(self, spec: ServingSpec) -> dict[int, str]:
         """Each version's own Service (the primary's is the deployment's)."""
