@@ -200,7 +200,8 @@ def test_fields_the_api_server_defaults_do_not_cause_writes(
     runtime.apply(make_spec())
 
     # 4 reads, the Ingress, the autoscaler (none wanted: is there one to remove?) and the
-    # list of canary or shadow Deployments left to remove: no write.
+    # Deployment's rollout (not rolled out here, so no list of canary or shadow objects to
+    # remove yet): no write.
     assert [r.method.value for r in cluster.requests()[before:]] == ["GET"] * 7
 
 

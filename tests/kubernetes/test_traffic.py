@@ -132,7 +132,11 @@ def test_route_and_version_objects_follow_the_traffic(cluster: Cluster) -> None:
     runtime.apply(make_spec(canary(weight=50), shadow()))
     assert _weights(_rule(cluster)) == {"iris-prod": 50, "iris-prod-v4": 50}
 
-    # The canary ends: its objects go, the shadow stays.
+    # The canary ends: its objects go once the primary's pods are rolled out and ready (until
+    # then the Gateway may still route to it), the shadow stays.
+    runtime.apply(make_spec(shadow()))
+    assert cluster.names(DEPLOYMENTS) == {"iris-prod", "iris-prod-v4", "iris-prod-v5"}
+    _pods_ready(cluster, "iris-prod")
     runtime.apply(make_spec(shadow()))
     assert cluster.names(DEPLOYMENTS) == {"iris-prod", "iris-prod-v5"}
     assert cluster.names(SERVICES) == {"iris-prod", "iris-prod-v5"}

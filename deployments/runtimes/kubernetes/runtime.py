@@ -196,8 +196,25 @@ class KubernetesRuntime(Runtime):
         for kind in ("Ingress", "HorizontalPodAutoscaler", "HTTPRoute"):
             if kind not in kinds and (kind != "HTTPRoute" or self.gateway):
                 self._delete_owned(kind, spec.name)
-        self._remove_versions(spec.name, keep={obj["metadata"]["name"] for obj in versions})
+        if self._rolled_out(spec):
+            # A version that left the traffic (a promoted canary included) goes only once the
+            # primary's pods are all of the current spec and ready: until then the route may
+            # still send it requests (the Gateway applies the new route when it gets to it).
+            self._remove_versions(spec.name, keep={obj["metadata"]["name"] for obj in versions})
         return self.endpoint(spec.name)
+
+    def _rolled_out(self, spec: ServingSpec) -> bool:
+        live = self._read("Deployment", spec.name)
+        if live is None:
+            return False
+        status = live.get("status") or {}
+        wanted = (live.get("spec") or {}).get("replicas", spec.replicas)
+        generation = (live.get("metadata") or {}).get("generation", 0)
+        return (
+            int(status.get("observedGeneration") or 0) >= int(generation or 0)
+            and int(status.get("updatedReplicas") or 0) >= wanted
+            and int(status.get("readyReplicas") or 0) >= wanted
+        )
 
     def _remove_versions(self, name: str, keep: set[str] = frozenset()) -> None:  # type: ignore[assignment]
         """Delete the objects of versions of `name` that left its traffic. They are found by
