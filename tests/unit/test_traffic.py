@@ -263,3 +263,25 @@ def test_analysis_names_the_latency_threshold(make_deployment, three) -> None:
         "p99 latency 250.0 ms is over the 100 ms allowed (max_p99_ms)"
         in state["analysis"]["reason"]
     )
+
+
+# The traffic panel's forms ---------------------------------------------------------------------
+
+
+def test_the_panel_sets_a_canary_for_a_deployer_and_refuses_a_viewer(
+    client, make_deployment, three
+) -> None:
+    deployment = _deployment(make_deployment, three)
+    viewer = User.objects.create(username="look")
+    client.force_login(viewer)
+    url = "/deployments/iris-prod/traffic/canary/"
+    assert client.post(url, {"version": three[1].pk, "weight": 30}).status_code == 403
+    client.force_login(User.objects.create(username="ops", is_superuser=True))
+    page = client.post(url, {"version": three[1].pk, "weight": 30}, follow=True)
+    assert "Canary v2 at 30%." in page.content.decode()
+    deployment.refresh_from_db()
+    assert (deployment.canary_version, deployment.canary_weight) == (three[1], 30)
+    page = client.post(url, {"version": three[1].pk, "weight": 130}, follow=True)
+    assert st.WEIGHT_MESSAGE in page.content.decode()
+    live = client.get("/deployments/iris-prod/traffic/").content.decode()
+    assert 'id="traffic-canary" data-version="2" data-weight="30"' in live
