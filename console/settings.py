@@ -5,6 +5,7 @@ folder, the local runtime."""
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -279,6 +280,8 @@ CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 STATUS_SYNC_SECONDS = envint("STATUS_SYNC_SECONDS", 15)
+# How often the traffic tick reads the versions' metrics of deployments with a canary or shadow.
+TRAFFIC_TICK_SECONDS = envint("TRAFFIC_TICK_SECONDS", 5)
 # A deployment left pending, deploying or stopping this long without a change is taken to have
 # lost its task (a worker died); the periodic reconcile starts the task again.
 RECONCILE_STALE_SECONDS = envint("RECONCILE_STALE_SECONDS", max(STATUS_SYNC_SECONDS * 2, 30))
@@ -298,6 +301,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(envint("DRIFT_SECONDS", 300)),
     },
     "prune-metrics": {"task": "deployments.tasks.prune_metrics", "schedule": 600.0},
+    # Canary and shadow metrics, and the automatic canary analysis (deployments/traffic/).
+    "traffic-tick": {
+        "task": "deployments.tasks.traffic_tick",
+        "schedule": float(TRAFFIC_TICK_SECONDS),
+    },
 }
 
 # Artifacts and validation.
@@ -336,6 +344,14 @@ K8S_SERVICE_ACCOUNT = env("K8S_SERVICE_ACCOUNT")
 # K8S_NAMESPACE) and from these namespaces (an ingress controller, a gateway, monitoring).
 K8S_CONSOLE_NAMESPACE = env("K8S_CONSOLE_NAMESPACE")
 K8S_ALLOW_FROM_NAMESPACES = envlist("K8S_ALLOW_FROM_NAMESPACES", [])
+# The Gateway API Gateway ("namespace/name") that deployments' HTTPRoutes attach to; canary and
+# shadow traffic on Kubernetes need one (the route splits and mirrors the requests).
+K8S_GATEWAY = env("K8S_GATEWAY")
+_GATEWAY_PATTERN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9.]*[a-z0-9])?"
+if K8S_GATEWAY and not re.fullmatch(_GATEWAY_PATTERN, K8S_GATEWAY):
+    raise ImproperlyConfigured(
+        f"K8S_GATEWAY={K8S_GATEWAY!r}: use NAMESPACE/NAME of a Gateway, such as infra/shared"
+    )
 # Where uploads are validated: on Kubernetes as a Job in K8S_NAMESPACE with SERVING_IMAGE, never
 # in the console's pod. The Job's pod reads the artifact as K8S_VALIDATION_SERVICE_ACCOUNT.
 VALIDATION_RUNTIME = env("VALIDATION_RUNTIME", DEPLOY_RUNTIME)

@@ -258,3 +258,38 @@ MAX_TOKENS_PER_USER = 20
 # What a user may pick as a token's lifetime in the UI (days; None: it never expires).
 TOKEN_LIFETIMES = {"7": 7, "30": 30, "90": 90, "365": 365, "never": None}
 DEFAULT_TOKEN_LIFETIME = "90"
+
+# Traffic: canary, shadow, autoscaling -------------------------------------------------------
+
+# Roles of the versions in a deployment's traffic.
+PRIMARY = "primary"
+CANARY = "canary"
+SHADOW = "shadow"
+TRAFFIC_ROLES = (PRIMARY, CANARY, SHADOW)
+# A canary's share of the requests, in percent.
+MIN_WEIGHT = 0
+MAX_WEIGHT = 100
+WEIGHT_MESSAGE = f"Use a whole number from {MIN_WEIGHT} to {MAX_WEIGHT} (percent of requests)."
+# Automatic canary analysis: the weights it moves through, how often it looks, and its limits.
+DEFAULT_ANALYSIS_STEPS = (10, 25, 50, 100)
+MAX_ANALYSIS_STEPS = 20
+MIN_ANALYSIS_INTERVAL_SECONDS = 5
+MAX_ANALYSIS_INTERVAL_SECONDS = 86_400
+DEFAULT_ANALYSIS_INTERVAL_SECONDS = 60
+DEFAULT_MAX_ERROR_RATE = 0.01  # share of answers that are server errors (5xx)
+DEFAULT_MAX_P99_MS = 500.0
+# A step is judged only on at least this many requests to the canary; fewer, and it waits.
+MIN_ANALYSIS_REQUESTS = 20
+# (Its errors are ERROR_STATUS_FIRST and above, as for the metrics.)
+# Horizontal autoscaling (Kubernetes only): replica bounds and the CPU utilisation targeted.
+MIN_TARGET_CPU = 1
+MAX_TARGET_CPU = 100
+DEFAULT_TARGET_CPU = 70
+LOCAL_NO_AUTOSCALING = (
+    "the local runtime does not autoscale: set replicas instead (autoscaling needs "
+    "DEPLOY_RUNTIME=kubernetes, where it writes a HorizontalPodAutoscaler)"
+)
+NO_GATEWAY = (
+    "canary and shadow traffic on Kubernetes need a Gateway API Gateway: set K8S_GATEWAY to "
+    "its namespace/name (the HTTPRoute that splits the traffic attaches to it)"
+)

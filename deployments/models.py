@@ -203,6 +203,23 @@ class Deployment(models.Model):
     log_sample = models.FloatField(
         null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
     )
+    # Traffic (deployments/traffic/): a canary takes `canary_weight` percent of the requests,
+    # a shadow gets a copy of every request (its answers are discarded).
+    canary_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    canary_weight = models.PositiveSmallIntegerField(
+        default=0, validators=[MinValueValidator(st.MIN_WEIGHT), MaxValueValidator(st.MAX_WEIGHT)]
+    )
+    # {"steps", "interval_s", "max_error_rate", "max_p99_ms"}: the weight moves by itself.
+    canary_analysis = models.JSONField(null=True, blank=True)
+    shadow_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # {"min", "max", "target_cpu"} (Kubernetes: a HorizontalPodAutoscaler owns the replicas).
+    autoscaling = models.JSONField(null=True, blank=True)
+    # What the traffic tick measured last: per version, counters and rates; the analysis step.
+    traffic_state = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -296,6 +313,47 @@ class Deployment(models.Model):
                 pass  # another deployment took it meanwhile: pick again
             self.refresh_from_db(fields=["port"])
         raise RuntimeError(f"could not reserve a port for {self.name}")
+
+    def traffic(self) -> list[dict[str, Any]]:
+        """Who answers: the primary and canary share the requests by weight; a shadow gets
+        copies (weight 0). The order is primary, canary, shadow."""
+        canary = self.canary_version if self.canary_version_id else None
+        rows = [
+            {
+                "version": self.model_version.version,
+                "weight": st.MAX_WEIGHT - (self.canary_weight if canary else 0),
+                "role": st.PRIMARY,
+            }
+        ]
+        if canary is not None:
+            rows.append(
+                {"version": canary.version, "weight": self.canary_weight, "role": st.CANARY}
+            )
+        if self.shadow_version_id:
+            assert self.shadow_version is not None
+            rows.append({"version": self.shadow_version.version, "weight": 0, "role": st.SHADOW})
+        return rows
+
+    def traffic_rows(self) -> list[dict[str, Any]]:
+        """`traffic()` with each version's last measured numbers (requests_per_s, error_rate,
+        p99_ms), for the traffic panel; None where nothing was measured yet."""
+        metrics = (self.traffic_state or {}).get("metrics") or {}
+        analysis = (self.traffic_state or {}).get("analysis") or {}
+        rows = []
+        for row in self.traffic():
+            seen = metrics.get(str(row["version"])) or {}
+            rows.append(
+                {
+                    **row,
+                    "requests_per_s": seen.get("requests_per_s"),
+                    "error_rate_percent": (
+                        None if seen.get("error_rate") is None else seen["error_rate"] * 100
+                    ),
+                    "p99_ms": seen.get("p99_ms"),
+                    "analysis": analysis if row["role"] == st.CANARY else None,
+                }
+            )
+        return rows
 
     def record(self, action: str, message: str, actor: object | None = None) -> None:
         """Add an event without changing status."""

@@ -252,3 +252,22 @@ def compute_drift() -> None:
             continue
         except Exception:
             log.exception("drift of %s failed", deployment.name)
+
+
+@shared_task
+def traffic_tick() -> None:
+    """Periodic (Celery beat): each version's metrics of deployments with a canary or shadow,
+    and a step of their canary analysis (deployments/traffic/analysis.py)."""
+    from django.db.models import Q
+
+    from deployments.traffic.analysis import tick
+
+    split = Q(canary_version__isnull=False) | Q(shadow_version__isnull=False)
+    wanted = Deployment.objects.filter(split, status=st.RUNNING).select_related(
+        "model_version__model", "canary_version", "shadow_version"
+    )
+    for deployment in wanted:
+        try:
+            tick(deployment)
+        except Exception:
+            log.exception("traffic tick of %s failed", deployment.name)

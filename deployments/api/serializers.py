@@ -284,6 +284,14 @@ class DeploymentSerializer(serializers.ModelSerializer):
         source="previous_version.version", read_only=True, default=None
     )
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    traffic = serializers.SerializerMethodField(
+        help_text="Who answers: primary and canary by weight (percent); a shadow gets copies."
+    )
+    canary_analysis = serializers.JSONField(read_only=True)
+    autoscaling = serializers.JSONField(read_only=True)
+    traffic_metrics = serializers.SerializerMethodField(
+        help_text="Per version (as a string): requests_per_s, error_rate, p99_ms, as last measured."
+    )
 
     class Meta:
         model = Deployment
@@ -292,6 +300,10 @@ class DeploymentSerializer(serializers.ModelSerializer):
             "model",
             "version",
             "previous_version",
+            "traffic",
+            "canary_analysis",
+            "traffic_metrics",
+            "autoscaling",
             "replicas",
             "status",
             "status_reason",
@@ -310,6 +322,12 @@ class DeploymentSerializer(serializers.ModelSerializer):
             "archived_at",
         ]
         read_only_fields = fields
+
+    def get_traffic(self, obj: Deployment) -> list[dict]:
+        return TrafficSerializer(obj.traffic(), many=True).data
+
+    def get_traffic_metrics(self, obj: Deployment) -> dict:
+        return dict((obj.traffic_state or {}).get("metrics") or {})
 
 
 class DeploymentCreateSerializer(serializers.Serializer):
@@ -361,9 +379,91 @@ class DeploymentCreateSerializer(serializers.Serializer):
         return attrs
 
 
+class AnalysisSerializer(serializers.Serializer):
+    """Automatic canary analysis: the weight moves through `steps` every `interval_s` while the
+    canary's error rate and p99 hold, and drops to 0 by itself when either does not."""
+
+    steps = serializers.ListField(
+        child=serializers.IntegerField(min_value=st.MIN_WEIGHT + 1, max_value=st.MAX_WEIGHT),
+        min_length=1,
+        max_length=st.MAX_ANALYSIS_STEPS,
+        default=list(st.DEFAULT_ANALYSIS_STEPS),
+    )
+    interval_s = serializers.FloatField(
+        min_value=st.MIN_ANALYSIS_INTERVAL_SECONDS,
+        max_value=st.MAX_ANALYSIS_INTERVAL_SECONDS,
+        default=st.DEFAULT_ANALYSIS_INTERVAL_SECONDS,
+    )
+    max_error_rate = serializers.FloatField(
+        min_value=0, max_value=1, default=st.DEFAULT_MAX_ERROR_RATE
+    )
+    max_p99_ms = serializers.FloatField(min_value=0.1, default=st.DEFAULT_MAX_P99_MS)
+
+    def validate_steps(self, steps: list[int]) -> list[int]:
+        if any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
+            raise serializers.ValidationError(
+                "List the weights in increasing order, such as [10, 25, 50, 100]."
+            )
+        return steps
+
+
+class CanarySerializer(serializers.Serializer):
+    version = serializers.IntegerField(min_value=1)
+    weight = serializers.IntegerField(
+        min_value=st.MIN_WEIGHT,
+        max_value=st.MAX_WEIGHT,
+        required=False,
+        help_text="Percent of the requests the canary answers (default 0).",
+        error_messages={
+            "min_value": st.WEIGHT_MESSAGE,
+            "max_value": st.WEIGHT_MESSAGE,
+            "invalid": st.WEIGHT_MESSAGE,
+        },
+    )
+    analysis = AnalysisSerializer(required=False, allow_null=True)
+
+
+class ShadowSerializer(serializers.Serializer):
+    version = serializers.IntegerField(min_value=1)
+
+
+class AutoscalingSerializer(serializers.Serializer):
+    min = _replicas()
+    max = _replicas()
+    target_cpu = serializers.IntegerField(
+        min_value=st.MIN_TARGET_CPU, max_value=st.MAX_TARGET_CPU, default=st.DEFAULT_TARGET_CPU
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        if attrs["min"] < 1 or attrs["max"] < attrs["min"]:
+            raise serializers.ValidationError(
+                {"max": "Use 1 <= min <= max (replicas the autoscaler may choose between)."}
+            )
+        return attrs
+
+
 class DeploymentUpdateSerializer(serializers.Serializer):
     version = VersionRefField(required=False, help_text="A version number or an alias.")
     replicas = _replicas(required=False)
+    canary = CanarySerializer(
+        required=False,
+        allow_null=True,
+        help_text="A version on part of the requests; null ends it.",
+    )
+    shadow = ShadowSerializer(
+        required=False,
+        allow_null=True,
+        help_text="A version that gets a copy of every request (answers discarded); null ends it.",
+    )
+    autoscaling = AutoscalingSerializer(
+        required=False, allow_null=True, help_text="Kubernetes only; null turns it off."
+    )
+
+
+class TrafficSerializer(serializers.Serializer):
+    version = serializers.IntegerField()
+    weight = serializers.IntegerField()
+    role = serializers.ChoiceField(choices=st.TRAFFIC_ROLES)
 
 
 class EventSerializer(serializers.ModelSerializer):

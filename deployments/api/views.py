@@ -56,6 +56,7 @@ from deployments.registry.upload_handler import upload_refusal
 from deployments.registry.versions import upload_version
 from deployments.runtimes import kubernetes_options
 from deployments.specs import serving_spec
+from deployments.traffic.changes import change_traffic, promote
 
 
 def _window(request: Request, default: str) -> int:
@@ -71,6 +72,37 @@ def _lifecycle_response(call, *args, **kwargs) -> Response:
     except lifecycle.LifecycleError as exc:
         return Response({"detail": str(exc)}, status=exc.code)
     return Response(DeploymentSerializer(deployment).data, status=status.HTTP_202_ACCEPTED)
+
+
+def _version_of(deployment: Deployment, ref: int | str, field: str) -> ModelVersion:
+    """The version of the deployment's model that `ref` names (a number or an alias)."""
+    try:
+        return find_version(deployment.model_version.model, ref)
+    except VersionNotFound as exc:
+        raise ValidationError({field: [str(exc)]}) from None
+
+
+def _traffic_args(deployment: Deployment, traffic: dict) -> dict:
+    """The API's `canary`, `shadow`, `autoscaling` as `change_traffic` arguments."""
+    args: dict = {}
+    if "canary" in traffic:
+        canary = traffic["canary"]
+        if canary is None:
+            args["canary"] = None
+        else:
+            args["canary"] = _version_of(deployment, canary["version"], "canary")
+            args["weight"] = canary.get("weight")
+            analysis = canary.get("analysis")
+            args["analysis"] = dict(analysis) if analysis is not None else None
+    if "shadow" in traffic:
+        shadow = traffic["shadow"]
+        args["shadow"] = (
+            None if shadow is None else _version_of(deployment, shadow["version"], "shadow")
+        )
+    if "autoscaling" in traffic:
+        scaling = traffic["autoscaling"]
+        args["autoscaling"] = dict(scaling) if scaling is not None else None
+    return args
 
 
 class ModelViewSet(
@@ -410,7 +442,7 @@ class DeploymentViewSet(
     permission_classes = [ReadOrDeploy]
     lookup_field = "name"
     queryset = Deployment.objects.select_related(
-        "model_version__model", "previous_version", "created_by"
+        "model_version__model", "previous_version", "created_by", "canary_version", "shadow_version"
     )
     filter_backends = [DjangoFilterBackend]
     filterset_class = DeploymentFilter
@@ -454,23 +486,33 @@ class DeploymentViewSet(
 
     @extend_schema(request=DeploymentUpdateSerializer, responses={202: DeploymentSerializer})
     def partial_update(self, request: Request, name: str) -> Response:
-        """Change `version` and/or `replicas`: rolls the deployment."""
+        """Change `version` and/or `replicas` (rolls the deployment), or its traffic: `canary`,
+        `shadow` (null ends either), `autoscaling`."""
         deployment = self.get_object()
         form = DeploymentUpdateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
+        data = form.validated_data
+        traffic = {key: data[key] for key in ("canary", "shadow", "autoscaling") if key in data}
+        if traffic and ("version" in data or "replicas" in data):
+            raise ValidationError(
+                {
+                    "canary": [
+                        "Change the traffic in a request of its own, not with version or replicas."
+                    ]
+                }
+            )
+        if traffic:
+            return _lifecycle_response(
+                change_traffic, deployment, actor=request.user, **_traffic_args(deployment, traffic)
+            )
         version = None
-        if "version" in form.validated_data:
-            try:
-                version = find_version(
-                    deployment.model_version.model, form.validated_data["version"]
-                )
-            except VersionNotFound as exc:
-                raise ValidationError({"version": [str(exc)]}) from None
+        if "version" in data:
+            version = _version_of(deployment, data["version"], "version")
         return _lifecycle_response(
             lifecycle.change,
             deployment,
             version=version,
-            replicas=form.validated_data.get("replicas"),
+            replicas=data.get("replicas"),
             actor=request.user,
         )
 
@@ -501,6 +543,12 @@ class DeploymentViewSet(
             self.get_object(), archived=False, actor=request.user
         )
         return Response(DeploymentSerializer(deployment).data)
+
+    @extend_schema(request=None, responses={202: DeploymentSerializer})
+    @action(detail=True, methods=["post"])
+    def promote(self, request: Request, name: str) -> Response:
+        """Make the canary the primary: it answers every request."""
+        return _lifecycle_response(promote, self.get_object(), actor=request.user)
 
     @extend_schema(request=None, responses={202: DeploymentSerializer})
     @action(detail=True, methods=["post"])

@@ -26,7 +26,11 @@ def get_runtime() -> Runtime:
     if settings.DEPLOY_RUNTIME == "kubernetes":
         from deployments.runtimes.kubernetes import KubernetesRuntime
 
-        return KubernetesRuntime(namespace=settings.K8S_NAMESPACE, **kubernetes_options())
+        return KubernetesRuntime(
+            namespace=settings.K8S_NAMESPACE,
+            gateway=settings.K8S_GATEWAY or None,
+            **kubernetes_options(),
+        )
     from deployments.runtimes.local import LocalRuntime
 
     return LocalRuntime(settings.LOCAL_RUNTIME_DIR, settings.BASE_DIR)

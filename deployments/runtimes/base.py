@@ -27,6 +27,30 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class TrafficTarget:
+    """A version beside the primary: a canary on `weight` percent of the requests, or a
+    shadow that gets a copy of each (weight 0, answers discarded)."""
+
+    role: str  # canary | shadow (constants.TRAFFIC_ROLES)
+    version: int
+    config_yaml: str
+    weight: int = 0
+
+    @property
+    def config_checksum(self) -> str:
+        return hashlib.sha256(self.config_yaml.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Autoscaling:
+    """Replica bounds and the CPU utilisation (percent of the request) an autoscaler targets."""
+
+    min_replicas: int
+    max_replicas: int
+    target_cpu: int
+
+
+@dataclass(frozen=True)
 class ServingSpec:
     """Everything a runtime needs to run one deployment of one model version."""
 
@@ -38,6 +62,21 @@ class ServingSpec:
     resources: Resources = field(default_factory=Resources)
     # The port the console reserved for this deployment (local runtime): its endpoint for life.
     port: int | None = None
+    # Versions beside the primary (canary, shadow); empty: the primary answers everything.
+    traffic: tuple[TrafficTarget, ...] = ()
+    autoscaling: Autoscaling | None = None
+
+    @property
+    def canary_weight(self) -> int:
+        return sum(t.weight for t in self.traffic if t.role == "canary")
+
+    @property
+    def traffic_key(self) -> str:
+        """Names the traffic as applied ('' without canary or shadow), to tell whether a
+        runtime has caught up with it."""
+        return ";".join(
+            f"{t.role}:{t.version}:{t.weight}:{t.config_checksum[:12]}" for t in self.traffic
+        )
 
     @property
     def config_checksum(self) -> str:
@@ -105,6 +144,11 @@ class Runtime(ABC):
         """Where the deployment answers the Open Inference Protocol over gRPC ("host:port");
         empty where it does not."""
         return ""
+
+    def version_endpoints(self, spec: ServingSpec) -> dict[int, str]:
+        """Base URLs of each version's own serving processes when the deployment has a canary
+        or shadow (where their /metrics are read), by version number; empty if unknown."""
+        return {}
 
     def logs(self, name: str, tail: int) -> list[str]:
         """The last `tail` lines the serving processes of deployment `name` wrote, oldest

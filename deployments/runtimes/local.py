@@ -272,8 +272,25 @@ class LocalRuntime(Runtime):
             (folder / "status.json").unlink(missing_ok=True)
             return
         # A running supervisor rolls to a new config or replica count by itself.
+        if spec.autoscaling is not None:
+            raise RuntimeFailure(st.LOCAL_NO_AUTOSCALING, permanent=True)
         write_atomic(self._config(spec.name), spec.config_yaml)
-        desired = {"checksum": spec.config_checksum, "replicas": spec.replicas}
+        # A canary's or shadow's config beside the primary's (config.yaml.ROLE): the
+        # supervisor runs each on a private port behind its traffic proxy.
+        for target in spec.traffic:
+            write_atomic(folder / f"config.yaml.{target.role}", target.config_yaml)
+        desired: dict = {"checksum": spec.config_checksum, "replicas": spec.replicas}
+        if spec.traffic:
+            desired["traffic"] = [
+                {
+                    "role": t.role,
+                    "version": t.version,
+                    "weight": t.weight,
+                    "checksum": t.config_checksum,
+                }
+                for t in spec.traffic
+            ]
+            desired["traffic_key"] = spec.traffic_key
         if restarts:
             desired["restarts"] = restarts  # counted on by the new supervisor
         write_atomic(folder / "desired.json", json.dumps(desired))
@@ -320,6 +337,9 @@ class LocalRuntime(Runtime):
             folder = self._dir(name)
             for file in ("state.json", "config.yaml", "desired.json", "status.json"):
                 (folder / file).unlink(missing_ok=True)
+            for version_config in folder.glob("config.yaml.*"):
+                version_config.unlink(missing_ok=True)
+            (folder / "routes.json").unlink(missing_ok=True)
 
     def _stop(self, name: str, state: dict | None) -> None:
         """Stop the supervisor (it drains its replicas), then anything of this deployment
@@ -354,10 +374,13 @@ class LocalRuntime(Runtime):
         rolled = status.get("checksum") == spec.config_checksum
         if not rolled or status.get("replicas") != spec.replicas:
             return seen(st.DEPLOYING, "starting the serving processes", serving)
+        if status.get("traffic_key", "") != spec.traffic_key:
+            what = "its traffic proxy" if spec.traffic else "the primary alone"
+            return seen(st.DEPLOYING, f"switching the endpoint to {what}", serving)
         if status.get("failed"):
             return seen(st.FAILED, status["failed"])
         if ready >= spec.replicas:
-            return seen(st.RUNNING)
+            return seen(st.RUNNING, traffic_reason(spec, status.get("versions") or {}))
         if status.get("reason"):  # a replica of this config died: it is being restarted
             why = f"{ready} of {spec.replicas} ready; restarting one after: {status['reason']}"
             return seen(st.DEGRADED, why)
@@ -366,7 +389,39 @@ class LocalRuntime(Runtime):
             return seen(st.DEPLOYING, why, serving)
         return seen(st.DEPLOYING, "waiting for the serving process to load the model")
 
+    def version_endpoints(self, spec: ServingSpec) -> dict[int, str]:
+        """Each version's own serving processes (behind the traffic proxy), by version number:
+        where its /metrics are read. Empty without canary or shadow."""
+        status = self._read(spec.name, "status.json") or {}
+        found: dict[int, str] = {}
+        ports = {t.role: t.version for t in spec.traffic}
+        for role, seen in (status.get("versions") or {}).items():
+            port = seen.get("port") if isinstance(seen, dict) else None
+            if role in ports and isinstance(port, int) and 0 < port < 65536:
+                found[ports[role]] = f"http://127.0.0.1:{port}"
+        primary_port = status.get("primary_port")
+        if spec.traffic and isinstance(primary_port, int) and 0 < primary_port < 65536:
+            found[spec.version] = f"http://127.0.0.1:{primary_port}"
+        return found
+
     def list_deployed(self) -> set[str]:
         if not self.root.exists():
             return set()
         return {p.parent.name for p in self.root.glob("*/state.json")}
+
+
+def traffic_reason(spec: ServingSpec, versions: dict) -> str:
+    """What a person should know of the canary and shadow: not ready yet, or failing."""
+    notes = []
+    for target in spec.traffic:
+        seen = versions.get(target.role) or {}
+        share = f"its {target.weight}% go to the primary" if target.role == st.CANARY else ""
+        if seen.get("failed"):
+            notes.append(f"{target.role} v{target.version} failed: {seen['failed']}")
+        elif not seen.get("ready"):
+            why = f": {seen['reason']}" if seen.get("reason") else ""
+            notes.append(
+                f"{target.role} v{target.version} is not ready yet{why}"
+                + (f" ({share} until it is)" if share else "")
+            )
+    return "; ".join(notes)

@@ -460,3 +460,34 @@ class TokenForm(forms.Form):
         initial=st.DEFAULT_TOKEN_LIFETIME,
         error_messages={"invalid_choice": "Pick one of the listed lifetimes."},
     )
+
+
+class TrafficForm(forms.Form):
+    """The traffic panel: which version, what weight (canary) or a copy of each request (shadow)."""
+
+    version = forms.ModelChoiceField(
+        label="Version",
+        queryset=ModelVersion.objects.none(),
+        empty_label=None,
+        required=False,
+        error_messages={"invalid_choice": "Choose one of this model's versions."},
+    )
+    weight = forms.IntegerField(
+        label="Weight (%)",
+        min_value=st.MIN_WEIGHT,
+        max_value=st.MAX_WEIGHT,
+        required=False,
+        error_messages={
+            "min_value": st.WEIGHT_MESSAGE,
+            "max_value": st.WEIGHT_MESSAGE,
+            "invalid": st.WEIGHT_MESSAGE,
+        },
+    )
+
+    def __init__(self, *args: Any, deployment: Deployment, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["version"]
+        field.queryset = ModelVersion.objects.filter(model=deployment.model_version.model).exclude(
+            pk=deployment.model_version_id
+        )
+        field.label_from_instance = lambda v: f"v{v.version}"

@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from deployments.web import removal, tokens, views
+from deployments.web import removal, tokens, traffic, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -42,6 +42,18 @@ urlpatterns = [
         "deployments/<slug:name>/predictions/",
         views.deployment_predictions_fragment,
         name="deployment-predictions-fragment",
+    ),
+    path(
+        "deployments/<slug:name>/traffic/",
+        traffic.traffic_fragment,
+        name="deployment-traffic-live",
+    ),
+    re_path(
+        r"^deployments/(?P<name>[-a-z0-9]+)/traffic/(?P<operation>"
+        + "|".join(traffic.OPERATIONS)
+        + ")/$",
+        traffic.traffic_change,
+        name="deployment-traffic",
     ),
     re_path(
         r"^deployments/(?P<name>[-a-z0-9]+)/(?P<action>" + "|".join(views.ACTIONS) + ")/$",

@@ -7,6 +7,7 @@ must pass.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -21,7 +22,7 @@ import jsonschema
 import pytest
 import yaml
 
-from deployments.runtimes.base import Resources, ServingSpec
+from deployments.runtimes.base import Autoscaling, Resources, ServingSpec, TrafficTarget
 from deployments.runtimes.kubernetes import KubernetesRuntime, load_client, manifests
 from serving.config import ConfigError, dump_config, parse_config
 from tests.support.requires import skip_missing
@@ -37,10 +38,17 @@ Validate = Callable[[dict], None]
 RENDERINGS = [
     ("model-serving", []),
     ("model-serving", ["ci/ingress-values.yaml"]),
+    ("model-serving", ["ci/traffic-values.yaml"]),
     ("console", ["ci/secrets-values.yaml"]),
     ("console", ["ci/existing-secret-values.yaml"]),
 ]
-RENDER_IDS = ["serving-defaults", "serving-ingress", "console-secrets", "console-existing"]
+RENDER_IDS = [
+    "serving-defaults",
+    "serving-ingress",
+    "serving-traffic",
+    "console-secrets",
+    "console-existing",
+]
 
 
 def _find_helm() -> str | None:
@@ -400,6 +408,26 @@ def test_console_role_allows_exactly_what_the_runtime_does(helm: str, cluster: C
     runtime.apply(ServingSpec("iris", "iris", 2, "modelType: skops\n", replicas=2))  # an update
     runtime.list_deployed()
     runtime.remove("iris")
+    # Traffic: a Gateway's route with a canary and a shadow, and an autoscaler.
+    routed = KubernetesRuntime(
+        cluster.namespace,
+        "img:1",
+        gateway="infra/gw",
+        api_client=load_client(str(cluster.kubeconfig)),
+    )
+    scaling = Autoscaling(min_replicas=1, max_replicas=3, target_cpu=70)
+    canary = TrafficTarget("canary", 2, "modelType: skops\n", 20)
+    shadow = TrafficTarget("shadow", 3, "modelType: pkl\n")
+    split = ServingSpec(
+        "iris", "iris", 1, "modelType: joblib\n", traffic=(canary, shadow), autoscaling=scaling
+    )
+    routed.apply(split)
+    cluster.set_status("apps/v1/deployments", "iris-v2", {"readyReplicas": 1})  # the kubelet
+    more = dataclasses.replace(scaling, max_replicas=4)
+    routed.apply(dataclasses.replace(split, traffic=(canary, shadow), autoscaling=more))
+    routed.apply(dataclasses.replace(split, traffic=(canary,), autoscaling=None))
+    routed.list_deployed()
+    routed.remove("iris")
 
     used: set[tuple[str, str, str]] = set()
     for request in cluster.requests():
@@ -620,3 +648,46 @@ def test_serving_chart_exposes_metrics_to_prometheus(helm: str) -> None:
         "--set", "metrics.serviceMonitor.interval=often",
     )  # fmt: skip
     assert bad.returncode != 0 and "interval" in bad.stderr
+
+
+def test_chart_renders_the_console_route_and_autoscaler(helm: str) -> None:
+    """`httpRoute` and `autoscaling` values give the HTTPRoute and HorizontalPodAutoscaler the
+    console writes for the same traffic (a ready canary on 30%, a shadow) and bounds."""
+    spec = ServingSpec(
+        "iris",
+        "iris",
+        3,
+        "modelType: skops\n",
+        traffic=(
+            TrafficTarget("canary", 4, "modelType: skops\n", 30),
+            TrafficTarget("shadow", 5, "modelType: skops\n"),
+        ),
+        autoscaling=Autoscaling(min_replicas=2, max_replicas=6, target_cpu=60),
+    )
+    console = {
+        obj["kind"]: obj
+        for obj in manifests.build_objects(
+            spec,
+            namespace="models",
+            image="img:1",
+            ingress_host="models.example.com",
+            gateway="infra/shared-gateway",
+            ready_roles={"canary", "shadow"},
+        )
+    }
+    # The chart's canary and shadow are releases of their own, named as the console names them.
+    assert manifests.version_name("iris", 4) == "iris-v4"
+    chart = {
+        obj["kind"]: obj
+        for obj in template(
+            helm,
+            "model-serving",
+            *values_args(["ci/traffic-values.yaml"], "model-serving"),
+            release="iris",
+        )
+    }
+    assert "Ingress" not in console
+    assert chart["HTTPRoute"]["spec"] == console["HTTPRoute"]["spec"]
+    assert chart["HorizontalPodAutoscaler"]["spec"] == console["HorizontalPodAutoscaler"]["spec"]
+    assert "replicas" not in chart["Deployment"]["spec"]
+    assert "replicas" not in console["Deployment"]["spec"]

@@ -44,6 +44,11 @@ RESOURCES = {
     "networking.k8s.io/v1/ingresses": ("Ingress", "ingress"),
     "networking.k8s.io/v1/networkpolicies": ("NetworkPolicy", "networkpolicy"),
     "batch/v1/jobs": ("Job", "job"),
+    "autoscaling/v2/horizontalpodautoscalers": (
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscaler",
+    ),
+    "gateway.networking.k8s.io/v1/httproutes": ("HTTPRoute", "httproute"),
 }
 
 
@@ -390,7 +395,13 @@ class Cluster:
 
 
 def validate_object(obj: dict) -> None:
-    """Strict schema validation against every version in VALIDATE_VERSIONS."""
+    """Strict schema validation against every version in VALIDATE_VERSIONS; Gateway API
+    objects against the Gateway API's schemas (tests/support/gateway_api.py)."""
+    if obj.get("apiVersion", "").startswith("gateway.networking.k8s.io/"):
+        from tests.support.gateway_api import validate_gateway_object
+
+        validate_gateway_object(obj)
+        return
     for version in VALIDATE_VERSIONS:
         try:
             kv.validate(obj, version, strict=True)

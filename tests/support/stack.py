@@ -60,6 +60,7 @@ class ConsoleStack:
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "STATUS_SYNC_SECONDS": "3",
             "METRICS_SCRAPE_SECONDS": "3",
+            "TRAFFIC_TICK_SECONDS": "1",
             "DEPLOY_TIMEOUT_SECONDS": "120",
             "PYTHONPATH": str(ROOT),
         }

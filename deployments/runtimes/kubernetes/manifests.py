@@ -8,15 +8,22 @@ GitOps way look alike in the cluster.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
-from deployments.runtimes.base import ServingSpec
+from deployments.runtimes.base import ServingSpec, TrafficTarget
 
 # Our own labels: the console finds what it owns by OWNER_LABEL, never by name alone.
 OWNER_LABEL = "model-console/owner"
 DEPLOYMENT_LABEL = "model-console/deployment"
 MODEL_LABEL = "model-console/model"
 MODEL_VERSION_LABEL = "model-console/model-version"
+# canary | shadow on the objects of a version beside the primary (their own Deployment and
+# Service, named NAME-vVERSION); the primary's objects have none.
+TRAFFIC_ROLE_LABEL = "model-console/traffic-role"
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+GATEWAY_VERSION = "v1"
+HTTPROUTE_PLURAL = "httproutes"
 CHECKSUM_ANNOTATION = "checksum/config"
 
 APP_NAME = "model-serving"
@@ -121,6 +128,51 @@ def endpoint_url(name: str, namespace: str, ingress_host: str | None = None) -> 
     return service_url(name, namespace)
 
 
+def version_name(name: str, version: int) -> str:
+    """The Deployment and Service of one version in a deployment's traffic (canary, shadow)."""
+    return f"{name}-v{version}"
+
+
+def version_spec(spec: ServingSpec, target: TrafficTarget) -> ServingSpec:
+    """The spec of a canary's or shadow's own serving pods: the primary's resources and
+    replicas (at least one; autoscaling stays with the primary), the version's config."""
+    return replace(
+        spec,
+        name=version_name(spec.name, target.version),
+        version=target.version,
+        config_yaml=target.config_yaml,
+        replicas=max(1, spec.replicas),
+        traffic=(),
+        autoscaling=None,
+    )
+
+
+def traffic_objects(
+    spec: ServingSpec, *, owner_label_value: str = "model-console", **options: Any
+) -> list[dict[str, Any]]:
+    """NetworkPolicy, ConfigMap, Service and Deployment of each canary and shadow, labelled as
+    the deployment's (so they are found and removed with it) and with their role."""
+    objects: list[dict[str, Any]] = []
+    for target in spec.traffic:
+        sub = version_spec(spec, target)
+        for obj in build_objects(
+            sub, owner_label_value=owner_label_value, **{**options, "ingress_host": None}
+        ):
+            for meta in _all_metadata(obj):
+                meta["labels"][DEPLOYMENT_LABEL] = spec.name
+                meta["labels"][TRAFFIC_ROLE_LABEL] = target.role
+            objects.append(obj)
+    return objects
+
+
+def _all_metadata(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    found = [obj["metadata"]]
+    template = obj.get("spec", {}).get("template")
+    if template:
+        found.append(template["metadata"])
+    return found
+
+
 def build_objects(
     spec: ServingSpec,
     *,
@@ -132,9 +184,13 @@ def build_objects(
     owner_label_value: str = "model-console",
     console_namespace: str | None = None,
     allow_from_namespaces: list[str] | tuple[str, ...] = (),
+    gateway: str | None = None,
+    ready_roles: frozenset[str] | set[str] = frozenset(),
 ) -> list[dict[str, Any]]:
     """NetworkPolicy, ConfigMap, Service, Deployment and (with an ingress host) Ingress, in
-    apply order: the policy exists before any pod does."""
+    apply order: the policy exists before any pod does. With a Gateway (`namespace/name`) an
+    HTTPRoute replaces the Ingress; its canary weight and mirror go to the roles in
+    `ready_roles` only. With autoscaling, a HorizontalPodAutoscaler follows the Deployment."""
     labels = common_labels(spec, owner_label_value)
     objects = [
         build_network_policy(
@@ -154,7 +210,20 @@ def build_objects(
             service_account=service_account,
         ),
     ]
-    if ingress_host:
+    if spec.autoscaling is not None:
+        objects.append(build_autoscaler(spec, namespace=namespace, labels=labels))
+    if gateway:
+        objects.append(
+            build_http_route(
+                spec,
+                namespace=namespace,
+                labels=labels,
+                gateway=gateway,
+                host=ingress_host,
+                ready_roles=ready_roles,
+            )
+        )
+    elif ingress_host:
         objects.append(
             build_ingress(
                 spec,
@@ -344,12 +413,14 @@ def build_deployment(
     }
     if service_account:
         pod_spec["serviceAccountName"] = service_account
+    replicas = {} if spec.autoscaling is not None else {"replicas": spec.replicas}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": _metadata(spec.name, namespace, labels),
         "spec": {
-            "replicas": spec.replicas,
+            # With autoscaling the HorizontalPodAutoscaler owns the replica count.
+            **replicas,
             "revisionHistoryLimit": 3,
             "progressDeadlineSeconds": 600,
             "selector": {"matchLabels": selector_labels(spec.name)},
@@ -407,4 +478,101 @@ def build_ingress(
         "kind": "Ingress",
         "metadata": metadata,
         "spec": ingress_spec,
+    }
+
+
+def build_autoscaler(spec: ServingSpec, *, namespace: str, labels: dict[str, str]) -> dict:
+    """An autoscaling/v2 HorizontalPodAutoscaler on the Deployment's CPU utilisation (percent
+    of the CPU request)."""
+    scaling = spec.autoscaling
+    assert scaling is not None
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _metadata(spec.name, namespace, labels),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": spec.name},
+            "minReplicas": scaling.min_replicas,
+            "maxReplicas": scaling.max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {
+                            "type": "Utilization",
+                            "averageUtilization": scaling.target_cpu,
+                        },
+                    },
+                }
+            ],
+        },
+    }
+
+
+def _service_ref(name: str, weight: int | None = None) -> dict[str, Any]:
+    ref: dict[str, Any] = {"group": "", "kind": "Service", "name": name, "port": SERVICE_PORT}
+    if weight is not None:
+        ref["weight"] = weight
+    return ref
+
+
+def build_http_route(
+    spec: ServingSpec,
+    *,
+    namespace: str,
+    labels: dict[str, str],
+    gateway: str,
+    host: str | None = None,
+    ready_roles: frozenset[str] | set[str] = frozenset(),
+) -> dict:
+    """The deployment's Gateway API route: /NAME on the Gateway (and host, if any) reaches
+    the pods as /, split between the primary's Service and the canary's by weight, and
+    mirrored to the shadow's. A canary or shadow whose pods are not ready yet gets nothing:
+    its weight stays with the primary (a route to unready pods answers 503)."""
+    gateway_namespace, gateway_name = gateway.split("/", 1)
+    canary_weight = 0
+    backends = []
+    filters: list[dict[str, Any]] = [
+        {
+            "type": "URLRewrite",
+            "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}},
+        }
+    ]
+    for target in spec.traffic:
+        if target.role not in ready_roles:
+            continue
+        service = version_name(spec.name, target.version)
+        if target.role == "shadow":
+            filters.append(
+                {"type": "RequestMirror", "requestMirror": {"backendRef": _service_ref(service)}}
+            )
+        else:
+            canary_weight = target.weight
+            backends.append(_service_ref(service, target.weight))
+    backends.insert(0, _service_ref(spec.name, 100 - canary_weight))
+    route_spec: dict[str, Any] = {
+        "parentRefs": [
+            {
+                "group": GATEWAY_GROUP,
+                "kind": "Gateway",
+                "namespace": gateway_namespace,
+                "name": gateway_name,
+            }
+        ],
+        "rules": [
+            {
+                "matches": [{"path": {"type": "PathPrefix", "value": f"/{spec.name}"}}],
+                "filters": filters,
+                "backendRefs": backends,
+            }
+        ],
+    }
+    if host:
+        route_spec = {"hostnames": [host], **route_spec}
+    return {
+        "apiVersion": f"{GATEWAY_GROUP}/{GATEWAY_VERSION}",
+        "kind": "HTTPRoute",
+        "metadata": _metadata(spec.name, namespace, labels),
+        "spec": route_spec,
     }

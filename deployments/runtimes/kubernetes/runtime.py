@@ -37,7 +37,12 @@ _KINDS: dict[str, tuple[type, str]] = {
     "Deployment": (client.AppsV1Api, "deployment"),
     "Ingress": (client.NetworkingV1Api, "ingress"),
     "NetworkPolicy": (client.NetworkingV1Api, "network_policy"),
+    "HorizontalPodAutoscaler": (client.AutoscalingV2Api, "horizontal_pod_autoscaler"),
+    # A custom resource: its calls go through CustomObjectsApi (see _custom_call).
+    "HTTPRoute": (client.CustomObjectsApi, "custom_object"),
 }
+# The objects of one version in traffic (canary, shadow) beside the primary's.
+_VERSION_KINDS = ("Service", "ConfigMap", "NetworkPolicy", "Deployment")
 
 
 class KubernetesRuntime(Runtime):
@@ -59,6 +64,7 @@ class KubernetesRuntime(Runtime):
         request_timeout: float = 30.0,
         console_namespace: str | None = None,
         allow_from_namespaces: list[str] | tuple[str, ...] = (),
+        gateway: str | None = None,
     ) -> None:
         self.namespace = namespace
         self.image = image
@@ -71,6 +77,8 @@ class KubernetesRuntime(Runtime):
         # the namespaces in `allow_from_namespaces` (an ingress controller, a gateway).
         self.console_namespace = console_namespace or namespace
         self.allow_from_namespaces = tuple(allow_from_namespaces)
+        # The Gateway API Gateway ("namespace/name") deployments' HTTPRoutes attach to.
+        self.gateway = gateway or None
         self._api_client = api_client
 
     # -- plumbing -----------------------------------------------------------------------------
@@ -94,9 +102,10 @@ class KubernetesRuntime(Runtime):
     def _request(self, kind: str, verb: str, action: str, *args: Any, **kwargs: Any) -> str:
         """The API's answer as text, undecoded (a log is text even when a line looks like JSON)."""
         api_class, suffix = _KINDS.get(kind, (client.CoreV1Api, kind))
-        method: Callable[..., Any] = getattr(
-            api_class(self.api_client), f"{verb}_namespaced_{suffix}"
-        )
+        if kind == "HTTPRoute":
+            method, args = _custom_call(api_class(self.api_client), verb, args)
+        else:
+            method = getattr(api_class(self.api_client), f"{verb}_namespaced_{suffix}")
         try:
             response = method(
                 *args,
@@ -131,18 +140,40 @@ class KubernetesRuntime(Runtime):
         labels = obj.get("metadata", {}).get("labels") or {}
         return labels.get(manifests.OWNER_LABEL) == self.owner_label_value
 
-    def desired_objects(self, spec: ServingSpec) -> list[dict]:
+    def _options(self) -> dict[str, Any]:
+        return {
+            "namespace": self.namespace,
+            "image": self.image,
+            "ingress_host": self.ingress_host,
+            "ingress_class": self.ingress_class,
+            "service_account": self.service_account,
+            "owner_label_value": self.owner_label_value,
+            "console_namespace": self.console_namespace,
+            "allow_from_namespaces": self.allow_from_namespaces,
+        }
+
+    def desired_objects(
+        self, spec: ServingSpec, ready_roles: frozenset[str] | set[str] = frozenset()
+    ) -> list[dict]:
+        """The primary's objects (with the HTTPRoute when a Gateway is set)."""
         return manifests.build_objects(
-            spec,
-            namespace=self.namespace,
-            image=self.image,
-            ingress_host=self.ingress_host,
-            ingress_class=self.ingress_class,
-            service_account=self.service_account,
-            owner_label_value=self.owner_label_value,
-            console_namespace=self.console_namespace,
-            allow_from_namespaces=self.allow_from_namespaces,
+            spec, gateway=self.gateway, ready_roles=ready_roles, **self._options()
         )
+
+    def version_objects(self, spec: ServingSpec) -> list[dict]:
+        """The objects of each canary and shadow."""
+        return manifests.traffic_objects(spec, **self._options())
+
+    def ready_roles(self, spec: ServingSpec) -> set[str]:
+        """The canary and shadow whose pods are ready (a kubelet said so): only those get
+        weight or a mirror in the route."""
+        ready = set()
+        for target in spec.traffic:
+            live = self._read("Deployment", manifests.version_name(spec.name, target.version))
+            status = (live or {}).get("status") or {}
+            if live is not None and int(status.get("readyReplicas") or 0) >= 1:
+                ready.add(target.role)
+        return ready
 
     def endpoint(self, name: str) -> str:
         return manifests.endpoint_url(name, self.namespace, self.ingress_host)
@@ -154,13 +185,72 @@ class KubernetesRuntime(Runtime):
     # -- Runtime ------------------------------------------------------------------------------
 
     def apply(self, spec: ServingSpec) -> str:
-        """Create or replace each object; an Ingress no longer wanted is removed."""
-        objects = self.desired_objects(spec)
+        """Create or replace each object; an Ingress, HTTPRoute, autoscaler or version no
+        longer wanted is removed. The route gives a canary or shadow traffic only once its
+        pods are ready; the periodic sync applies again, so it follows them when they are."""
+        if spec.traffic and not self.gateway:
+            raise RuntimeFailure(st.NO_GATEWAY, permanent=True)
+        versions = self.version_objects(spec)
+        for obj in versions:
+            self._apply_one(obj)
+        objects = self.desired_objects(spec, self.ready_roles(spec))
         for obj in objects:
             self._apply_one(obj)
-        if not any(obj["kind"] == "Ingress" for obj in objects):
-            self._delete_owned("Ingress", spec.name)
+        kinds = {obj["kind"] for obj in objects}
+        for kind in ("Ingress", "HorizontalPodAutoscaler", "HTTPRoute"):
+            if kind not in kinds and (kind != "HTTPRoute" or self.gateway):
+                self._delete_owned(kind, spec.name)
+        if self._rolled_out(spec):
+            # A version that left the traffic (a promoted canary included) goes only once the
+            # primary's pods are all of the current spec and ready: until then the route may
+            # still send it requests (the Gateway applies the new route when it gets to it).
+            self._remove_versions(spec.name, keep={obj["metadata"]["name"] for obj in versions})
         return self.endpoint(spec.name)
+
+    def _rolled_out(self, spec: ServingSpec) -> bool:
+        live = self._read("Deployment", spec.name)
+        if live is None:
+            return False
+        status = live.get("status") or {}
+        wanted = (live.get("spec") or {}).get("replicas", spec.replicas)
+        generation = (live.get("metadata") or {}).get("generation", 0)
+        return (
+            int(status.get("observedGeneration") or 0) >= int(generation or 0)
+            and int(status.get("updatedReplicas") or 0) >= wanted
+            and int(status.get("readyReplicas") or 0) >= wanted
+        )
+
+    def _remove_versions(self, name: str, keep: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+        """Delete the objects of versions of `name` that left its traffic. They are found by
+        their Deployments (one LIST, as the periodic sync applies every deployment), which go
+        last, so an interrupted removal is found and finished by the next one."""
+        selector = f"{manifests.DEPLOYMENT_LABEL}={name},{manifests.TRAFFIC_ROLE_LABEL}"
+        for obj in self._list("Deployment", selector):
+            meta = obj.get("metadata") or {}
+            labels = meta.get("labels") or {}
+            version_name = meta.get("name", "")
+            if (
+                labels.get(manifests.DEPLOYMENT_LABEL) != name
+                or manifests.TRAFFIC_ROLE_LABEL not in labels
+                or version_name in keep
+                or not self._owned(obj)
+            ):
+                continue
+            for kind in _VERSION_KINDS:
+                object_name = (
+                    manifests.config_map_name(version_name) if kind == "ConfigMap" else version_name
+                )
+                self._delete_owned(kind, object_name)
+
+    def version_endpoints(self, spec: ServingSpec) -> dict[int, str]:
+        """Each version's own Service (the primary's is the deployment's)."""
+        if not spec.traffic:
+            return {}
+        found = {spec.version: manifests.service_url(spec.name, self.namespace)}
+        for target in spec.traffic:
+            service = manifests.version_name(spec.name, target.version)
+            found[target.version] = manifests.service_url(service, self.namespace)
+        return found
 
     def _apply_one(self, desired: dict) -> None:
         kind, name = desired["kind"], desired["metadata"]["name"]
@@ -194,9 +284,11 @@ class KubernetesRuntime(Runtime):
 
     def remove(self, name: str) -> None:
         """Delete what we own of `name`; absent objects (404) are success."""
-        for kind in ("Ingress", "Service", "Deployment", "ConfigMap", "NetworkPolicy"):
+        kinds = ["HorizontalPodAutoscaler", "Ingress"] + (["HTTPRoute"] if self.gateway else [])
+        for kind in (*kinds, "Service", "Deployment", "ConfigMap", "NetworkPolicy"):
             object_name = manifests.config_map_name(name) if kind == "ConfigMap" else name
             self._delete_owned(kind, object_name)
+        self._remove_versions(name)
 
     def _delete_owned(self, kind: str, name: str) -> None:
         live = self._read(kind, name)
@@ -220,6 +312,8 @@ class KubernetesRuntime(Runtime):
         selector = manifests.owner_selector(self.owner_label_value)
         names: set[str] = set()
         for kind in _KINDS:
+            if kind == "HTTPRoute" and not self.gateway:
+                continue  # the cluster may not have the Gateway API at all
             for obj in self._list(kind, selector):
                 labels = obj.get("metadata", {}).get("labels") or {}
                 if labels.get(manifests.DEPLOYMENT_LABEL):
@@ -354,6 +448,9 @@ def _merge_for_replace(desired: dict, live: dict) -> dict:
     if live_meta.get("resourceVersion"):
         body["metadata"]["resourceVersion"] = live_meta["resourceVersion"]
     live_spec = live.get("spec") or {}
+    if body["kind"] == "Deployment" and "replicas" not in body["spec"] and "replicas" in live_spec:
+        # An autoscaler owns the count: replacing must not reset it to the default.
+        body["spec"]["replicas"] = live_spec["replicas"]
     if body["kind"] == "Deployment":
         live_template = (live_spec.get("template") or {}).get("metadata") or {}
         _merge_metadata(body["spec"]["template"]["metadata"], live_template)
@@ -369,3 +466,24 @@ def _merge_metadata(ours: dict, theirs: dict) -> None:
         merged = {**(theirs.get(field) or {}), **(ours.get(field) or {})}
         if merged:
             ours[field] = merged
+
+
+def _custom_call(api: Any, verb: str, args: tuple) -> tuple[Callable[..., Any], tuple]:
+    """An HTTPRoute call on CustomObjectsApi, whose arguments start with group, version and
+    plural: the same (name, namespace, body) order as the built-in kinds' calls otherwise."""
+    where = (manifests.GATEWAY_GROUP, manifests.GATEWAY_VERSION)
+    plural = manifests.HTTPROUTE_PLURAL
+    if verb == "read":
+        name, namespace = args
+        return api.get_namespaced_custom_object, (*where, namespace, plural, name)
+    if verb == "create":
+        namespace, body = args
+        return api.create_namespaced_custom_object, (*where, namespace, plural, body)
+    if verb == "replace":
+        name, namespace, body = args
+        return api.replace_namespaced_custom_object, (*where, namespace, plural, name, body)
+    if verb == "delete":
+        name, namespace = args
+        return api.delete_namespaced_custom_object, (*where, namespace, plural, name)
+    (namespace,) = args
+    return api.list_namespaced_custom_object, (*where, namespace, plural)

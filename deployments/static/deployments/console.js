@@ -164,4 +164,12 @@
     else if (check.dataset.valid === "true") input.setAttribute("aria-invalid", "false");
     else input.removeAttribute("aria-invalid");
   });
+
+  // A range input with data-output shows its value next to it (the traffic panel's weight).
+  document.addEventListener("input", function (event) {
+    var input = event.target;
+    if (!input || !input.dataset || !input.dataset.output) return;
+    var output = document.getElementById(input.dataset.output);
+    if (output) output.value = input.value;
+  });
 })();

@@ -1,0 +1,287 @@
+"""Traffic rules without servers: the API's canary/shadow/autoscaling bodies and their errors,
+what each change records and enqueues, the proxy's weighted choice, the metrics arithmetic, and
+the canary analysis' verdicts."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+from django.contrib.auth.models import User
+from rest_framework.test import APIClient
+
+from deployments import constants as st
+from deployments.lifecycle import LifecycleError
+from deployments.models import Deployment, DeploymentEvent, ModelVersion
+from deployments.runtimes.proxy import Routes
+from deployments.specs import serving_spec
+from deployments.tasks import deploy_deployment
+from deployments.traffic import analysis
+from deployments.traffic.changes import change_traffic
+
+pytestmark = pytest.mark.django_db
+DEPLOY = deploy_deployment.name
+
+
+@pytest.fixture
+def api(db: None) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(User.objects.create(username="ops", is_superuser=True))
+    return client
+
+
+@pytest.fixture
+def three(make_version: Callable[..., ModelVersion]) -> list[ModelVersion]:
+    return [make_version(version=n) for n in (1, 2, 3)]
+
+
+def _deployment(make_deployment: Callable[..., Deployment], versions: list[ModelVersion]):
+    return make_deployment(version=versions[0])
+
+
+# The API -------------------------------------------------------------------------------------
+
+
+def test_patch_canary_and_shadow_show_in_traffic_with_who_asked(
+    api: APIClient, make_deployment, three, on_commit_tasks
+) -> None:
+    deployment = _deployment(make_deployment, three)
+    with on_commit_tasks() as tasks:
+        response = api.patch(
+            "/api/deployments/iris-prod/", {"canary": {"version": 2, "weight": 30}}, format="json"
+        )
+    assert response.status_code == 202, response.json()
+    assert response.json()["traffic"] == [
+        {"version": 1, "weight": 70, "role": "primary"},
+        {"version": 2, "weight": 30, "role": "canary"},
+    ]
+    assert tasks == [(DEPLOY, deployment.pk)]
+    Deployment.objects.filter(pk=deployment.pk).update(status=st.RUNNING)
+    response = api.patch("/api/deployments/iris-prod/", {"shadow": {"version": 3}}, format="json")
+    assert response.json()["traffic"][-1] == {"version": 3, "weight": 0, "role": "shadow"}
+    event = DeploymentEvent.objects.filter(deployment=deployment).order_by("id").first()
+    assert (event.action, event.actor_name, event.message) == (
+        "traffic",
+        "ops",
+        "canary v2 at 30%",
+    )
+    spec = serving_spec(Deployment.objects.get(pk=deployment.pk))
+    assert [(t.role, t.version, t.weight) for t in spec.traffic] == [
+        ("canary", 2, 30),
+        ("shadow", 3, 0),
+    ]
+    assert "version: '2'" in spec.traffic[0].config_yaml
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        ({"canary": {"version": 2, "weight": 101}}, "canary", st.WEIGHT_MESSAGE),
+        ({"canary": {"version": 9, "weight": 10}}, "canary", "no version 9 of this model"),
+        ({"canary": {"version": 1, "weight": 10}}, "detail", "already the primary"),
+        ({"shadow": {"version": "two"}}, "shadow", "valid integer"),
+        (
+            {"canary": {"version": 2, "analysis": {"steps": [50, 10]}}},
+            "canary",
+            "increasing order",
+        ),
+        ({"canary": {"version": 2}, "replicas": 3}, "canary", "request of its own"),
+    ],
+)
+def test_bad_traffic_bodies_get_plain_errors_naming_the_field(
+    api: APIClient, make_deployment, three, body: dict, field: str, words: str
+) -> None:
+    _deployment(make_deployment, three)
+    response = api.patch("/api/deployments/iris-prod/", body, format="json")
+    assert response.status_code == 400, response.json()
+    assert field in response.json()
+    assert words in str(response.json())
+
+
+def test_autoscaling_is_refused_on_the_local_runtime(
+    api: APIClient, make_deployment, three
+) -> None:
+    _deployment(make_deployment, three)
+    response = api.patch(
+        "/api/deployments/iris-prod/",
+        {"autoscaling": {"min": 1, "max": 4, "target_cpu": 70}},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert response.json() == {"detail": st.LOCAL_NO_AUTOSCALING}
+
+
+def test_canary_on_kubernetes_without_a_gateway_is_refused(
+    make_deployment, three, settings
+) -> None:
+    settings.DEPLOY_RUNTIME = "kubernetes"
+    settings.K8S_GATEWAY = ""
+    deployment = _deployment(make_deployment, three)
+    with pytest.raises(LifecycleError) as refused:
+        change_traffic(deployment, canary=three[1], weight=10)
+    assert str(refused.value) == st.NO_GATEWAY
+    settings.K8S_GATEWAY = "infra/gw"
+    change_traffic(deployment, canary=three[1], weight=10)
+    settings.K8S_GATEWAY = ""
+    # Autoscaling needs no Gateway.
+    Deployment.objects.filter(pk=deployment.pk).update(status=st.RUNNING)
+    deployment.refresh_from_db()
+    change_traffic(deployment, autoscaling={"min": 1, "max": 3, "target_cpu": 50})
+    assert serving_spec(deployment).autoscaling is not None
+
+
+def test_promote_makes_the_canary_primary_and_keeps_rollback(
+    api: APIClient, make_deployment, three
+) -> None:
+    deployment = _deployment(make_deployment, three)
+    change_traffic(deployment, canary=three[1], weight=30)
+    Deployment.objects.filter(pk=deployment.pk).update(status=st.RUNNING)
+    response = api.post("/api/deployments/iris-prod/promote/")
+    assert response.status_code == 202
+    body = response.json()
+    assert body["traffic"] == [{"version": 2, "weight": 100, "role": "primary"}]
+    assert body["previous_version"] == 1
+    # While that change is pending, another traffic change waits.
+    response = api.patch("/api/deployments/iris-prod/", {"shadow": {"version": 3}}, format="json")
+    assert response.json() == {"detail": "iris-prod is pending; wait until it settles"}
+    Deployment.objects.filter(pk=deployment.pk).update(status=st.RUNNING)
+    assert api.post("/api/deployments/iris-prod/promote/").json() == {
+        "detail": "iris-prod has no canary to promote"
+    }
+
+
+def test_ending_the_canary_is_recorded_and_null_is_accepted(
+    api: APIClient, make_deployment, three
+) -> None:
+    deployment = _deployment(make_deployment, three)
+    change_traffic(deployment, canary=three[1], weight=30)
+    Deployment.objects.filter(pk=deployment.pk).update(status=st.RUNNING)
+    response = api.patch("/api/deployments/iris-prod/", {"canary": None}, format="json")
+    assert response.status_code == 202
+    assert response.json()["traffic"] == [{"version": 1, "weight": 100, "role": "primary"}]
+    assert DeploymentEvent.objects.filter(message="canary v2 ended").exists()
+
+
+# The proxy's choice ---------------------------------------------------------------------------
+
+
+def test_weighted_round_robin_gives_each_version_its_exact_share() -> None:
+    routes = Routes()
+    routes.load(
+        {
+            "backends": [
+                {"version": "1", "port": 1001, "weight": 70},
+                {"version": "2", "port": 1002, "weight": 30},
+            ],
+            "shadow": None,
+        }
+    )
+    picks = [routes.pick().version for _ in range(1000)]
+    assert Counter(picks) == {"1": 700, "2": 300}
+    assert Counter(picks[:10]) == {"1": 7, "2": 3}  # spread out, not 7 then 3
+    # A version that refused the connection is avoided for that request.
+    assert {routes.pick({1002}).version for _ in range(10)} == {"1"}
+    routes.load({"backends": [{"version": "1", "port": 1001, "weight": 100}], "shadow": None})
+    assert {routes.pick().version for _ in range(10)} == {"1"}
+
+
+# Metrics and the analysis ---------------------------------------------------------------------
+
+METRICS = """
+serving_requests_total{method="POST",route="/predict",status="200"} 90.0
+serving_requests_total{method="POST",route="/predict",status="500"} 10.0
+serving_requests_total{method="GET",route="/metrics",status="200"} 7.0
+serving_request_duration_seconds_bucket{le="0.001",method="POST",route="/predict",status="200"} 50.0
+serving_request_duration_seconds_bucket{le="0.01",method="POST",route="/predict",status="200"} 90.0
+serving_request_duration_seconds_bucket{le="+Inf",method="POST",route="/predict",status="200"} 90.0
+serving_request_duration_seconds_bucket{le="0.001",method="POST",route="/predict",status="500"} 0.0
+serving_request_duration_seconds_bucket{le="0.01",method="POST",route="/predict",status="500"} 0.0
+serving_request_duration_seconds_bucket{le="+Inf",method="POST",route="/predict",status="500"} 10.0
+"""
+
+
+def test_counters_and_p99_from_serving_metrics() -> None:
+    seen = analysis.parse_counters(METRICS)
+    assert (seen["requests"], seen["errors"]) == (100.0, 10.0)  # /metrics is not traffic
+    # 99 of 100 within 10 ms? No: 90 are, the p99 lies beyond the last finite bucket.
+    assert analysis.quantile_ms(0.99, seen["buckets"]) == 10.0
+    assert analysis.quantile_ms(0.5, seen["buckets"]) == 1.0
+    assert analysis.quantile_ms(0.25, seen["buckets"]) == pytest.approx(0.5)
+
+
+def _ready_for_analysis(make_deployment, three, **config: object) -> Deployment:
+    deployment = _deployment(make_deployment, three)
+    steps = {"steps": [50, 100], "interval_s": 10, "max_error_rate": 0.05, "max_p99_ms": 100}
+    change_traffic(deployment, canary=three[1], analysis={**steps, **config})
+    Deployment.objects.filter(pk=deployment.pk).update(status=st.RUNNING)
+    deployment.refresh_from_db()
+    return deployment
+
+
+def test_analysis_steps_while_the_canary_holds_then_promotes(make_deployment, three) -> None:
+    deployment = _ready_for_analysis(make_deployment, three)
+    state: dict = {}
+    steps = []
+    for now, seen in [
+        (0, (0.0, 5.0, 0)),  # starts: the first step
+        (5, (0.0, 5.0, 30)),  # within the interval: holds
+        (10, (0.01, 8.0, 30)),  # the interval is over and the numbers held: next step
+        (21, (0.0, 5.0, 40)),  # the last step held: promote
+    ]:
+        actions = analysis._analyse(deployment, state, seen, float(now))
+        steps.append((len(actions), state["analysis"]["step"], state["analysis"].get("done")))
+    assert steps == [(1, 0, None), (0, 0, None), (1, 1, None), (1, 1, "promoted")]
+
+
+def test_analysis_rolls_back_on_the_first_failed_threshold(
+    make_deployment, three, on_commit_tasks
+) -> None:
+    deployment = _ready_for_analysis(make_deployment, three)
+    state: dict = {}
+    analysis._analyse(deployment, state, (0.0, 0.0, 0), 0.0)
+    assert analysis._analyse(deployment, state, (0.2, 5.0, 10), 1.0) == []  # too few to judge
+    with on_commit_tasks() as tasks:
+        (rollback,) = analysis._analyse(deployment, state, (0.2, 5.0, 10), 2.0)
+        rollback()
+    assert tasks == [(DEPLOY, deployment.pk)]
+    assert state["analysis"]["done"] == "rolled back"
+    event = DeploymentEvent.objects.filter(action="analysis-rollback").get()
+    assert "error rate 20.00% is over the 5.00% allowed (max_error_rate)" in event.message
+    assert "on 20 requests" in event.message
+    assert Deployment.objects.get(pk=deployment.pk).canary_weight == 0
+    # Over: no further step, whatever comes.
+    assert analysis._analyse(deployment, state, (0.0, 1.0, 500), 100.0) == []
+
+
+def test_analysis_names_the_latency_threshold(make_deployment, three) -> None:
+    deployment = _ready_for_analysis(make_deployment, three)
+    state: dict = {}
+    analysis._analyse(deployment, state, (0.0, 0.0, 0), 0.0)
+    analysis._analyse(deployment, state, (0.0, 250.0, 25), 1.0)
+    assert (
+        "p99 latency 250.0 ms is over the 100 ms allowed (max_p99_ms)"
+        in state["analysis"]["reason"]
+    )
+
+
+# The traffic panel's forms ---------------------------------------------------------------------
+
+
+def test_the_panel_sets_a_canary_for_a_deployer_and_refuses_a_viewer(
+    client, make_deployment, three
+) -> None:
+    deployment = _deployment(make_deployment, three)
+    viewer = User.objects.create(username="look")
+    client.force_login(viewer)
+    url = "/deployments/iris-prod/traffic/canary/"
+    assert client.post(url, {"version": three[1].pk, "weight": 30}).status_code == 403
+    client.force_login(User.objects.create(username="ops", is_superuser=True))
+    page = client.post(url, {"version": three[1].pk, "weight": 30}, follow=True)
+    assert "Canary v2 at 30%." in page.content.decode()
+    deployment.refresh_from_db()
+    assert (deployment.canary_version, deployment.canary_weight) == (three[1], 30)
+    page = client.post(url, {"version": three[1].pk, "weight": 130}, follow=True)
+    assert st.WEIGHT_MESSAGE in page.content.decode()
+    live = client.get("/deployments/iris-prod/traffic/").content.decode()
+    assert 'id="traffic-canary" data-version="2" data-weight="30"' in live
