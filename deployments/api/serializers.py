@@ -408,7 +408,7 @@ class AnalysisSerializer(serializers.Serializer):
 
 
 class CanarySerializer(serializers.Serializer):
-    version = serializers.IntegerField(min_value=1)
+    version = VersionRefField(help_text="A version number or an alias.")
     weight = serializers.IntegerField(
         min_value=st.MIN_WEIGHT,
         max_value=st.MAX_WEIGHT,
@@ -424,7 +424,7 @@ class CanarySerializer(serializers.Serializer):
 
 
 class ShadowSerializer(serializers.Serializer):
-    version = serializers.IntegerField(min_value=1)
+    version = VersionRefField(help_text="A version number or an alias.")
 
 
 class AutoscalingSerializer(serializers.Serializer):

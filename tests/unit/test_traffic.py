@@ -78,9 +78,9 @@ def test_patch_canary_and_shadow_show_in_traffic_with_who_asked(
     ("body", "field", "words"),
     [
         ({"canary": {"version": 2, "weight": 101}}, "canary", st.WEIGHT_MESSAGE),
-        ({"canary": {"version": 9, "weight": 10}}, "canary", "no version 9 of this model"),
+        ({"canary": {"version": 9, "weight": 10}}, "canary", "iris has no version 9"),
         ({"canary": {"version": 1, "weight": 10}}, "detail", "already the primary"),
-        ({"shadow": {"version": "two"}}, "shadow", "valid integer"),
+        ({"shadow": {"version": "two"}}, "shadow", "iris has no version or alias"),
         (
             {"canary": {"version": 2, "analysis": {"steps": [50, 10]}}},
             "canary",
