@@ -117,6 +117,9 @@ MAX_PREDICT_ROWS = 1000
 # Features of one row (a model's input_size): wider inputs cost more memory and time per row
 # than one web request should take.
 MAX_INPUT_SIZE = 10_000
+# The sample CSV uploaded with a version (its header names a tabular model's columns, its rows
+# are the probe rows and the drift reference): small enough to read whole in the console.
+MAX_SAMPLE_BYTES = 10 * 1024**2
 # Above this many features the test-prediction form has no input per feature, only the rows box.
 MAX_FORM_FEATURES = 100
 # How deeply a JSON document the console reads may nest ([[...]] is 2; the deepest input the

@@ -9,7 +9,7 @@ from __future__ import annotations
 from deployments.artifacts import get_store
 from deployments.models import Deployment
 from deployments.runtimes.base import Resources, ServingSpec
-from serving.config import ModelSource, ServingConfig, dump_config
+from serving.config import MAX_SAMPLE_ROWS, Column, ModelSource, ServingConfig, dump_config
 
 
 def serving_config(deployment: Deployment) -> ServingConfig:
@@ -25,6 +25,11 @@ def serving_config(deployment: Deployment) -> ServingConfig:
         version=str(version.version),
         # Clients address a deployment by its name; the model's name stays an alias.
         deployment_name=deployment.name,
+        # Tabular models: the columns serving parses requests by, and rows to warm up on.
+        input_schema=[Column.model_validate(c) for c in version.input_schema]
+        if version.input_schema
+        else None,
+        sample_rows=(version.example_rows or [])[:MAX_SAMPLE_ROWS],
     )
 
 

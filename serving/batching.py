@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from serving.errors import ModelNotReady, PredictionFailed
+from serving.tabular import concat
 
 RunFn = Callable[[str, np.ndarray], np.ndarray]
 
@@ -224,11 +225,7 @@ class MicroBatcher:
     def _process(self, batch: list[_Item]) -> list[Answer]:
         """One model call for the batch; a failure is retried item by item to isolate it."""
         output = batch[0].output
-        matrix = (
-            batch[0].matrix
-            if len(batch) == 1
-            else np.concatenate([item.matrix for item in batch], axis=0)
-        )
+        matrix = batch[0].matrix if len(batch) == 1 else concat([item.matrix for item in batch])
         # Timing every call costs more than it tells once the average has settled (clock reads
         # are slow on some virtual machines), so after the first calls only every 8th is timed.
         self._calls += 1

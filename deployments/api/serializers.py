@@ -83,6 +83,9 @@ class VersionSerializer(serializers.ModelSerializer):
             "trusted_types",
             "types_approved_by",
             "imported_globals",
+            "input_schema",
+            "sample_uri",
+            "example_rows",
             "deployments",
             "uploaded_by",
             "created_at",
@@ -103,6 +106,11 @@ class VersionUploadSerializer(serializers.Serializer):
         required=False,
         help_text="Admins only: skops types, or pickle/joblib globals beyond the allowlist, "
         "to trust for this upload (recorded on the version).",
+    )
+    sample = serializers.FileField(
+        required=False,
+        help_text="Optional CSV of a few real rows with a header naming the columns: the input "
+        "schema is learned from it and the upload check predicts on its rows.",
     )
 
 

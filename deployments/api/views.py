@@ -151,6 +151,7 @@ class VersionViewSet(
                 model_type=form.validated_data["model_type"],
                 uploaded_by=request.user,
                 approve_types=form.validated_data.get("approve_types", []),
+                sample=form.validated_data.get("sample"),
             )
         except ArtifactRejected as exc:
             return Response({"file": [str(exc)]}, status=exc.status_code)

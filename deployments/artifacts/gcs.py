@@ -255,6 +255,12 @@ class GCSStore(ArtifactStore):
         except (gexc.GoogleAPIError, GoogleAuthError, OSError) as exc:
             raise StoreError(f"could not look up {uri}: {_why(exc)}") from None
 
+    def read(self, uri: str) -> bytes:
+        try:
+            return bytes(self.bucket.blob(self._blob_name(uri)).download_as_bytes())
+        except (gexc.GoogleAPIError, GoogleAuthError, OSError) as exc:
+            raise StoreError(f"could not read {uri}: {_why(exc)}") from None
+
     def serving_source(self, uri: str) -> dict[str, str]:
         blob = self._blob_name(uri)
         source = {"method": "GCS", "bucket_name": self.bucket_name, "blob_dir": blob}

@@ -26,8 +26,9 @@ from deployments.artifacts.stores import (
     BlobExists,
     PendingPut,
     blob_name,
+    sample_blob_name,
 )
-from deployments.constants import EXTENSIONS
+from deployments.constants import EXTENSIONS, MAX_SAMPLE_BYTES
 from deployments.models import Deployment, ModelVersion, RegisteredModel
 from deployments.registry.errors import ArtifactRejected, ArtifactTooLarge
 from deployments.registry.sandbox import validate_artifact
@@ -85,6 +86,7 @@ def upload_version(
     model_type: str,
     uploaded_by: Any = None,
     approve_types: Iterable[str] = (),
+    sample: Any = None,
 ) -> ModelVersion:
     """Validate and register a new version of `model`; raise ArtifactRejected if refused.
 
@@ -92,6 +94,9 @@ def upload_version(
     disk and hashed) or an iterable of byte chunks. `approve_types` are names an admin trusts
     for this upload only (skops types, or pickle and joblib globals beyond serving's
     allowlist); the approval is recorded on the version and serving is told the same names.
+    `sample` is an optional CSV (an uploaded file or bytes) of real rows with a header naming
+    the columns: the sandbox learns the input schema from it and predicts on its rows instead
+    of zeros; it is stored beside the artifact.
     """
     if model_type not in EXTENSIONS:
         raise ArtifactRejected(
@@ -104,7 +109,10 @@ def upload_version(
         )
     configured = set(settings.SKOPS_TRUSTED_TYPES) if model_type == "skops" else set()
     trusted = sorted(configured | set(approved))
-    with _local_artifact(artifact, model_type) as (local, sha256, size):
+    with (
+        _local_artifact(artifact, model_type) as (local, sha256, size),
+        _local_sample(sample) as sample_path,
+    ):
         if size == 0:
             raise ArtifactRejected("the file is empty")
         store = get_store()
@@ -120,6 +128,7 @@ def upload_version(
                 job=model.job,
                 input_size=model.input_size,
                 trusted_types=trusted,
+                sample=sample_path,
             )
         except BaseException:
             pending.abort()
@@ -142,6 +151,8 @@ def upload_version(
             "trusted_types": needed,
             "types_approved_by": approver,
             "uploaded_by": uploaded_by if getattr(uploaded_by, "pk", None) else None,
+            "input_schema": report.input_schema,
+            "example_rows": report.sample_rows,
         }
         for _attempt in range(MAX_NUMBER_ATTEMPTS):
             try:
@@ -150,10 +161,13 @@ def upload_version(
                 # Another upload took this number at the last moment: store under the next.
                 number, pending = _begin(store, model, local, model_type, number + 1)
                 continue
+            sample_uri = ""
             try:
+                if sample_path is not None:
+                    sample_uri = _store_sample(store, model, number, sample_path)
                 with transaction.atomic():
                     version = ModelVersion.objects.create(
-                        model=model, version=number, uri=uri, **fields
+                        model=model, version=number, uri=uri, sample_uri=sample_uri, **fields
                     )
                 log.info(
                     "registered %s (%d bytes): validated in %.1f s, stored %.1f s later",
@@ -164,13 +178,69 @@ def upload_version(
                 )
                 return version
             except IntegrityError:
-                store.delete(uri)
+                _delete_blobs(store, uri, sample_uri)
             except BaseException:
-                store.delete(uri)
+                _delete_blobs(store, uri, sample_uri)
                 raise
             number, pending = _begin(store, model, local, model_type, number + 1)
         pending.abort()
         raise ArtifactRejected("could not assign a version number; please retry the upload")
+
+
+@contextmanager
+def _local_sample(sample: Any) -> Iterator[Path | None]:
+    """The uploaded sample CSV as a local file (None without one); refused over the limit."""
+    if sample is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(dir=settings.FILE_UPLOAD_TEMP_DIR) as tmp:
+        target = Path(tmp) / "sample.csv"
+        if isinstance(sample, bytes):
+            chunks: Iterable[bytes] = [sample]
+        else:
+            chunks = sample.chunks() if hasattr(sample, "chunks") else sample
+        size = 0
+        with target.open("wb") as out:
+            for chunk in chunks:
+                size += len(chunk)
+                if size > MAX_SAMPLE_BYTES:
+                    raise ArtifactRejected(
+                        f"the sample CSV is larger than {MAX_SAMPLE_BYTES // 1024**2} MiB: "
+                        "send a few hundred representative rows"
+                    )
+                out.write(chunk)
+        if size == 0:
+            raise ArtifactRejected("the sample CSV is empty: send a header and a few rows")
+        yield target
+
+
+def _store_sample(store: ArtifactStore, model: RegisteredModel, number: int, path: Path) -> str:
+    """Store the sample beside the artifact just committed under `number` (so the name is free:
+    a failed upload removes both)."""
+    return store.put(path, sample_blob_name(model.name, number))
+
+
+def _delete_blobs(store: ArtifactStore, *uris: str) -> None:
+    for uri in uris:
+        if uri:
+            store.delete(uri)
+
+
+def load_sample_rows(version: ModelVersion) -> list[dict[str, Any]]:
+    """Every row of the version's sample CSV as an object keyed by column, typed by its input
+    schema (an empty cell is None); [] when it has no sample. The drift reference."""
+    if not version.sample_uri:
+        return []
+    from serving.config import Column
+    from serving.schema import read_sample, sample_columns, typed_rows
+
+    text = get_store().read(version.sample_uri).decode("utf-8-sig")
+    header, rows = read_sample(text, max_rows=10**9)
+    if version.input_schema:
+        columns = [Column.model_validate(c) for c in version.input_schema]
+    else:
+        columns = sample_columns(header, rows)
+    return typed_rows(columns, header, rows)
 
 
 def _begin(
@@ -206,6 +276,8 @@ def delete_version(version: ModelVersion) -> None:
         except ProtectedError:  # a deployment was created since the check above
             raise VersionInUse(_in_use_message(locked, ["a new deployment"])) from None
         get_store().delete(locked.uri)
+        if locked.sample_uri:
+            get_store().delete(locked.sample_uri)
     log.info("deleted %s and its artifact %s", locked, locked.uri)
 
 

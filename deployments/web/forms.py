@@ -72,6 +72,13 @@ class UploadForm(forms.Form):
         "the trusted ones, one per line or comma-separated. Only approve what you know.",
     )
 
+    sample = forms.FileField(
+        label="Sample rows (CSV, optional)",
+        required=False,
+        help_text="A few real rows with a header naming the columns: the console learns the "
+        "columns' types from it, checks the model on its rows and prefills the test form.",
+    )
+
     def clean_approve_types(self) -> list[str]:
         text = self.cleaned_data["approve_types"]
         return [t.strip() for t in text.replace(",", "\n").splitlines() if t.strip()]

@@ -154,6 +154,7 @@ def model_upload(request: HttpRequest, name: str) -> HttpResponse:
                     model_type=form.cleaned_data["model_type"],
                     uploaded_by=request.user,
                     approve_types=form.cleaned_data["approve_types"],
+                    sample=form.cleaned_data.get("sample"),
                 )
             except ArtifactRejected as exc:
                 form.add_error("file", f"Refused: {exc}")
