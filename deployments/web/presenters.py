@@ -21,7 +21,20 @@ def feature_names(deployment: Deployment) -> list[str]:
     return [f"x{i}" for i in range(1, n + 1)]
 
 
-def snippets(request: HttpRequest, deployment: Deployment, rows: list[list[float]]) -> dict:
+def example_rows(deployment: Deployment) -> list[Any]:
+    """The example request's rows: the sample's first row for a tabular version, else zeros."""
+    version = deployment.model_version
+    if version.input_schema:
+        if version.example_rows:
+            return version.example_rows[:1]
+        from serving.config import Column
+        from serving.tabular import Table
+
+        return [Table([Column.model_validate(c) for c in version.input_schema]).example_row()]
+    return [[0.0] * len(feature_names(deployment))]
+
+
+def snippets(request: HttpRequest, deployment: Deployment, rows: list[Any]) -> dict:
     body = json.dumps({"instances": rows})
     endpoint = deployment.endpoint or "http://ENDPOINT"
     # The API's route, spelled out: its URL names are shared with the UI's.
@@ -56,9 +69,22 @@ def result_rows(result: PredictionResult, classes: list | None) -> list[dict[str
                 {
                     "number": i,
                     "label": classes[best],
-                    "cells": [{"value": p, "best": j == best} for j, p in enumerate(prediction)],
+                    "cells": [
+                        {"value": p, "best": j == best, "percent": _percent(p)}
+                        for j, p in enumerate(prediction)
+                    ],
                 }
             )
+        elif classes:  # a classifier without probabilities: its label only
+            rows.append({"number": i, "label": prediction})
         else:
             rows.append({"number": i, "value": prediction})
     return rows
+
+
+def _percent(p: Any) -> float:
+    """A probability as the width of its bar (0-100), whatever the model answered."""
+    try:
+        return round(min(max(float(p), 0.0), 1.0) * 100, 1)
+    except (TypeError, ValueError):
+        return 0.0
