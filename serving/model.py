@@ -48,7 +48,8 @@ class ServedModel:
         if not callable(getattr(estimator, "predict", None)):
             raise ModelError(f"the artifact is a {kind}, which has no predict()", "no_predict")
         n_in = getattr(estimator, "n_features_in_", None)
-        if isinstance(n_in, int | np.integer) and int(n_in) != cfg.input_size:
+        # 0 is unknown, not a width: CatBoost reports it once unpickled.
+        if isinstance(n_in, int | np.integer) and n_in and int(n_in) != cfg.input_size:
             raise ModelError(
                 f"inputSize is {cfg.input_size} but the model was trained on {int(n_in)} features",
                 "n_features",

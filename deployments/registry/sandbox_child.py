@@ -81,7 +81,8 @@ def describe(
         {
             "estimator_class": f"{cls.__module__}.{cls.__qualname__}",
             "has_predict_proba": callable(getattr(estimator, "predict_proba", None)),
-            "n_features": int(n_features) if n_features is not None else None,
+            # 0 is unknown, not a width: CatBoost reports it once unpickled.
+            "n_features": int(n_features) if n_features else None,
             "feature_names": _plain(getattr(estimator, "feature_names_in_", None)),
             "classes": _plain(getattr(estimator, "classes_", None)),
             "library_versions": {"scikit-learn": made_with or sklearn.__version__},
