@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import threading
 from typing import Any
 
@@ -196,7 +197,9 @@ class _OpenMP:
         libraries = ThreadpoolController().select(user_api="openmp").lib_controllers
         if not libraries:
             return None
-        cores = max(int(lib.num_threads) for lib in libraries)
+        # What OpenMP would use by itself (the libraries' own count may already be ours).
+        configured = os.environ.get("OMP_NUM_THREADS", "")
+        cores = int(configured) if configured.isdigit() else len(os.sched_getaffinity(0))
         return cls(libraries, cores) if cores > 1 else None
 
     def fit(self, rows: int) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,21 +113,28 @@ def _models() -> dict[str, tuple[str, Any, pd.DataFrame, bool]]:
 def served(console: ConsoleStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     folder = tmp_path_factory.mktemp("tabular")
     client = console.client("deployer")
-    out: dict[str, Served] = {}
-    for name, (job, estimator, frame, with_sample) in _models().items():
-        create_model(client, name, job, frame.shape[1])
-        path = folder / f"{name}.joblib"
-        joblib.dump(estimator, path)
-        files: dict[str, Any] = {"file": (path.name, path.read_bytes())}
-        if with_sample:
-            files["sample"] = ("sample.csv", sample_csv(frame))
-        response = client.post(
-            f"/api/models/{name}/versions/", files=files, data={"model_type": "joblib"}
-        )
-        assert response.status_code == 201, (name, response.text)
-        out[name] = Served(name, estimator, frame, version=response.json())
-        response = client.post("/api/deployments/", json={"name": name, "model": name})
-        assert response.status_code == 202, response.text
+
+    def register(name: str, job: str, estimator: Any, frame: pd.DataFrame, sample: bool) -> Served:
+        with console.client("deployer") as own:  # one client per thread
+            create_model(own, name, job, frame.shape[1])
+            path = folder / f"{name}.joblib"
+            joblib.dump(estimator, path)
+            files: dict[str, Any] = {"file": (path.name, path.read_bytes())}
+            if sample:
+                files["sample"] = ("sample.csv", sample_csv(frame))
+            response = own.post(
+                f"/api/models/{name}/versions/", files=files, data={"model_type": "joblib"}
+            )
+            assert response.status_code == 201, (name, response.text)
+            version = response.json()
+            response = own.post("/api/deployments/", json={"name": name, "model": name})
+            assert response.status_code == 202, response.text
+            return Served(name, estimator, frame, version=version)
+
+    # The web server validates two uploads at a time (its two workers).
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = [pool.submit(register, name, *spec) for name, spec in _models().items()]
+        out = {future.result().name: future.result() for future in futures}
     for item in out.values():
         body = wait_for_status(client, item.name, TERMINAL)
         assert body["status"] == "running", body
