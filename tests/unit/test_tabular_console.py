@@ -1,0 +1,93 @@
+"""The console's side of tabular versions: the schema-built test form, the serving config it
+writes, and the sample rows the drift reference reads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from deployments.artifacts import get_store
+from deployments.models import Deployment, ModelVersion
+from deployments.registry.versions import load_sample_rows
+from deployments.specs import serving_config
+from deployments.web.forms import TabularPredictForm
+
+SCHEMA = [
+    {"name": "age", "type": "integer", "categories": None, "nullable": True},
+    {"name": "city", "type": "category", "categories": ["london", "paris"], "nullable": False},
+    {"name": "note", "type": "string", "categories": None, "nullable": False},
+]
+EXAMPLE = {"age": 31, "city": "paris", "note": "hi"}
+
+
+def _form(data: dict | None = None) -> TabularPredictForm:
+    return TabularPredictForm(data, schema=SCHEMA, example=EXAMPLE)
+
+
+def test_the_form_has_a_select_per_category_and_the_sample_prefilled() -> None:
+    form = _form()
+    html = str(form["c1"])
+    assert "<select" in html and ">london<" in html and ">paris<" in html
+    assert form["c0"].initial == 31 and form["c1"].initial == "paris"
+
+
+def test_the_form_sends_one_object_and_null_where_allowed() -> None:
+    form = _form({"c0": "", "c1": "london", "c2": "x"})
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["matrix"] == [{"age": None, "city": "london", "note": "x"}]
+
+
+def test_pasted_csv_is_mapped_by_its_header() -> None:
+    form = _form({"rows": "note,city,age\nhello,paris,40\n,london,\n"})
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["matrix"] == [
+        {"age": 40, "city": "paris", "note": "hello"},
+        {"age": None, "city": "london", "note": None},
+    ]
+    by_position = _form({"rows": "40,paris,hello"})
+    assert by_position.is_valid(), by_position.errors
+    assert by_position.cleaned_data["matrix"] == [{"age": 40, "city": "paris", "note": "hello"}]
+
+
+def test_a_bad_pasted_number_names_its_row_and_column() -> None:
+    form = _form({"rows": "age,city,note\nold,paris,x\n"})
+    assert not form.is_valid()
+    assert "row 1, column 'age'" in form.errors["rows"][0]
+
+
+@pytest.mark.django_db
+def test_the_serving_config_carries_the_schema_and_sample_rows(
+    make_deployment: Callable[..., Deployment],
+) -> None:
+    deployment = make_deployment()
+    version = deployment.model_version
+    version.input_schema = SCHEMA + [{"name": "x", "type": "number", "nullable": False}]
+    version.example_rows = [{**EXAMPLE, "x": 1.0}]
+    version.save()
+    cfg = serving_config(deployment)
+    assert cfg.input_schema is not None and [c.name for c in cfg.input_schema] == [
+        "age",
+        "city",
+        "note",
+        "x",
+    ]
+    assert cfg.sample_rows == [{**EXAMPLE, "x": 1.0}]
+
+
+@pytest.mark.django_db
+def test_load_sample_rows_reads_the_stored_sample_typed_by_the_schema(
+    make_version: Callable[..., ModelVersion], tmp_path: Path
+) -> None:
+    version = make_version(input_size=3)
+    assert load_sample_rows(version) == []
+    local = tmp_path / "sample.csv"
+    local.write_text("age,city,note\n31,paris,hi\n,london,\n")
+    version.sample_uri = get_store().put(local, "iris/1/sample.csv")
+    version.input_schema = SCHEMA
+    version.save()
+    assert load_sample_rows(version) == [
+        {"age": 31, "city": "paris", "note": "hi"},
+        {"age": None, "city": "london", "note": None},
+    ]
