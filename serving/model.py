@@ -144,8 +144,9 @@ class ServedModel:
         try:
             return self.table.from_rows(rows, len(rows))
         except InvalidInput as exc:
-            raise ModelError(f"the sample rows do not fit the input schema: {exc}", "sample")
-        
+            message = f"the sample rows do not fit the input schema: {exc}"
+            raise ModelError(message, "sample") from None
+
     def warm_up(self) -> None:
         """One prediction on the probe rows, so readiness means a prediction has succeeded."""
         try:
@@ -154,7 +155,9 @@ class ServedModel:
             raise ModelError(f"warm-up prediction failed: {exc}", "warm_up") from None
 
 
-def _table(cfg: ServingConfig, estimator: object, kind: str) -> tuple[Table | None, list[str] | None]:
+def _table(
+    cfg: ServingConfig, estimator: object, kind: str
+) -> tuple[Table | None, list[str] | None]:
     """The input schema (the config's, or the fitted column names as numbers) and the column
     names to give a model fitted on a DataFrame."""
     fitted = getattr(estimator, "feature_names_in_", None)

@@ -171,7 +171,9 @@ def learn_schema(
         column = columns[index]
         refuses = getattr(encoder, "handle_unknown", "error") == "error"
         if refuses and categories:
-            columns[index] = column.model_copy(update={"type": "category", "categories": categories})
+            columns[index] = column.model_copy(
+                update={"type": "category", "categories": categories}
+            )
         elif all(isinstance(c, str) for c in categories) and column.type != "string":
             columns[index] = column.model_copy(update={"type": "string"})
     sample = typed_rows(columns, header, rows[:MAX_SAMPLE_ROWS]) if header and rows else []

@@ -38,9 +38,7 @@ _SHOWN_CATEGORIES = 20  # at most this many categories are listed in an error
 def _is_numeric(column: Column) -> bool:
     if column.type in NUMERIC_TYPES:
         return True
-    return column.type == "category" and all(
-        type(c) in _NUMBERS for c in column.categories or []
-    )
+    return column.type == "category" and all(type(c) in _NUMBERS for c in column.categories or [])
 
 
 def _show(value: Any) -> str:
@@ -68,7 +66,9 @@ class Table:
 
     def _taken(self) -> str:
         names = ", ".join(self.names[:_SHOWN_CATEGORIES])
-        more = f" and {self.width - _SHOWN_CATEGORIES} more" if self.width > _SHOWN_CATEGORIES else ""
+        more = (
+            f" and {self.width - _SHOWN_CATEGORIES} more" if self.width > _SHOWN_CATEGORIES else ""
+        )
         return f"the model takes the columns {names}{more}"
 
     # --- request forms -------------------------------------------------------------------------
@@ -83,7 +83,7 @@ class Table:
             if "instances" in doc:
                 return self.from_rows(doc["instances"], max_rows, maybe_bool)
             raise InvalidInput(
-                'expected rows (an array of objects keyed by column, or of arrays of values), '
+                "expected rows (an array of objects keyed by column, or of arrays of values), "
                 '{"instances": rows}, {"dataframe_split": {"columns", "data"}} or '
                 '{"dataframe_records": rows}'
             )
@@ -150,9 +150,7 @@ class Table:
             raise InvalidInput("dataframe_split.columns: expected an array of column names")
         for name in self.names:
             if name not in columns:
-                raise InvalidInput(
-                    f"dataframe_split: column {name!r} is missing ({self._taken()})"
-                )
+                raise InvalidInput(f"dataframe_split: column {name!r} is missing ({self._taken()})")
         for name in columns:
             if name not in self.index:
                 raise InvalidInput(f"dataframe_split: unknown column {name!r} ({self._taken()})")
@@ -161,7 +159,9 @@ class Table:
         if not isinstance(data, list) or not data:
             raise InvalidInput("dataframe_split.data: expected a non-empty array of rows")
         if len(data) > max_rows:
-            raise PayloadTooLarge(f"{len(data)} rows is more than the limit of {max_rows} per request")
+            raise PayloadTooLarge(
+                f"{len(data)} rows is more than the limit of {max_rows} per request"
+            )
         for i, row in enumerate(data):
             if not isinstance(row, list) or len(row) != len(columns):
                 got = len(row) if isinstance(row, list) else json_type(row)
@@ -257,7 +257,7 @@ class Table:
         row: dict[str, Any] = {}
         for column in self.columns:
             if column.type == "category":
-                row[column.name] = (column.categories or [None])[0]
+                row[column.name] = column.categories[0] if column.categories else None
             elif column.type == "string":
                 row[column.name] = ""
             elif column.type == "boolean":

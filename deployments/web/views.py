@@ -35,8 +35,8 @@ from deployments.web.forms import (
     DeployForm,
     ModelForm,
     PredictForm,
-    TabularPredictForm,
     ScaleForm,
+    TabularPredictForm,
     UploadForm,
     check_deployment_name,
 )

@@ -22,8 +22,8 @@ import pandas as pd
 import pytest
 from catboost import CatBoostClassifier
 from lightgbm import LGBMClassifier
-from sklearn.pipeline import make_pipeline
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 from sklearn.svm import LinearSVC
 from xgboost import XGBClassifier, XGBRegressor
@@ -83,7 +83,12 @@ def _models() -> dict[str, tuple[str, Any, pd.DataFrame, bool]]:
     return {
         "tab-pipeline": ("classification", *frame_pipeline(), True),
         "tab-imputer": ("classification", *imputer_pipeline(), False),
-        "tab-xgb": ("classification", XGBClassifier(**boosters).fit(numbers, labels), numbers, False),
+        "tab-xgb": (
+            "classification",
+            XGBClassifier(**boosters).fit(numbers, labels),
+            numbers,
+            False,
+        ),
         "tab-lgbm": (
             "classification",
             LGBMClassifier(**boosters, verbose=-1).fit(numbers, labels),
@@ -98,7 +103,12 @@ def _models() -> dict[str, tuple[str, Any, pd.DataFrame, bool]]:
             numbers,
             False,
         ),
-        "tab-xgb-reg": ("regression", XGBRegressor(**boosters).fit(numbers, values), numbers, False),
+        "tab-xgb-reg": (
+            "regression",
+            XGBRegressor(**boosters).fit(numbers, values),
+            numbers,
+            False,
+        ),
         "tab-codes": ("classification", *_codes(), True),
         "tab-svc": (
             "classification",
@@ -172,7 +182,12 @@ def test_a_dataframe_pipeline_answers_every_request_form(served: dict) -> None:
         rows,
         {"instances": rows},
         {"dataframe_records": rows},
-        {"dataframe_split": {"columns": list(frame.columns), "data": [list(r.values()) for r in rows]}},
+        {
+            "dataframe_split": {
+                "columns": list(frame.columns),
+                "data": [list(r.values()) for r in rows],
+            }
+        },
     ):
         response = _predict(item, body)
         assert response.status_code == 200, response.text

@@ -54,7 +54,9 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def pipeline() -> Iterator[tuple[TestClient, Any, pd.DataFrame]]:
     estimator, frame = frame_pipeline()
-    app = create_app(_config(4, input_schema=SCHEMA, sample_rows=_records(frame.head(2))), estimator)
+    app = create_app(
+        _config(4, input_schema=SCHEMA, sample_rows=_records(frame.head(2))), estimator
+    )
     with TestClient(app) as client:
         yield client, estimator, frame
 
@@ -90,15 +92,44 @@ def test_null_is_a_missing_value_where_the_column_takes_one(pipeline) -> None:
 @pytest.mark.parametrize(
     ("body", "words"),
     [
-        ([{"age": "x", "city": "paris", "income": 1.0, "plan": "pro"}], ["row 0, column 'age'", "expected an integer, got a string"]),
-        ([{"age": 1, "city": "oslo", "income": 1.0, "plan": "pro"}], ["column 'city'", "'oslo'", "'london', 'paris', 'tokyo'"]),
+        (
+            [{"age": "x", "city": "paris", "income": 1.0, "plan": "pro"}],
+            ["row 0, column 'age'", "expected an integer, got a string"],
+        ),
+        (
+            [{"age": 1, "city": "oslo", "income": 1.0, "plan": "pro"}],
+            ["column 'city'", "'oslo'", "'london', 'paris', 'tokyo'"],
+        ),
         ([{"age": 1, "city": "paris", "income": 1.0}], ["row 0: column 'plan' is missing"]),
-        ([{"age": 1, "city": "paris", "income": 1.0, "plan": "pro", "x": 2}], ["row 0: unknown column 'x'"]),
-        ([{"age": 1, "city": None, "income": 1.0, "plan": "pro"}], ["column 'city'", "null", "send one of its categories"]),
-        ([{"age": 1, "city": "paris", "income": True, "plan": "pro"}], ["column 'income'", "expected a number, got a boolean"]),
-        ([{"age": 1.5, "city": "paris", "income": 1, "plan": "pro"}], ["column 'age'", "expected an integer"]),
-        ({"dataframe_split": {"columns": ["age", "city"], "data": [[1, "paris"]]}}, ["dataframe_split: column 'income' is missing"]),
-        ({"dataframe_split": {"columns": ["age", "city", "income", "plan", "y"], "data": [[1, "paris", 1, "pro", 0]]}}, ["unknown column 'y'"]),
+        (
+            [{"age": 1, "city": "paris", "income": 1.0, "plan": "pro", "x": 2}],
+            ["row 0: unknown column 'x'"],
+        ),
+        (
+            [{"age": 1, "city": None, "income": 1.0, "plan": "pro"}],
+            ["column 'city'", "null", "send one of its categories"],
+        ),
+        (
+            [{"age": 1, "city": "paris", "income": True, "plan": "pro"}],
+            ["column 'income'", "expected a number, got a boolean"],
+        ),
+        (
+            [{"age": 1.5, "city": "paris", "income": 1, "plan": "pro"}],
+            ["column 'age'", "expected an integer"],
+        ),
+        (
+            {"dataframe_split": {"columns": ["age", "city"], "data": [[1, "paris"]]}},
+            ["dataframe_split: column 'income' is missing"],
+        ),
+        (
+            {
+                "dataframe_split": {
+                    "columns": ["age", "city", "income", "plan", "y"],
+                    "data": [[1, "paris", 1, "pro", 0]],
+                }
+            },
+            ["unknown column 'y'"],
+        ),
         ([[1, "paris", 2.0]], ["row 0: expected 4 values"]),
         ({"rows": []}, ["dataframe_split", "instances"]),
     ],
@@ -116,7 +147,11 @@ def _column_tensors(rows: list[dict[str, Any]], binary_city: bool = False) -> tu
     inputs = []
     raw = b""
     for name in ("age", "city", "income", "plan"):
-        tensor: dict[str, Any] = {"name": name, "shape": [len(rows), 1], "datatype": datatypes[name]}
+        tensor: dict[str, Any] = {
+            "name": name,
+            "shape": [len(rows), 1],
+            "datatype": datatypes[name],
+        }
         values = [r[name] for r in rows]
         if binary_city and name == "city":
             data = b"".join(len(v.encode()).to_bytes(4, "little") + v.encode() for v in values)
