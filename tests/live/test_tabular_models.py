@@ -151,7 +151,7 @@ def served(console: ConsoleStack, tmp_path_factory: pytest.TempPathFactory) -> I
         item.endpoint = body["endpoint"]
     yield out
     for name in out:
-        client.delete(f"/api/deployments/{name}/")
+        client.post(f"/api/deployments/{name}/undeploy/")
 
 
 def _predict(item: Served, body: Any) -> httpx.Response:
