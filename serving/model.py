@@ -62,6 +62,10 @@ class ServedModel:
         self.scores = False
         if cfg.job == "classification":
             classes = getattr(estimator, "classes_", None)
+            if classes is None and not self.probabilities:  # a regressor
+                raise ModelError(
+                    f"job is classification but {kind} has no predict_proba()", "no_predict_proba"
+                )
             if classes is None:
                 raise ModelError(f"job is classification but {kind} has no classes_", "no_classes")
             self.classes = np.asarray(classes).tolist()

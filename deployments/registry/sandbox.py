@@ -264,8 +264,9 @@ def _unservable_message(
         return f"{cls} is not an estimator: it has no predict method"
     if reason == "no_predict_proba":
         return (
-            f"{cls} has no predict_proba, so it cannot serve a classification model "
-            "(upload a classifier, or register the model with job 'regression')"
+            f"{cls} has no predict_proba and no classes_, so it is not a classifier and cannot "
+            "serve a classification model (upload a classifier, or register the model with job "
+            "'regression')"
         )
     if reason == "sample":
         return scrub(unservable.get("error", "the sample CSV does not fit the model"))

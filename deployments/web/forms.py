@@ -306,7 +306,7 @@ class TabularPredictForm(forms.Form):
     first line names the columns is mapped by name; without it, by position."""
 
     rows = forms.CharField(
-        label="Rows (CSV with a header, or JSON)",
+        label="Rows (CSV or JSON)",
         required=False,
         widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
         help_text="CSV whose first line names the columns (any order), or a JSON array of "

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from deployments.models import Deployment
+from deployments.models import Deployment, ModelVersion
 from deployments.predictions import PredictionResult
 
 
@@ -21,10 +21,19 @@ def feature_names(deployment: Deployment) -> list[str]:
     return [f"x{i}" for i in range(1, n + 1)]
 
 
+def is_tabular(version: ModelVersion) -> bool:
+    """Whether the version's test form is built from its schema: it has columns other than
+    plain numbers (strings, categories, booleans, missing values) or a sample to prefill from.
+    A model that only takes numbers keeps the form of one number per feature."""
+    schema = version.input_schema or []
+    plain = all(c.get("type") in ("number", "integer") and not c.get("nullable") for c in schema)
+    return bool(schema) and (not plain or bool(version.sample_uri))
+
+
 def example_rows(deployment: Deployment) -> list[Any]:
     """The example request's rows: the sample's first row for a tabular version, else zeros."""
     version = deployment.model_version
-    if version.input_schema:
+    if is_tabular(version):
         if version.example_rows:
             return version.example_rows[:1]
         from serving.config import Column

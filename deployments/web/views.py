@@ -270,7 +270,7 @@ def _predict_context(
 def _predict_form(deployment: Deployment, data: Any = None) -> PredictForm | TabularPredictForm:
     """The schema-built form for a tabular version, else one number per feature."""
     version = deployment.model_version
-    if version.input_schema:
+    if presenters.is_tabular(version):
         example = (version.example_rows or [None])[0]
         return TabularPredictForm(data, schema=version.input_schema, example=example)
     return PredictForm(data, feature_names=presenters.feature_names(deployment))
