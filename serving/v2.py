@@ -76,7 +76,7 @@ def parse_infer_request(
         raise InvalidInput(f"expected an infer request object, got {json_type(doc)}")
     inputs = doc.get("inputs")
     if model.table is not None and isinstance(inputs, list) and _per_column(inputs, model):
-        matrix = _column_tensors(inputs, binary, model, max_rows)
+        matrix = column_tensors(inputs, binary, model, max_rows)
     elif not isinstance(inputs, list) or len(inputs) != 1:
         count = len(inputs) if isinstance(inputs, list) else json_type(inputs)
         want = "" if model.table is None else f" or one per column ({model.table.width})"
@@ -101,7 +101,7 @@ def _per_column(inputs: list[Any], model: ServedModel) -> bool:
     )
 
 
-def _column_tensors(inputs: list[Any], binary: bytes, model: ServedModel, max_rows: int) -> Any:
+def column_tensors(inputs: list[Any], binary: bytes, model: ServedModel, max_rows: int) -> Any:
     """The model's input from one tensor per column: shape [rows] or [rows, 1], BYTES for
     strings (JSON strings, or binary length-prefixed ones), numbers or booleans otherwise."""
     table = model.table

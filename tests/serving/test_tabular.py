@@ -308,3 +308,44 @@ def test_a_sample_must_hold_the_fitted_columns() -> None:
     header, rows = read_sample(frame[["age", "city", "income"]].head(3).to_csv(index=False))
     with pytest.raises(SampleError, match="misses column"):
         learn_schema(estimator, header, rows)
+
+
+def test_grpc_takes_one_tensor_per_column() -> None:
+    import asyncio
+
+    from serving.grpc_server import InferenceService
+    from serving.metrics import Metrics
+    from serving.oip_grpc import open_inference_grpc_pb2 as pb
+    from serving.state import State
+
+    estimator, frame = frame_pipeline()
+    cfg = _config(4, input_schema=SCHEMA)
+    model = ServedModel(cfg, estimator)
+    state = State(cfg, model, Metrics())
+    state.ready = True
+    head = frame.head(3)
+    request = pb.ModelInferRequest(model_name="tab")
+    for name in ("age", "city", "income", "plan"):
+        values = head[name].tolist()
+        if name in ("city", "plan"):
+            tensor = request.inputs.add(name=name, datatype="BYTES", shape=[3, 1])
+            tensor.contents.bytes_contents.extend(v.encode() for v in values)
+        elif name == "age":
+            request.inputs.add(
+                name=name, datatype="INT64", shape=[3]
+            ).contents.int64_contents.extend(values)
+        else:
+            request.inputs.add(name=name, datatype="FP64", shape=[3]).contents.fp64_contents.extend(
+                values
+            )
+    request.outputs.add(name="predict_proba")
+
+    async def infer() -> Any:
+        try:
+            return await InferenceService(state)._infer(request)
+        finally:
+            state.batcher.stop()
+
+    response = asyncio.run(infer())
+    proba = np.frombuffer(response.raw_output_contents[0], dtype="<f8").reshape(3, 2)
+    np.testing.assert_allclose(proba, estimator.predict_proba(head), atol=1e-12)
