@@ -91,3 +91,17 @@ def test_load_sample_rows_reads_the_stored_sample_typed_by_the_schema(
         {"age": 31, "city": "paris", "note": "hi"},
         {"age": None, "city": "london", "note": None},
     ]
+
+
+def test_result_rows_show_labels_alone_and_bars_for_probabilities() -> None:
+    from deployments.predictions import PredictionResult
+    from deployments.web.presenters import result_rows
+
+    labels = PredictionResult(200, {"predictions": ["yes", "no"], "classes": ["no", "yes"]}, 1.0)
+    assert result_rows(labels, ["no", "yes"]) == [
+        {"number": 1, "label": "yes"},
+        {"number": 2, "label": "no"},
+    ]
+    proba = PredictionResult(200, {"predictions": [[0.25, 0.75]], "classes": [0, 1]}, 1.0)
+    (row,) = result_rows(proba, [0, 1])
+    assert row["label"] == 1 and [c["percent"] for c in row["cells"]] == [25.0, 75.0]
