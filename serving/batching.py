@@ -168,24 +168,23 @@ class MicroBatcher:
     # --- model thread ---------------------------------------------------------------------------
 
     def _loop(self) -> None:
-        carry: _Item | None = None
         while True:
-            first = carry if carry is not None else self._queue.get()
-            carry = None
+            first = self._queue.get()
             if first is _STOP:
                 return
             assert isinstance(first, _Item)
-            batch = [first]
-            stop = False
+            items = [first]
             if self._enabled:
-                carry, stop = self._collect(batch)
-            _settle(self._process_safely(batch))
-            if stop:
-                return
+                self._collect(items)
+            # One call per output: an OIP request for every output of a classifier queues
+            # predict_proba and predict alternately, which batched in arrival order would make
+            # every batch a single request.
+            for batch in self._batches(items):
+                _settle(self._process_safely(batch))
 
-    def _collect(self, batch: list[_Item]) -> tuple[_Item | None, bool]:
-        """Add queued items of the same output to batch, up to max rows. Returns (carry, stop)."""
-        rows = batch[0].matrix.shape[0]
+    def _collect(self, items: list[_Item]) -> None:
+        """Add queued items (any output) to items, up to max rows in all."""
+        rows = items[0].matrix.shape[0]
         deadline = None
         while rows < self._max_rows:
             try:
@@ -203,14 +202,11 @@ class MicroBatcher:
                 except queue.Empty:
                     break
             if item is _STOP:
-                return None, True
+                self._queue.put(_STOP)  # the loop ends once this collection is answered
+                break
             assert isinstance(item, _Item)
-            n = item.matrix.shape[0]
-            if item.output != batch[0].output or rows + n > self._max_rows:
-                return item, False
-            batch.append(item)
-            rows += n
-        return None, False
+            items.append(item)
+            rows += item.matrix.shape[0]
 
     # --- both paths -----------------------------------------------------------------------------
 
