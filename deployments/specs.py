@@ -29,7 +29,7 @@ def serving_config(deployment: Deployment) -> ServingConfig:
         input_schema=[Column.model_validate(c) for c in version.input_schema]
         if version.input_schema
         else None,
-        sample_rows=(version.example_rows or [])[:MAX_SAMPLE_ROWS],
+        sample_rows=(version.example_rows or [])[:MAX_SAMPLE_ROWS] or None,
     )
 
 

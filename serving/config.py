@@ -172,7 +172,7 @@ class ServingConfig(_Schema):
     input_schema: list[Column] | None = None
     # A few rows of the version's sample (objects keyed by column): serving warms up on them
     # instead of a row of zeros, which models with encoders or strict inputs may refuse.
-    sample_rows: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_SAMPLE_ROWS)
+    sample_rows: list[dict[str, Any]] | None = Field(default=None, max_length=MAX_SAMPLE_ROWS)
 
     @model_validator(mode="after")
     def _schema_fits(self) -> ServingConfig:

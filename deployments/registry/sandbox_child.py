@@ -118,7 +118,7 @@ def describe(
         model=ModelSource(method="LOCAL", path=str(path), trusted_types=trusted_types),
         input_size=input_size,
         input_schema=schema if info["input_schema"] is not None else None,
-        sample_rows=info["sample_rows"],
+        sample_rows=info["sample_rows"] or None,
     )
     try:
         ServedModel(cfg, estimator).warm_up()
