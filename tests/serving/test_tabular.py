@@ -310,42 +310,43 @@ def test_a_sample_must_hold_the_fitted_columns() -> None:
         learn_schema(estimator, header, rows)
 
 
-def test_grpc_takes_one_tensor_per_column() -> None:
-    import asyncio
+def test_grpc_takes_one_tensor_per_column(tmp_path) -> None:
+    """A real serving process (serving's and tritonclient's protobuf modules cannot share one
+    process), asked with tritonclient.grpc: BYTES tensors for the strings."""
+    import joblib
+    import tritonclient.grpc as triton
 
-    from serving.grpc_server import InferenceService
-    from serving.metrics import Metrics
-    from serving.oip_grpc import open_inference_grpc_pb2 as pb
-    from serving.state import State
+    from tests.serving.test_grpc import GrpcServingProcess
+    from tests.support.net import free_port
+    from tests.support.serving import write_config
 
     estimator, frame = frame_pipeline()
+    artifact = tmp_path / "pipeline.joblib"
+    joblib.dump(estimator, artifact)
     cfg = _config(4, input_schema=SCHEMA)
-    model = ServedModel(cfg, estimator)
-    state = State(cfg, model, Metrics())
-    state.ready = True
+    cfg.model = ModelSource(method="LOCAL", path=str(artifact))
+    server = GrpcServingProcess(write_config(tmp_path, "tab", cfg), free_port()).wait_ready()
     head = frame.head(3)
-    request = pb.ModelInferRequest(model_name="tab")
-    for name in ("age", "city", "income", "plan"):
-        values = head[name].tolist()
-        if name in ("city", "plan"):
-            tensor = request.inputs.add(name=name, datatype="BYTES", shape=[3, 1])
-            tensor.contents.bytes_contents.extend(v.encode() for v in values)
-        elif name == "age":
-            request.inputs.add(
-                name=name, datatype="INT64", shape=[3]
-            ).contents.int64_contents.extend(values)
-        else:
-            request.inputs.add(name=name, datatype="FP64", shape=[3]).contents.fp64_contents.extend(
+    try:
+        client = triton.InferenceServerClient(url=server.grpc_url)
+        inputs = []
+        for name, datatype in (
+            ("age", "INT64"),
+            ("city", "BYTES"),
+            ("income", "FP64"),
+            ("plan", "BYTES"),
+        ):
+            values = head[[name]].to_numpy(dtype=object if datatype == "BYTES" else None)
+            tensor = triton.InferInput(name, list(values.shape), datatype)
+            tensor.set_data_from_numpy(
                 values
+                if datatype == "BYTES"
+                else values.astype(np.int64 if datatype == "INT64" else np.float64)
             )
-    request.outputs.add(name="predict_proba")
-
-    async def infer() -> Any:
-        try:
-            return await InferenceService(state)._infer(request)
-        finally:
-            state.batcher.stop()
-
-    response = asyncio.run(infer())
-    proba = np.frombuffer(response.raw_output_contents[0], dtype="<f8").reshape(3, 2)
+            inputs.append(tensor)
+        wanted = [triton.InferRequestedOutput("predict_proba")]
+        proba = client.infer("tab", inputs, outputs=wanted).as_numpy("predict_proba")
+        client.close()
+    finally:
+        server.stop()
     np.testing.assert_allclose(proba, estimator.predict_proba(head), atol=1e-12)
