@@ -228,8 +228,8 @@ def ensure_mlserver() -> str | None:
 
 
 def measure(server: Server, body: bytes, connections: int, duration: float) -> Result:
-    server.start()
     try:
+        server.start()
         run_wrk(server.url, body, connections, 1.0)  # warm-up
         return run_wrk(server.url, body, connections, duration)
     finally:
