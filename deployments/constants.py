@@ -152,6 +152,9 @@ TIMELINE_HISTORY_EVENTS = 2000
 MAX_INPUT_SIZE = 10_000
 FEATURES_MESSAGE = f"Use 1 to {MAX_INPUT_SIZE} features (the numbers in one row of input)."
 FEATURES_INVALID = f"Give the number of features as a whole number, 1 to {MAX_INPUT_SIZE}."
+# The sample CSV uploaded with a version (its header names a tabular model's columns, its rows
+# are the probe rows and the drift reference): small enough to read whole in the console.
+MAX_SAMPLE_BYTES = 10 * 1024**2
 # Above this many features the test-prediction form has no input per feature, only the rows box.
 MAX_FORM_FEATURES = 100
 # How deeply a JSON document the console reads may nest ([[...]] is 2; the deepest input the

@@ -71,6 +71,13 @@ class ModelVersion(models.Model):
     )
     # Every global a pickle or joblib artifact imported while it was validated.
     imported_globals = models.JSONField(default=list, blank=True)
+    # Tabular models: the input columns [{"name", "type", "categories", "nullable"}] learned
+    # from the artifact and the sample; null when neither names the columns.
+    input_schema = models.JSONField(null=True, blank=True)
+    # The sample CSV uploaded with the version (stored beside the artifact), and its first rows
+    # typed by the schema: serving's warm-up rows and the example row of the UI and snippets.
+    sample_uri = models.CharField(max_length=1024, blank=True)
+    example_rows = models.JSONField(default=list, blank=True)
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -12,7 +12,14 @@ from deployments import constants as st
 from deployments.artifacts import get_store
 from deployments.models import Deployment, ModelVersion
 from deployments.runtimes.base import Autoscaling, Resources, ServingSpec, TrafficTarget
-from serving.config import ModelSource, PredictionLogConfig, ServingConfig, dump_config
+from serving.config import (
+    MAX_SAMPLE_ROWS,
+    Column,
+    ModelSource,
+    PredictionLogConfig,
+    ServingConfig,
+    dump_config,
+)
 
 
 def prediction_log_sink(deployment: Deployment) -> str:
@@ -51,6 +58,11 @@ def serving_config(deployment: Deployment, version: ModelVersion | None = None) 
         # Clients address a deployment by its name; the model's name stays an alias.
         deployment_name=deployment.name,
         logging=prediction_log_config(deployment),
+        # Tabular models: the columns serving parses requests by, and rows to warm up on.
+        input_schema=[Column.model_validate(c) for c in version.input_schema]
+        if version.input_schema
+        else None,
+        sample_rows=(version.example_rows or [])[:MAX_SAMPLE_ROWS] or None,
     )
 
 

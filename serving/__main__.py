@@ -19,6 +19,11 @@ from typing import Any
 
 log = logging.getLogger("serving")
 
+# OpenMP's threads sleep between parallel regions instead of spinning for milliseconds against
+# the event loop and the model thread (HistGradientBoosting, XGBoost, LightGBM use OpenMP).
+# Read when the OpenMP runtime loads, so it is set before any model library is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from serving.config import DEFAULT_CONFIG_PATH

@@ -6,7 +6,7 @@ Unpickling calls whatever global the file names, so a global is resolved only wh
   load libraries or exist for tests, and defined there too (not another module's class that
   such a module imported); or a numpy/scipy ufunc (element-wise math) of those modules, or
 - one of the short list of reconstructors and plain builtins below that the pickles of those
-  classes need, or
+  classes need, or an estimator or booster class of XGBoost, LightGBM or CatBoost, or
 - one of the names an admin approved for this one artifact (`model.trustedTypes`).
 Anything else is refused before it is called, naming the global. The validation sandbox and
 serving load through this same module, so what validated is what serves.
@@ -97,6 +97,27 @@ FUNCTIONS = frozenset(
 )
 
 
+# Boosting libraries with the scikit-learn API: their estimators and the boosters inside them,
+# by exact name (not whole packages: their data classes read files named in their arguments).
+# Each pickles its trees as the library's own model bytes, which its loader parses.
+BOOSTING_CLASSES = frozenset(
+    {
+        *(
+            f"xgboost.sklearn.{name}"
+            for name in ("XGBClassifier", "XGBRegressor", "XGBRanker", "XGBRFClassifier")
+        ),
+        "xgboost.sklearn.XGBRFRegressor",
+        "xgboost.core.Booster",
+        *(f"lightgbm.sklearn.{name}" for name in ("LGBMClassifier", "LGBMRegressor", "LGBMRanker")),
+        "lightgbm.basic.Booster",
+        *(
+            f"catboost.core.{name}"
+            for name in ("CatBoost", "CatBoostClassifier", "CatBoostRegressor", "CatBoostRanker")
+        ),
+    }
+)
+
+
 class RefusedGlobal(Exception):
     """The artifact imports a global that is not allowed; `name` says which."""
 
@@ -135,7 +156,7 @@ class Screen:
             self.seen.add(where)
             self.used_approvals.add(where)
             return resolve(module, name)
-        if where in FUNCTIONS:
+        if where in FUNCTIONS or where in BOOSTING_CLASSES:
             self.seen.add(where)
             return resolve(module, name)
         if "." in name or not _under(module, CLASS_PACKAGES) or _denied(module):

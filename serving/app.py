@@ -73,7 +73,7 @@ def create_app(
             await _start_grpc(state, grpc_address, grpc_required) if grpc_address else None
         )
         # Warm up through the model thread too, so readiness means the real path has worked.
-        await state.batcher.predict(model.primary_output, np.zeros((1, cfg.input_size)))
+        await state.batcher.predict(model.primary_output, model.probe_input())
         state.ready = True
         log.info("model %s ready", cfg.name)
         try:
@@ -140,14 +140,26 @@ def _prediction_routes(state: State) -> list[Route]:
     cfg, model, batcher = state.cfg, state.model, state.batcher
     version_header = state.version_header
 
+    table = model.table
+
     async def predict(request: Request) -> Response:
         body = await read_body(request, cfg.max_body_bytes)
-        rows = predict_rows(parse_json(body))
         maybe_bool = b"true" in body or b"false" in body
-        features = to_matrix(rows, cfg.input_size, cfg.max_batch_rows, maybe_bool=maybe_bool)
+        if table is None:
+            rows = predict_rows(parse_json(body))
+            features = to_matrix(rows, cfg.input_size, cfg.max_batch_rows, maybe_bool=maybe_bool)
+        else:
+            features = table.parse(parse_json(body), cfg.max_batch_rows, maybe_bool)
         result = await batcher.predict(model.primary_output, features)
-        payload = orjson.dumps(np.ascontiguousarray(result), option=orjson.OPT_SERIALIZE_NUMPY)
-        if model.classes is not None:
+        payload = _json_array(result)
+        if model.scores:  # a classifier without probabilities: labels, and its scores
+            scores = _json_array(await batcher.predict("decision_function", features))
+            content = b'{"predictions":%b,"classes":%b,"scores":%b}' % (
+                payload,
+                model.classes_json,
+                scores,
+            )
+        elif model.classes is not None:
             content = b'{"predictions":' + payload + b',"classes":' + model.classes_json + b"}"
         else:
             content = b'{"predictions":' + payload + b"}"
@@ -189,6 +201,12 @@ def _prediction_routes(state: State) -> list[Route]:
         # After the hot routes: the router tries each route's pattern in turn.
         *v1.routes(state, predict),
     ]
+
+
+def _json_array(values: np.ndarray) -> bytes:
+    if values.dtype.kind in "OUS":  # string labels
+        return orjson.dumps([str(v) for v in values.tolist()])
+    return orjson.dumps(np.ascontiguousarray(values), option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def _add_v2_routes(app: FastAPI, state: State) -> None:

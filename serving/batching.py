@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from serving.errors import ModelNotReady, PredictionFailed
+from serving.tabular import concat
 
 RunFn = Callable[[str, np.ndarray], np.ndarray]
 
@@ -167,24 +168,23 @@ class MicroBatcher:
     # --- model thread ---------------------------------------------------------------------------
 
     def _loop(self) -> None:
-        carry: _Item | None = None
         while True:
-            first = carry if carry is not None else self._queue.get()
-            carry = None
+            first = self._queue.get()
             if first is _STOP:
                 return
             assert isinstance(first, _Item)
-            batch = [first]
-            stop = False
+            items = [first]
             if self._enabled:
-                carry, stop = self._collect(batch)
-            _settle(self._process_safely(batch))
-            if stop:
-                return
+                self._collect(items)
+            # One call per output: an OIP request for every output of a classifier queues
+            # predict_proba and predict alternately, which batched in arrival order would make
+            # every batch a single request.
+            for batch in self._batches(items):
+                _settle(self._process_safely(batch))
 
-    def _collect(self, batch: list[_Item]) -> tuple[_Item | None, bool]:
-        """Add queued items of the same output to batch, up to max rows. Returns (carry, stop)."""
-        rows = batch[0].matrix.shape[0]
+    def _collect(self, items: list[_Item]) -> None:
+        """Add queued items (any output) to items, up to max rows in all."""
+        rows = items[0].matrix.shape[0]
         deadline = None
         while rows < self._max_rows:
             try:
@@ -202,14 +202,11 @@ class MicroBatcher:
                 except queue.Empty:
                     break
             if item is _STOP:
-                return None, True
+                self._queue.put(_STOP)  # the loop ends once this collection is answered
+                break
             assert isinstance(item, _Item)
-            n = item.matrix.shape[0]
-            if item.output != batch[0].output or rows + n > self._max_rows:
-                return item, False
-            batch.append(item)
-            rows += n
-        return None, False
+            items.append(item)
+            rows += item.matrix.shape[0]
 
     # --- both paths -----------------------------------------------------------------------------
 
@@ -224,11 +221,7 @@ class MicroBatcher:
     def _process(self, batch: list[_Item]) -> list[Answer]:
         """One model call for the batch; a failure is retried item by item to isolate it."""
         output = batch[0].output
-        matrix = (
-            batch[0].matrix
-            if len(batch) == 1
-            else np.concatenate([item.matrix for item in batch], axis=0)
-        )
+        matrix = batch[0].matrix if len(batch) == 1 else concat([item.matrix for item in batch])
         # Timing every call costs more than it tells once the average has settled (clock reads
         # are slow on some virtual machines), so after the first calls only every 8th is timed.
         self._calls += 1

@@ -7,7 +7,18 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel, to_snake
 
 DEFAULT_CONFIG_PATH = "/etc/config/config.yaml"
@@ -130,6 +141,30 @@ class PredictionLogConfig(_Schema):
         return self
 
 
+# The types of a tabular model's input columns (serving/tabular.py says what each accepts).
+ColumnType = Literal["number", "integer", "string", "boolean", "category"]
+COLUMN_TYPES: tuple[str, ...] = get_args(ColumnType)
+# Rows of the uploaded sample copied into the config: the warm-up's rows instead of zeros.
+MAX_SAMPLE_ROWS = 16
+
+
+class Column(_Schema):
+    """One input column: its name, type, the categories an encoder knows, and whether a
+    missing value (JSON null, sent to the model as NaN) is accepted."""
+
+    name: str = Field(min_length=1, max_length=256)
+    type: ColumnType = "number"
+    # Category columns: the values the model's encoder accepts (it refuses others).
+    categories: list[StrictBool | StrictInt | StrictFloat | StrictStr] | None = None
+    nullable: bool = False
+
+    @model_validator(mode="after")
+    def _categories_of_categories(self) -> Column:
+        if self.type == "category" and not self.categories:
+            raise ValueError(f"column {self.name!r}: a category column needs its categories")
+        return self
+
+
 class ServingConfig(_Schema):
     """Everything one serving process needs: the model, its job and the limits on requests."""
 
@@ -153,6 +188,28 @@ class ServingConfig(_Schema):
     fast_path: bool = True
     # The prediction log; absent or sample 0: nothing is logged.
     logging: PredictionLogConfig | None = None
+    # Tabular models: the input columns in the order the model was fitted on. Requests may then
+    # send rows as objects keyed by column (also MLflow's DataFrame forms and one OIP tensor
+    # per column); without it, only the matrix of numbers.
+    input_schema: list[Column] | None = None
+    # A few rows of the version's sample (objects keyed by column): serving warms up on them
+    # instead of a row of zeros, which models with encoders or strict inputs may refuse.
+    sample_rows: list[dict[str, Any]] | None = Field(default=None, max_length=MAX_SAMPLE_ROWS)
+
+    @model_validator(mode="after")
+    def _schema_fits(self) -> ServingConfig:
+        if self.input_schema is None:
+            return self
+        if len(self.input_schema) != self.input_size:
+            raise ValueError(
+                f"inputSchema has {len(self.input_schema)} columns but inputSize is "
+                f"{self.input_size}"
+            )
+        names = [column.name for column in self.input_schema]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"inputSchema names column(s) {', '.join(repeated)} more than once")
+        return self
 
 
 def _describe(error: ValidationError) -> str:

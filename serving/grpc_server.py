@@ -163,7 +163,9 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         state.predictions.record(None, request.id or None, matrix, logged)
         return response
 
-    def _matrix(self, request: Any) -> np.ndarray:
+    def _matrix(self, request: Any) -> Any:
+        if self.model.table is not None and len(request.inputs) > 1:
+            return self._column_tensors(request)
         if len(request.inputs) != 1:
             raise InvalidInput(f"expected exactly one input tensor, got {len(request.inputs)}")
         tensor = request.inputs[0]
@@ -193,6 +195,32 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
             check_finite(matrix)
         return matrix
 
+    def _column_tensors(self, request: Any) -> Any:
+        """One tensor per column (a tabular model), through the REST adapter's parsing: raw
+        contents become binary data, typed contents JSON values (BYTES decoded as UTF-8)."""
+        raw = list(request.raw_input_contents)
+        if raw and len(raw) != len(request.inputs):
+            raise InvalidInput(
+                f"expected one raw_input_contents entry per input, got {len(raw)} for "
+                f"{len(request.inputs)} inputs"
+            )
+        tensors = []
+        for k, tensor in enumerate(request.inputs):
+            doc: dict[str, Any] = {
+                "name": tensor.name,
+                "shape": list(tensor.shape),
+                "datatype": tensor.datatype,
+            }
+            if raw:
+                doc["parameters"] = {"binary_data_size": len(raw[k])}
+            elif tensor.datatype == "BYTES":
+                doc["data"] = [_text(b) for b in tensor.contents.bytes_contents]
+            else:
+                field = _CONTENTS.get(tensor.datatype)
+                doc["data"] = list(getattr(tensor.contents, field)) if field else None
+            tensors.append(doc)
+        return v2.column_tensors(tensors, b"".join(raw), self.model, self.cfg.max_batch_rows)
+
     def _outputs(self, request: Any) -> list[str]:
         if not request.outputs:
             return list(self.model.outputs)
@@ -205,6 +233,13 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
                 )
             names.append(spec.name)
         return names
+
+
+def _text(value: bytes) -> str:
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        raise InvalidInput("BYTES data is not UTF-8 text") from None
 
 
 async def start(state: State, address: str) -> grpc.aio.Server:

@@ -75,12 +75,121 @@ def parse_infer_request(
     if not isinstance(doc, dict):
         raise InvalidInput(f"expected an infer request object, got {json_type(doc)}")
     inputs = doc.get("inputs")
-    if not isinstance(inputs, list) or len(inputs) != 1:
+    if model.table is not None and isinstance(inputs, list) and _per_column(inputs, model):
+        matrix = column_tensors(inputs, binary, model, max_rows)
+    elif not isinstance(inputs, list) or len(inputs) != 1:
         count = len(inputs) if isinstance(inputs, list) else json_type(inputs)
-        raise InvalidInput(f"expected exactly one tensor in 'inputs', got {count}")
-    matrix = _input_matrix(inputs[0], binary, model.n_features, max_rows)
+        want = "" if model.table is None else f" or one per column ({model.table.width})"
+        raise InvalidInput(f"expected exactly one tensor in 'inputs'{want}, got {count}")
+    else:
+        matrix = _input_matrix(inputs[0], binary, model.n_features, max_rows)
     outputs, binary_outputs = _requested_outputs(doc, model)
     return matrix, outputs, doc.get("id"), binary_outputs
+
+
+def _per_column(inputs: list[Any], model: ServedModel) -> bool:
+    """One tensor per column (as MLServer's PandasCodec sends a DataFrame): more than one
+    tensor, or one named after the model's only column."""
+    assert model.table is not None
+    if len(inputs) > 1:
+        return True
+    return (
+        len(inputs) == 1
+        and isinstance(inputs[0], dict)
+        and model.table.width == 1
+        and inputs[0].get("name") == model.table.names[0]
+    )
+
+
+def column_tensors(inputs: list[Any], binary: bytes, model: ServedModel, max_rows: int) -> Any:
+    """The model's input from one tensor per column: shape [rows] or [rows, 1], BYTES for
+    strings (JSON strings, or binary length-prefixed ones), numbers or booleans otherwise."""
+    table = model.table
+    assert table is not None
+    by_name: dict[str, list[Any]] = {}
+    n_rows: int | None = None
+    offset = 0
+    for k, tensor in enumerate(inputs):
+        if not isinstance(tensor, dict):
+            raise InvalidInput(f"inputs[{k}]: expected a tensor object, got {json_type(tensor)}")
+        name = tensor.get("name")
+        if name not in table.index:
+            raise InvalidInput(
+                f"inputs[{k}]: unknown input {name!r}: send one tensor per column, named "
+                f"{', '.join(table.names)}"
+            )
+        if name in by_name:
+            raise InvalidInput(f"input {name!r} is sent more than once")
+        label = f"input {name!r}"
+        shape = tensor.get("shape")
+        if not (
+            isinstance(shape, list)
+            and len(shape) in (1, 2)
+            and all(type(d) is int and d >= 0 for d in shape)
+            and (len(shape) == 1 or shape[1] == 1)
+        ):
+            raise InvalidInput(f"{label}: shape must be [rows] or [rows, 1], got {shape!r}")
+        rows = shape[0]
+        if rows == 0:
+            raise InvalidInput(f"{label}: the input is empty: send at least one row")
+        if rows > max_rows:
+            raise PayloadTooLarge(f"{rows} rows is more than the limit of {max_rows} per request")
+        if n_rows is not None and rows != n_rows:
+            raise InvalidInput(f"{label}: has {rows} rows, the inputs before it have {n_rows}")
+        n_rows = rows
+        datatype = tensor.get("datatype")
+        if datatype != "BYTES" and datatype not in INPUT_DATATYPES:
+            raise InvalidInput(
+                f"{label}: datatype must be BYTES or one of {', '.join(INPUT_DATATYPES)}, "
+                f"got {datatype!r}"
+            )
+        params = tensor.get("parameters")
+        size = params.get("binary_data_size") if isinstance(params, dict) else None
+        if size is not None:
+            if not isinstance(size, int) or size < 0 or offset + size > len(binary):
+                raise InvalidInput(f"{label}: binary_data_size does not match the bytes sent")
+            raw, offset = binary[offset : offset + size], offset + size
+            if datatype == "BYTES":
+                values: list[Any] = _bytes_elements(label, raw, rows)
+            else:
+                values = binary_matrix(label, str(datatype), raw, rows, 1).reshape(-1).tolist()
+        else:
+            data = tensor.get("data")
+            if not isinstance(data, list):
+                raise InvalidInput(f"{label}: data must be an array, got {json_type(data)}")
+            values = [v[0] if isinstance(v, list) and len(v) == 1 else v for v in data]
+            if len(values) != rows:
+                raise InvalidInput(f"{label}: shape needs {rows} values, data has {len(values)}")
+            if datatype == "BYTES":
+                values = [v.decode() if isinstance(v, bytes) else v for v in values]
+        by_name[name] = values
+    for name in table.names:
+        if name not in by_name:
+            raise InvalidInput(
+                f"input {name!r} is missing: send one tensor per column, named "
+                f"{', '.join(table.names)}"
+            )
+    assert n_rows is not None
+    return table.from_columns([by_name[name] for name in table.names], n_rows)
+
+
+def _bytes_elements(label: str, raw: bytes, count: int) -> list[str]:
+    """BYTES binary data: each element's 4-byte little-endian length, then its bytes."""
+    out = []
+    at = 0
+    for _ in range(count):
+        if at + 4 > len(raw):
+            raise InvalidInput(f"{label}: BYTES data ends before its {count} elements")
+        n = int.from_bytes(raw[at : at + 4], "little")
+        at += 4
+        if at + n > len(raw):
+            raise InvalidInput(f"{label}: BYTES data ends inside an element")
+        try:
+            out.append(raw[at : at + n].decode())
+        except UnicodeDecodeError:
+            raise InvalidInput(f"{label}: BYTES data is not UTF-8 text") from None
+        at += n
+    return out
 
 
 def _input_matrix(tensor: Any, binary: bytes, n_features: int, max_rows: int) -> np.ndarray:
@@ -380,6 +489,10 @@ def model_metadata(model: ServedModel) -> dict[str, Any]:
         if name == "predict_proba":
             shape = [-1, len(model.classes or [])]
             datatype = "FP64"
+        elif name == "decision_function":
+            n = len(model.classes or [])
+            shape = [-1] if n <= 2 else [-1, n]
+            datatype = "FP64"
         elif model.classes is not None:
             shape = [-1]
             datatype = output_datatype(np.asarray(model.classes))
@@ -387,10 +500,20 @@ def model_metadata(model: ServedModel) -> dict[str, Any]:
             shape = [-1]
             datatype = "FP64"
         outputs.append({"name": name, "datatype": datatype, "shape": shape})
+    inputs = [{"name": "input-0", "datatype": "FP64", "shape": [-1, model.n_features]}]
+    if model.table is not None and model.cfg.input_schema is not None:
+        # One tensor per column is what a schema-aware client sends (the matrix still works).
+        inputs = [
+            {"name": c.name, "datatype": _COLUMN_DATATYPES.get(c.type, "BYTES"), "shape": [-1, 1]}
+            for c in model.table.columns
+        ]
     return {
         "name": model.name,
         "versions": [model.cfg.version] if model.cfg.version else [],
         "platform": "sklearn",
-        "inputs": [{"name": "input-0", "datatype": "FP64", "shape": [-1, model.n_features]}],
+        "inputs": inputs,
         "outputs": outputs,
     }
+
+
+_COLUMN_DATATYPES = {"number": "FP64", "integer": "INT64", "boolean": "BOOL"}

@@ -196,6 +196,9 @@ class VersionSerializer(serializers.ModelSerializer):
             "trusted_types",
             "types_approved_by",
             "imported_globals",
+            "input_schema",
+            "sample_uri",
+            "example_rows",
             "deployments",
             "uploaded_by",
             "created_at",
@@ -249,6 +252,11 @@ class VersionUploadSerializer(serializers.Serializer):
     metrics = MetricsField(
         required=False,
         help_text=f"A flat JSON object of numbers or short texts, e.g. {st.METRICS_EXAMPLE}.",
+    )
+    sample = serializers.FileField(
+        required=False,
+        help_text="Optional CSV of a few real rows with a header naming the columns: the input "
+        "schema is learned from it and the upload check predicts on its rows.",
     )
 
 

@@ -280,6 +280,7 @@ class VersionViewSet(
                 notes=form.validated_data.get("notes", ""),
                 tags=form.validated_data.get("tags", []),
                 metrics=form.validated_data.get("metrics", {}),
+                sample=form.validated_data.get("sample"),
             )
         except ArtifactRejected as exc:
             return Response({"file": [str(exc)]}, status=exc.status_code)

@@ -255,9 +255,9 @@ class GCSStore(ArtifactStore):
         except (gexc.GoogleAPIError, GoogleAuthError, OSError) as exc:
             raise StoreError(f"could not look up {uri}: {_why(exc)}") from None
 
-    def read_bytes(self, uri: str) -> bytes:
+    def read(self, uri: str) -> bytes:
         try:
-            return self.bucket.blob(self._blob_name(uri)).download_as_bytes()
+            return bytes(self.bucket.blob(self._blob_name(uri)).download_as_bytes())
         except (gexc.GoogleAPIError, GoogleAuthError, OSError) as exc:
             raise StoreError(f"could not read {uri}: {_why(exc)}") from None
 

@@ -26,6 +26,11 @@ def blob_name(model_name: str, version: int, model_type: str) -> str:
     return f"{model_name}/{version}/model.{EXTENSIONS[model_type]}"
 
 
+def sample_blob_name(model_name: str, version: int) -> str:
+    """The version's sample CSV, beside its artifact."""
+    return f"{model_name}/{version}/sample.csv"
+
+
 class PendingPut(ABC):
     """An artifact on its way into the store: `commit()` makes it appear there (and returns its
     uri), `abort()` makes sure it never does."""
@@ -68,9 +73,10 @@ class ArtifactStore(ABC):
     @abstractmethod
     def exists(self, uri: str) -> bool: ...
 
-    def read_bytes(self, uri: str) -> bytes:
-        """The whole content of a small stored file (a reference CSV)."""
-        raise StoreError(f"{type(self).__name__} cannot read {uri}")
+    @abstractmethod
+    def read(self, uri: str) -> bytes:
+        """A small stored blob's bytes (a version's sample or drift reference; artifacts are
+        read by serving)."""
 
     @abstractmethod
     def serving_source(self, uri: str) -> dict[str, str]:
@@ -110,11 +116,11 @@ class FileStore(ArtifactStore):
     def exists(self, uri: str) -> bool:
         return self._path(uri).exists()
 
-    def serving_source(self, uri: str) -> dict[str, str]:
-        return {"method": "LOCAL", "path": str(self._path(uri))}
-
-    def read_bytes(self, uri: str) -> bytes:
+    def read(self, uri: str) -> bytes:
         try:
             return self._path(uri).read_bytes()
         except OSError as exc:
             raise StoreError(f"could not read {uri}: {exc.strerror or exc}") from None
+
+    def serving_source(self, uri: str) -> dict[str, str]:
+        return {"method": "LOCAL", "path": str(self._path(uri))}

@@ -156,13 +156,13 @@ def read_csv(data: bytes, max_rows: int = st.DRIFT_MAX_ROWS) -> tuple[list[str],
 def reference_rows(version: ModelVersion) -> tuple[list[str], list[list[str]]]:
     """The version's reference rows: its uploaded reference CSV, else its sample CSV (when
     the registry recorded one), read from the artifact store."""
-    uri = version.reference_uri or getattr(version, "sample_uri", "")
+    uri = version.reference_uri or version.sample_uri
     if not uri:
         raise DriftUnavailable(
             f"version {version.version} of {version.model.name} has no reference rows: upload "
-            "a reference CSV (POST .../versions/N/reference/)"
+            "a reference CSV (PUT .../versions/N/reference/), or a sample with the version"
         )
-    return read_csv(get_store().read_bytes(uri))
+    return read_csv(get_store().read(uri))
 
 
 def deployment_drift(deployment: Deployment, window: int, now: float | None = None) -> dict:

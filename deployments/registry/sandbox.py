@@ -49,6 +49,10 @@ class ArtifactReport:
     warnings: list[str] = field(default_factory=list)
     globals: list[str] = field(default_factory=list)
     untrusted_types: list[str] = field(default_factory=list)
+    # Tabular models: the columns learned from the artifact and the sample, and the sample's
+    # first rows typed by them (the probe rows and the example row).
+    input_schema: list[dict[str, Any]] | None = None
+    sample_rows: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _mib(n: int) -> str:
@@ -71,7 +75,7 @@ def _child_env(workdir: str) -> dict[str, str]:
 
 
 def _child_command(
-    path: Path, workdir: str, arguments: list[str]
+    path: Path, workdir: str, arguments: list[str], sample: Path | None = None
 ) -> tuple[list[str], dict[str, str] | None]:
     """The child's command line (inside bwrap unless isolation is off) and its environment."""
     try:
@@ -80,15 +84,21 @@ def _child_command(
         raise ArtifactRejected(str(exc)) from None
     if not isolated:
         argv = [sys.executable, "-s", "-m", "deployments.registry.sandbox_child"]
+        if sample is not None:
+            arguments = [*arguments, "--sample", str(sample)]
         return [*argv, str(path), "--output", f"{workdir}/report.json", *arguments], (
             _child_env(workdir)
         )
     python, _ = python_paths()
     inside = f"/input/artifact{path.suffix}"
+    read_only = [(sample, "/input/sample.csv")] if sample is not None else []
+    if sample is not None:
+        arguments = [*arguments, "--sample", "/input/sample.csv"]
     command = isolated_command(
         [python, "-s", f"{APP_DIR}/sandbox_child.py", inside, "--output", "/output/report.json"]
         + arguments,
         read_only=[
+            *read_only,
             (path, inside),
             (_CHILD, f"{APP_DIR}/sandbox_child.py"),
             (Path(settings.BASE_DIR) / "serving", f"{APP_DIR}/serving"),
@@ -101,9 +111,17 @@ def _child_command(
 
 
 def inspect_artifact(
-    path: Path, *, model_type: str, job: str, input_size: int, trusted_types: list[str]
+    path: Path,
+    *,
+    model_type: str,
+    job: str,
+    input_size: int,
+    trusted_types: list[str],
+    sample: Path | None = None,
 ) -> dict[str, Any]:
-    """Run the sandbox child on `path` and return its JSON report."""
+    """Run the sandbox child on `path` (and the sample CSV) and return its JSON report.
+    (A validation Job on Kubernetes does not see the sample yet: the schema is then learned
+    from the artifact alone.)"""
     if settings.VALIDATION_RUNTIME == "kubernetes":  # a Job of its own, not the console's pod
         from deployments.runtimes.kubernetes.validation import inspect_in_job
 
@@ -126,7 +144,12 @@ def inspect_artifact(
             cpu_seconds=timeout,
             trusted_types=trusted_types,
         )
-        command, env = _child_command(Path(path).resolve(), workdir, arguments)
+        command, env = _child_command(
+            Path(path).resolve(),
+            workdir,
+            arguments,
+            Path(sample).resolve() if sample is not None else None,
+        )
         # A new session: on timeout the whole group goes (and with bwrap, its PID namespace
         # with everything the artifact started). stdout is discarded (an artifact may print
         # anything); stderr keeps a tail.
@@ -174,11 +197,22 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 def validate_artifact(
-    path: Path, *, model_type: str, job: str, input_size: int, trusted_types: list[str]
+    path: Path,
+    *,
+    model_type: str,
+    job: str,
+    input_size: int,
+    trusted_types: list[str],
+    sample: Path | None = None,
 ) -> ArtifactReport:
     """Check the artifact fits the registered model; raise ArtifactRejected with a clear reason."""
     info = inspect_artifact(
-        path, model_type=model_type, job=job, input_size=input_size, trusted_types=trusted_types
+        path,
+        model_type=model_type,
+        job=job,
+        input_size=input_size,
+        trusted_types=trusted_types,
+        sample=sample,
     )
     if not info.get("ok"):
         if info.get("untrusted_types"):
@@ -218,6 +252,8 @@ def validate_artifact(
         warnings=version_warnings(info["library_versions"], info["serving_library_versions"]),
         globals=info.get("globals", []),
         untrusted_types=info.get("untrusted_types", []),
+        input_schema=info.get("input_schema"),
+        sample_rows=info.get("sample_rows") or [],
     )
 
 
@@ -230,9 +266,14 @@ def _unservable_message(
         return f"{cls} is not an estimator: it has no predict method"
     if reason == "no_predict_proba":
         return (
-            f"{cls} has no predict_proba, so it cannot serve a classification model "
-            "(upload a classifier, or register the model with job 'regression')"
+            f"{cls} has no predict_proba and no classes_, so it is not a classifier and cannot "
+            "serve a classification model (upload a classifier, or register the model with job "
+            "'regression')"
         )
+    if reason == "sample":
+        return scrub(unservable.get("error", "the sample CSV does not fit the model"))
+    if reason == "schema":
+        return scrub(unservable.get("error", ""))
     if reason == "no_classes":
         return f"{cls} has no classes_, so it cannot serve a classification model"
     if reason == "n_features":
@@ -243,7 +284,11 @@ def _unservable_message(
             f"register a new model with {n_features}."
         )
     detail = scrub(unservable.get("error", "")).removeprefix("warm-up prediction failed: ")
-    return f"a trial prediction on {input_size} features failed: {detail}"
+    return (
+        f"a trial prediction on {input_size} features failed: {detail}. If the model takes "
+        "strings or cannot take a row of zeros, upload a sample CSV (field sample: a header "
+        "naming the columns and a few real rows) with the version"
+    )
 
 
 def serving_library_versions(found: dict[str, str]) -> dict[str, str]:

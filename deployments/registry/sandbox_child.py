@@ -36,7 +36,12 @@ def _plain(values: Any) -> list[Any] | None:
 
 
 def describe(
-    path: Path, model_type: str, trusted_types: list[str], input_size: int, job: str
+    path: Path,
+    model_type: str,
+    trusted_types: list[str],
+    input_size: int,
+    job: str,
+    sample: Path | None = None,
 ) -> dict:
     import sklearn
 
@@ -44,6 +49,7 @@ def describe(
     from serving.config import ModelSource, ServingConfig
     from serving.loading import load_artifact
     from serving.model import ModelError, ServedModel
+    from serving.schema import SampleError, learn_schema, read_sample
 
     made_with: str | None = None
     info: dict[str, Any] = {"globals": [], "untrusted_types": []}
@@ -75,7 +81,8 @@ def describe(
         {
             "estimator_class": f"{cls.__module__}.{cls.__qualname__}",
             "has_predict_proba": callable(getattr(estimator, "predict_proba", None)),
-            "n_features": int(n_features) if n_features is not None else None,
+            # 0 is unknown, not a width: CatBoost reports it once unpickled.
+            "n_features": int(n_features) if n_features else None,
             "feature_names": _plain(getattr(estimator, "feature_names_in_", None)),
             "classes": _plain(getattr(estimator, "classes_", None)),
             "library_versions": {"scikit-learn": made_with or sklearn.__version__},
@@ -83,6 +90,7 @@ def describe(
             "unservable": None,
         }
     )
+    _boosting_versions(estimator, info)
     if "torch" in sys.modules:
         import torch
 
@@ -91,17 +99,58 @@ def describe(
         made = getattr(estimator, "torch_version_", None)
         info["library_versions"]["torch"] = str(made) if made else None
         info["serving_library_versions"]["torch"] = torch.__version__
+    header = cells = None
+    info["input_schema"] = None
+    info["sample_rows"] = []
+    try:
+        if sample is not None:
+            header, cells = read_sample(sample.read_text(encoding="utf-8-sig"))
+        schema, rows = learn_schema(estimator, header, cells)
+    except (SampleError, UnicodeDecodeError) as exc:
+        info["unservable"] = {"reason": "sample", "error": str(exc)}
+        return info
+    if schema is not None and len(schema) == input_size:
+        info["input_schema"] = [column.model_dump() for column in schema]
+        info["sample_rows"] = rows
     cfg = ServingConfig(
         model_type=model_type,
         job=job,
         model=ModelSource(method="LOCAL", path=str(path), trusted_types=trusted_types),
         input_size=input_size,
+        input_schema=schema if info["input_schema"] is not None else None,
+        sample_rows=info["sample_rows"] or None,
     )
     try:
         ServedModel(cfg, estimator).warm_up()
     except ModelError as exc:
         info["unservable"] = {"reason": exc.reason, "error": str(exc)}
     return info
+
+
+# Boosting libraries with the scikit-learn API: their versions are checked at registration as
+# scikit-learn's are. A model records which version saved it only where the library says so.
+BOOSTING_LIBRARIES = ("xgboost", "lightgbm", "catboost")
+
+
+def _boosting_versions(estimator: Any, info: dict[str, Any]) -> None:
+    for library in BOOSTING_LIBRARIES:
+        module = sys.modules.get(library)
+        if module is None:
+            continue
+        info["library_versions"][library] = _made_with(estimator, library)
+        info["serving_library_versions"][library] = str(module.__version__)
+
+
+def _made_with(estimator: Any, library: str) -> str | None:
+    """The version that saved the model, where the model records it (XGBoost's config)."""
+    if library != "xgboost":
+        return None
+    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    try:
+        config = json.loads(final.get_booster().save_config())
+        return ".".join(str(part) for part in config["version"])
+    except Exception:  # not an XGBoost model, or one that does not say
+        return None
 
 
 def _limit(memory_bytes: int, cpu_seconds: int) -> None:
@@ -120,12 +169,15 @@ def child_arguments(
     memory_bytes: int,
     cpu_seconds: int,
     trusted_types: list[str],
+    sample: str | None = None,
 ) -> list[str]:
     """The options `main` parses, for the callers that start this child (locally, in a Job)."""
     arguments = ["--model-type", model_type, "--job", job, "--input-size", str(input_size)]
     arguments += ["--memory-bytes", str(memory_bytes), "--cpu-seconds", str(cpu_seconds)]
     for name in trusted_types:
         arguments += ["--trusted-type", name]
+    if sample is not None:
+        arguments += ["--sample", sample]
     return arguments
 
 
@@ -139,10 +191,12 @@ def main() -> int:
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--memory-bytes", type=int, required=True)
     parser.add_argument("--cpu-seconds", type=int, required=True)
+    parser.add_argument("--sample", type=Path, default=None)
     args = parser.parse_args()
     # Import the heavy libraries before the memory limit: their address-space reservations
     # (BLAS buffers, thread stacks) are not the artifact's doing.
     import numpy  # noqa: F401
+    import pandas  # noqa: F401
     import sklearn  # noqa: F401
 
     from serving.loading import ArtifactError, GlobalRefused
@@ -151,7 +205,14 @@ def main() -> int:
     try:
         report = {
             "ok": True,
-            **describe(args.path, args.model_type, args.trusted_type, args.input_size, args.job),
+            **describe(
+                args.path,
+                args.model_type,
+                args.trusted_type,
+                args.input_size,
+                args.job,
+                args.sample,
+            ),
         }
     except GlobalRefused as exc:
         report = {

@@ -26,8 +26,9 @@ from deployments.artifacts.stores import (
     BlobExists,
     PendingPut,
     blob_name,
+    sample_blob_name,
 )
-from deployments.constants import EMPTY_FILE_MESSAGE, EXTENSIONS
+from deployments.constants import EMPTY_FILE_MESSAGE, EXTENSIONS, MAX_SAMPLE_BYTES
 from deployments.models import Deployment, ModelVersion, RegisteredModel
 from deployments.registry.errors import ArtifactRejected, ArtifactTooLarge
 from deployments.registry.sandbox import validate_artifact
@@ -88,6 +89,7 @@ def upload_version(
     notes: str = "",
     tags: Iterable[str] = (),
     metrics: dict[str, Any] | None = None,
+    sample: Any = None,
 ) -> ModelVersion:
     """Validate and register a new version of `model`; raise ArtifactRejected if refused.
 
@@ -97,6 +99,9 @@ def upload_version(
     allowlist); the approval is recorded on the version and serving is told the same names.
     `notes`, `tags` and `metrics` are what the uploader says about it, already checked
     (registry/metadata.py).
+    `sample` is an optional CSV (an uploaded file or bytes) of real rows with a header naming
+    the columns: the sandbox learns the input schema from it and predicts on its rows instead
+    of zeros; it is stored beside the artifact.
     """
     if model_type not in EXTENSIONS:
         raise ArtifactRejected(
@@ -109,7 +114,10 @@ def upload_version(
         )
     configured = set(settings.SKOPS_TRUSTED_TYPES) if model_type == "skops" else set()
     trusted = sorted(configured | set(approved))
-    with _local_artifact(artifact, model_type) as (local, sha256, size):
+    with (
+        _local_artifact(artifact, model_type) as (local, sha256, size),
+        _local_sample(sample) as sample_path,
+    ):
         if size == 0:
             raise ArtifactRejected(EMPTY_FILE_MESSAGE)
         store = get_store()
@@ -125,6 +133,7 @@ def upload_version(
                 job=model.job,
                 input_size=model.input_size,
                 trusted_types=trusted,
+                sample=sample_path,
             )
         except BaseException:
             pending.abort()
@@ -150,6 +159,8 @@ def upload_version(
             "notes": notes,
             "tags": sorted(set(tags)),
             "metrics": metrics or {},
+            "input_schema": report.input_schema,
+            "example_rows": report.sample_rows,
         }
         for _attempt in range(MAX_NUMBER_ATTEMPTS):
             try:
@@ -158,10 +169,13 @@ def upload_version(
                 # Another upload took this number at the last moment: store under the next.
                 number, pending = _begin(store, model, local, model_type, number + 1)
                 continue
+            sample_uri = ""
             try:
+                if sample_path is not None:
+                    sample_uri = _store_sample(store, model, number, sample_path)
                 with transaction.atomic():
                     version = ModelVersion.objects.create(
-                        model=model, version=number, uri=uri, **fields
+                        model=model, version=number, uri=uri, sample_uri=sample_uri, **fields
                     )
                 log.info(
                     "registered %s (%d bytes): validated in %.1f s, stored %.1f s later",
@@ -172,13 +186,52 @@ def upload_version(
                 )
                 return version
             except IntegrityError:
-                store.delete(uri)
+                _delete_blobs(store, uri, sample_uri)
             except BaseException:
-                store.delete(uri)
+                _delete_blobs(store, uri, sample_uri)
                 raise
             number, pending = _begin(store, model, local, model_type, number + 1)
         pending.abort()
         raise ArtifactRejected("could not assign a version number; please retry the upload")
+
+
+@contextmanager
+def _local_sample(sample: Any) -> Iterator[Path | None]:
+    """The uploaded sample CSV as a local file (None without one); refused over the limit."""
+    if sample is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(dir=settings.FILE_UPLOAD_TEMP_DIR) as tmp:
+        target = Path(tmp) / "sample.csv"
+        if isinstance(sample, bytes):
+            chunks: Iterable[bytes] = [sample]
+        else:
+            chunks = sample.chunks() if hasattr(sample, "chunks") else sample
+        size = 0
+        with target.open("wb") as out:
+            for chunk in chunks:
+                size += len(chunk)
+                if size > MAX_SAMPLE_BYTES:
+                    raise ArtifactRejected(
+                        f"the sample CSV is larger than {MAX_SAMPLE_BYTES // 1024**2} MiB: "
+                        "send a few hundred representative rows"
+                    )
+                out.write(chunk)
+        if size == 0:
+            raise ArtifactRejected("the sample CSV is empty: send a header and a few rows")
+        yield target
+
+
+def _store_sample(store: ArtifactStore, model: RegisteredModel, number: int, path: Path) -> str:
+    """Store the sample beside the artifact just committed under `number` (so the name is free:
+    a failed upload removes both)."""
+    return store.put(path, sample_blob_name(model.name, number))
+
+
+def _delete_blobs(store: ArtifactStore, *uris: str) -> None:
+    for uri in uris:
+        if uri:
+            store.delete(uri)
 
 
 def _begin(
@@ -214,6 +267,8 @@ def delete_version(version: ModelVersion) -> None:
         except ProtectedError:  # a deployment was created since the check above
             raise VersionInUse(_in_use_message(locked, ["a new deployment"])) from None
         get_store().delete(locked.uri)
+        if locked.sample_uri:
+            get_store().delete(locked.sample_uri)
     log.info("deleted %s and its artifact %s", locked, locked.uri)
 
 

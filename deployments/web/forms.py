@@ -138,6 +138,12 @@ class UploadForm(forms.Form):
         widget=forms.TextInput(attrs={"spellcheck": "false", "placeholder": st.METRICS_EXAMPLE}),
         help_text="What you measured, as a flat JSON object of numbers or short texts (optional).",
     )
+    sample = forms.FileField(
+        label="Sample rows (CSV, optional)",
+        required=False,
+        help_text="A few real rows with a header naming the columns: the console learns the "
+        "columns' types from it, checks the model on its rows and prefills the test form.",
+    )
 
     def clean_approve_types(self) -> list[str]:
         text = self.cleaned_data["approve_types"]
@@ -491,3 +497,144 @@ class TrafficForm(forms.Form):
             pk=deployment.model_version_id
         )
         field.label_from_instance = lambda v: f"v{v.version}"
+
+
+class TabularPredictForm(forms.Form):
+    """The test form of a version with an input schema: a select for each category column (and
+    booleans), a text input for strings, a number input for numbers, an empty field allowed
+    where the column takes a missing value, the sample's first row prefilled. Pasted CSV whose
+    first line names the columns is mapped by name; without it, by position."""
+
+    rows = forms.CharField(
+        label="Rows (CSV or JSON)",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+        help_text="CSV whose first line names the columns (any order), or a JSON array of "
+        'objects such as [{"age": 31, "city": "paris"}].',
+    )
+
+    def __init__(
+        self,
+        *args: Any,
+        schema: list[dict[str, Any]],
+        example: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        from serving.config import Column
+
+        self.columns = [Column.model_validate(c) for c in schema]
+        self.feature_names = [c.name for c in self.columns]
+        self.one_input_per_feature = len(self.columns) <= st.MAX_FORM_FEATURES
+        self.feature_fields: list[str] = []
+        example = example or {}
+        for i, column in enumerate(self.columns if self.one_input_per_feature else []):
+            key = f"c{i}"
+            self.fields[key] = _column_field(column, example.get(column.name))
+            self.feature_fields.append(key)
+
+    def features(self) -> list[forms.BoundField]:
+        return [self[key] for key in self.feature_fields]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        text = (cleaned.get("rows") or "").strip()
+        if text:
+            try:
+                rows = self._pasted(text)
+            except forms.ValidationError as exc:
+                self.add_error("rows", exc)
+                return cleaned
+            if len(rows) > MAX_PREDICT_ROWS:
+                self.add_error("rows", f"Give at most {MAX_PREDICT_ROWS} rows at a time.")
+            cleaned["matrix"] = rows
+            return cleaned
+        if not self.one_input_per_feature:
+            self.add_error("rows", "Paste rows as CSV or JSON: this model has too many columns.")
+            return cleaned
+        row: dict[str, Any] = {}
+        for key, column in zip(self.feature_fields, self.columns, strict=True):
+            value = cleaned.get(key)
+            if value in (None, ""):
+                if not column.nullable and column.type != "string":
+                    self.add_error(key, f"Enter a value for {column.name}: it cannot be missing.")
+                value = "" if column.type == "string" and not column.nullable else None
+            elif column.type == "boolean":
+                value = value == "true"
+            elif column.type == "category":
+                value = _category_value(column, value)
+            row[column.name] = value
+        cleaned["matrix"] = [row]
+        return cleaned
+
+    def _pasted(self, text: str) -> list[Any]:
+        """Objects keyed by column from pasted JSON (passed on as is: serving checks them) or
+        CSV (typed by the schema)."""
+        from serving.schema import SampleError, read_sample, typed_rows
+
+        if text[0] in "[{":
+            try:
+                data = load_json(text)
+            except (json.JSONDecodeError, JSONTooDeep):
+                raise forms.ValidationError("This is not valid JSON.") from None
+            if isinstance(data, dict):
+                data = data.get("instances", data.get("dataframe_records"))
+            if not isinstance(data, list) or not data:
+                raise forms.ValidationError("Give a JSON array of rows.")
+            return data
+        names = self.feature_names
+        first = next(csv.reader(io.StringIO(text)), [])
+        if {cell.strip() for cell in first} != set(names):
+            text = ",".join(_csv_cell(n) for n in names) + "\n" + text  # rows by position
+        try:
+            header, cells = read_sample(text, max_rows=MAX_PREDICT_ROWS + 1)
+            return typed_rows(self.columns, header, cells)
+        except SampleError as exc:
+            message = str(exc).replace("the sample CSV", "the pasted CSV")
+            raise forms.ValidationError(message[0].upper() + message[1:] + ".") from None
+
+
+def _csv_cell(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"' if any(c in name for c in ',"\n') else name
+
+
+def _category_value(column: Any, value: str) -> Any:
+    """A select's value back as the category it names (numbers stay numbers)."""
+    for category in column.categories or []:
+        if str(category) == value:
+            return category
+    return value
+
+
+def _column_field(column: Any, initial: Any) -> forms.Field:
+    label = column.name
+    hint = "may be left empty (a missing value)" if column.nullable else ""
+    if column.type in ("category", "boolean"):
+        options = column.categories if column.type == "category" else ["true", "false"]
+        choices = [(str(c), str(c)) for c in options or []]
+        if column.nullable:
+            choices = [("", "(missing)"), *choices]
+        if column.type == "boolean" and isinstance(initial, bool):
+            initial = "true" if initial else "false"
+        return forms.ChoiceField(
+            label=label,
+            choices=choices,
+            required=False,
+            initial=str(initial) if initial is not None else None,
+            help_text=hint,
+        )
+    if column.type == "string":
+        return forms.CharField(
+            label=label, required=False, initial=initial, help_text=hint, strip=False
+        )
+    field = forms.FloatField(
+        label=label,
+        required=False,
+        initial=initial,
+        widget=forms.NumberInput(attrs={"step": "1" if column.type == "integer" else "any"}),
+        help_text=hint,
+        error_messages={"invalid": f"Enter a number for {column.name}."},
+    )
+    return field

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from deployments.models import Deployment, DeploymentEvent
+from deployments.models import Deployment, DeploymentEvent, ModelVersion
 from deployments.predictions import PredictionResult
 
 
@@ -22,7 +22,29 @@ def feature_names(deployment: Deployment) -> list[str]:
     return [f"x{i}" for i in range(1, n + 1)]
 
 
-def snippets(request: HttpRequest, deployment: Deployment, rows: list[list[float]]) -> dict:
+def is_tabular(version: ModelVersion) -> bool:
+    """Whether the version's test form is built from its schema: it has columns other than
+    plain numbers (strings, categories, booleans, missing values) or a sample to prefill from.
+    A model that only takes numbers keeps the form of one number per feature."""
+    schema = version.input_schema or []
+    plain = all(c.get("type") in ("number", "integer") and not c.get("nullable") for c in schema)
+    return bool(schema) and (not plain or bool(version.sample_uri))
+
+
+def example_rows(deployment: Deployment) -> list[Any]:
+    """The example request's rows: the sample's first row for a tabular version, else zeros."""
+    version = deployment.model_version
+    if is_tabular(version):
+        if version.example_rows:
+            return version.example_rows[:1]
+        from serving.config import Column
+        from serving.tabular import Table
+
+        return [Table([Column.model_validate(c) for c in version.input_schema]).example_row()]
+    return [[0.0] * len(feature_names(deployment))]
+
+
+def snippets(request: HttpRequest, deployment: Deployment, rows: list[Any]) -> dict:
     body = json.dumps({"instances": rows})
     endpoint = deployment.endpoint or "http://ENDPOINT"
     # The API's route, spelled out: its URL names are shared with the UI's.
@@ -58,11 +80,18 @@ def result_rows(result: PredictionResult, classes: list | None) -> list[dict[str
                     "number": i,
                     "label": classes[best],
                     "cells": [
-                        {"value": p, "best": j == best, "label": classes[j]}
+                        {
+                            "value": p,
+                            "best": j == best,
+                            "label": classes[j],
+                            "percent": _percent(p),
+                        }
                         for j, p in enumerate(prediction)
                     ],
                 }
             )
+        elif classes:  # a classifier without probabilities: its label only
+            rows.append({"number": i, "label": prediction})
         else:
             rows.append({"number": i, "value": prediction})
     return rows
@@ -105,3 +134,11 @@ def prediction_row(record: dict[str, Any]) -> dict[str, Any]:
         "inputs": json.dumps(record.get("inputs"), separators=(",", ":")),
         "outputs": json.dumps(record.get("outputs"), separators=(",", ":")),
     }
+
+
+def _percent(p: Any) -> float:
+    """A probability as the width of its bar (0-100), whatever the model answered."""
+    try:
+        return round(min(max(float(p), 0.0), 1.0) * 100, 1)
+    except (TypeError, ValueError):
+        return 0.0

@@ -47,6 +47,7 @@ from deployments.web.forms import (
     ModelForm,
     PredictForm,
     ScaleForm,
+    TabularPredictForm,
     UploadForm,
     check_deployment_name,
 )
@@ -272,6 +273,7 @@ def model_upload(request: HttpRequest, name: str) -> HttpResponse:
                     notes=form.cleaned_data["notes"],
                     tags=form.cleaned_data["tags"],
                     metrics=form.cleaned_data["metrics"],
+                    sample=form.cleaned_data.get("sample"),
                 )
             except ArtifactRejected as exc:
                 form.add_error("file", f"Refused: {exc}")
@@ -362,25 +364,37 @@ def _actions_context(
 def _predict_context(
     request: HttpRequest,
     deployment: Deployment,
-    form: PredictForm | None = None,
+    form: PredictForm | TabularPredictForm | None = None,
     result: PredictionResult | None = None,
-    rows: list[list[float]] | None = None,
+    rows: list[Any] | None = None,
 ) -> dict[str, Any]:
     classes = None
     if result is not None and isinstance(result.body, dict):
         classes = result.body.get("classes")
-    example = rows or [[0.0] * len(presenters.feature_names(deployment))]
+    example = rows or presenters.example_rows(deployment)
+    result_rows = presenters.result_rows(result, classes) if result else []
     return {
-        "predict_form": form or PredictForm(feature_names=presenters.feature_names(deployment)),
+        "predict_form": form or _predict_form(deployment),
         "result": result,
         "result_classes": classes,
-        "result_rows": presenters.result_rows(result, classes) if result else [],
+        "result_rows": result_rows,
+        # A classifier without predict_proba (LinearSVC) answers labels only.
+        "labels_only": bool(classes) and any("cells" not in r for r in result_rows),
         "result_error": result.error_text() if result and result.status_code != 200 else "",
         "is_classifier": deployment.model_version.model.job == CLASSIFICATION,
         "snippets": presenters.snippets(request, deployment, example),
         "token_lifetime": st.DEFAULT_TOKEN_LIFETIME,  # of the token the snippets offer
         "tried": rows is not None,
     }
+
+
+def _predict_form(deployment: Deployment, data: Any = None) -> PredictForm | TabularPredictForm:
+    """The schema-built form for a tabular version, else one number per feature."""
+    version = deployment.model_version
+    if presenters.is_tabular(version):
+        example = (version.example_rows or [None])[0]
+        return TabularPredictForm(data, schema=version.input_schema, example=example)
+    return PredictForm(data, feature_names=presenters.feature_names(deployment))
 
 
 def _detail(
@@ -521,7 +535,7 @@ def deployment_logs_fragment(request: HttpRequest, name: str) -> HttpResponse:
 def deployment_predict(request: HttpRequest, name: str) -> HttpResponse:
     """The test-prediction form: viewers may use it too."""
     deployment = _get_deployment(name)
-    form = PredictForm(request.POST, feature_names=presenters.feature_names(deployment))
+    form = _predict_form(deployment, request.POST)
     result = rows = None
     if form.is_valid():
         rows = form.cleaned_data["matrix"]
