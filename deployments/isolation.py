@@ -282,7 +282,6 @@ def serving_process(
         read_only.append(Path(cfg.model.path))
     serving = ["-s", "-m", "serving", "--config", str(config)]
     serving += ["--fd", str(listen_fd), "--notify-fd", str(notify_fd)]
-    writable: list[Path | tuple[Path, str]] = []
     cwd = "/tmp"
     if grpc_socket is not None:
         # A Unix socket's path is limited to 107 bytes: it is named relative to the working
