@@ -1,8 +1,9 @@
 """A deployment's log lines as the API and the page show them.
 
 Reading them is a runtime call (on Kubernetes, pod logs through the API), and the web process
-makes none: a worker reads them (`tasks.collect_logs`) into the cache, and the web process
-waits a moment for fresh lines there, showing the last ones it has if the worker is late.
+makes none: a worker reads them (`tasks.collect_logs`) into the cache. The page's Logs panel
+shows what is there and polls; the API waits a moment for fresh lines, showing the last ones
+it has if the worker is late.
 """
 
 from __future__ import annotations
@@ -42,23 +43,32 @@ def read_logs(deployment: Deployment, tail: int) -> list[str]:
     return lines
 
 
-def deployment_logs(deployment: Deployment, tail: int) -> list[str]:
-    """The lines `read_logs` gave, read again by a worker unless they are fresh."""
+def cached_logs(deployment: Deployment, tail: int) -> list[str] | None:
+    """The lines a worker read last (None before the first read), asking it to read them again
+    unless they are fresh; never waits (the page's Logs panel polls)."""
     from deployments.tasks import collect_logs
 
     key = _key(deployment.pk, tail)
-    asked = time.time()
     cached = cache.get(key)
-    if cached and cached["at"] >= asked - st.LOG_FRESH_SECONDS:
+    if cached and cached["at"] >= time.time() - st.LOG_FRESH_SECONDS:
         return cached["lines"]
     # One read in flight per deployment and tail, however many viewers poll.
-    if cache.add(f"{key}:asked", asked, ASK_AGAIN_SECONDS):
+    if cache.add(f"{key}:asked", time.time(), ASK_AGAIN_SECONDS):
         collect_logs.delay(deployment.pk, tail)
+    return cached["lines"] if cached else None
+
+
+def deployment_logs(deployment: Deployment, tail: int) -> list[str]:
+    """Fresh lines for the API: `cached_logs`, waiting a moment for the worker's read."""
+    asked = time.time()
+    lines = cached_logs(deployment, tail)
     deadline = time.monotonic() + st.LOG_WAIT_SECONDS
-    while time.monotonic() < deadline:
+    while True:
+        seen = cache.get(_key(deployment.pk, tail))
+        if seen and seen["at"] >= asked - st.LOG_FRESH_SECONDS:
+            return seen["lines"]
+        if time.monotonic() >= deadline:
+            break
         time.sleep(POLL_SECONDS)
-        fresh = cache.get(key)
-        if fresh and fresh["at"] >= asked - st.LOG_FRESH_SECONDS:
-            return fresh["lines"]
     late = "(the worker has not read newer lines yet: is it running?)"
-    return [*cached["lines"], late] if cached else [late]
+    return [*lines, late] if lines else [late]

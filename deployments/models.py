@@ -322,24 +322,15 @@ class Deployment(models.Model):
         raise RuntimeError(f"could not reserve a port for {self.name}")
 
     def traffic(self) -> list[dict[str, Any]]:
-        """Who answers: the primary and canary share the requests by weight; a shadow gets
-        copies (weight 0). The order is primary, canary, shadow."""
+        """Who answers (see `traffic_of`)."""
         canary = self.canary_version if self.canary_version_id else None
-        rows = [
-            {
-                "version": self.model_version.version,
-                "weight": st.MAX_WEIGHT - (self.canary_weight if canary else 0),
-                "role": st.PRIMARY,
-            }
-        ]
-        if canary is not None:
-            rows.append(
-                {"version": canary.version, "weight": self.canary_weight, "role": st.CANARY}
-            )
-        if self.shadow_version_id:
-            assert self.shadow_version is not None
-            rows.append({"version": self.shadow_version.version, "weight": 0, "role": st.SHADOW})
-        return rows
+        shadow = self.shadow_version if self.shadow_version_id else None
+        return traffic_of(
+            self.model_version.version,
+            canary.version if canary else None,
+            self.canary_weight,
+            shadow.version if shadow else None,
+        )
 
     def traffic_rows(self) -> list[dict[str, Any]]:
         """`traffic()` with each version's last measured numbers (requests_per_s, error_rate,
@@ -365,6 +356,25 @@ class Deployment(models.Model):
     def record(self, action: str, message: str, actor: object | None = None) -> None:
         """Add an event without changing status."""
         DeploymentEvent.add(self.pk, action, self.status, message, actor)
+
+
+def traffic_of(
+    primary: int, canary: int | None, canary_weight: int, shadow: int | None
+) -> list[dict[str, Any]]:
+    """A deployment's `traffic`: the primary and canary share the requests by weight; a shadow
+    gets copies (weight 0). The order is primary, canary, shadow."""
+    rows = [
+        {
+            "version": primary,
+            "weight": st.MAX_WEIGHT - (canary_weight if canary is not None else 0),
+            "role": st.PRIMARY,
+        }
+    ]
+    if canary is not None:
+        rows.append({"version": canary, "weight": canary_weight, "role": st.CANARY})
+    if shadow is not None:
+        rows.append({"version": shadow, "weight": 0, "role": st.SHADOW})
+    return rows
 
 
 class DeploymentEvent(models.Model):

@@ -35,7 +35,13 @@ from deployments.api.serializers import (
 from deployments.artifacts.stores import StoreError
 from deployments.filters import DeploymentFilter, ModelFilter
 from deployments.logs import deployment_logs
-from deployments.models import Deployment, ModelAlias, ModelVersion, RegisteredModel
+from deployments.models import (
+    Deployment,
+    ModelAlias,
+    ModelVersion,
+    RegisteredModel,
+    traffic_of,
+)
 from deployments.observability import metrics as observed_metrics
 from deployments.observability import prediction_log, window_seconds
 from deployments.observability.drift import DriftUnavailable, deployment_drift
@@ -412,19 +418,38 @@ _LIST_COLUMNS = {
     "updated_at": "updated_at",
     "log_sample": "log_sample",
     "archived_at": "archived_at",
+    "canary_analysis": "canary_analysis",
+    "autoscaling": "autoscaling",
 }
+# Read besides, for the `traffic` and `traffic_metrics` of each row.
+_TRAFFIC_COLUMNS = (
+    "canary_version__version",
+    "canary_weight",
+    "shadow_version__version",
+    "traffic_state",
+)
 _TIMESTAMP = DateTimeField()
 
 
 def _list_rows(ids: list[int]) -> list[dict]:
     found = {
         row["pk"]: row
-        for row in Deployment.objects.filter(pk__in=ids).values("pk", *_LIST_COLUMNS.values())
+        for row in Deployment.objects.filter(pk__in=ids).values(
+            "pk", *_LIST_COLUMNS.values(), *_TRAFFIC_COLUMNS
+        )
     }
     rows = []
     for pk in ids:
         if pk in found:
-            row = {key: found[pk][column] for key, column in _LIST_COLUMNS.items()}
+            seen = found[pk]
+            row = {key: seen[column] for key, column in _LIST_COLUMNS.items()}
+            row["traffic"] = traffic_of(
+                seen["model_version__version"],
+                seen["canary_version__version"],
+                seen["canary_weight"],
+                seen["shadow_version__version"],
+            )
+            row["traffic_metrics"] = dict((seen["traffic_state"] or {}).get("metrics") or {})
             row["created_at"] = _TIMESTAMP.to_representation(row["created_at"])
             row["updated_at"] = _TIMESTAMP.to_representation(row["updated_at"])
             if row["archived_at"] is not None:

@@ -25,7 +25,7 @@ from deployments import lifecycle
 from deployments.artifacts.stores import StoreError
 from deployments.constants import CLASSIFICATION
 from deployments.filters import DeploymentFilter, ModelFilter
-from deployments.logs import deployment_logs
+from deployments.logs import cached_logs
 from deployments.models import Deployment, DriftReport, ModelVersion, RegisteredModel
 from deployments.observability import metrics as observed_metrics
 from deployments.observability import prediction_log
@@ -412,7 +412,10 @@ def _detail(
         "state_key": _state_key(deployment),
         **_actions_context(deployment, change_form, scale_form),
         **(predict or _predict_context(request, deployment)),
-        **_logs_context(deployment),
+        # The Logs panel fills itself in as soon as the page has loaded (a worker reads them).
+        "lines": None,
+        "logs_first": True,
+        "tail": st.LOG_TAIL_DEFAULT,
         **_predictions_context(deployment),
         "windows": list(st.WINDOWS),
     }
@@ -494,7 +497,7 @@ def dashboard_sparklines(request: HttpRequest) -> JsonResponse:
 
 
 def _logs_context(deployment: Deployment) -> dict[str, Any]:
-    return {"lines": deployment_logs(deployment, st.LOG_TAIL_DEFAULT), "tail": st.LOG_TAIL_DEFAULT}
+    return {"lines": cached_logs(deployment, st.LOG_TAIL_DEFAULT), "tail": st.LOG_TAIL_DEFAULT}
 
 
 @login_required

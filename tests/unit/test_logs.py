@@ -51,3 +51,15 @@ def test_lines_a_worker_read_are_shown_scrubbed_until_they_are_stale(
     monkeypatch.setattr(st, "LOG_FRESH_SECONDS", -1.0)  # every line read is now stale
     assert deployment_logs(deployment, 10)[:2] == lines  # the last known lines, and a note
     assert broker.published() == [(tasks.collect_logs.name, [deployment.pk, 10])]
+
+
+def test_the_page_never_waits_for_the_worker(
+    make_deployment: Callable[..., Deployment], broker
+) -> None:
+    from deployments.logs import cached_logs
+
+    deployment = make_deployment(name="quiet-one")
+    assert cached_logs(deployment, 100) is None  # nothing read yet: the panel says "Reading"
+    assert broker.published() == [(tasks.collect_logs.name, [deployment.pk, 100])]
+    tasks.collect_logs(deployment.pk, 100)
+    assert cached_logs(deployment, 100) == []  # read: this deployment wrote nothing
