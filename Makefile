@@ -5,6 +5,9 @@ PY := $(VENV)/bin/python
 CONSOLE_STAMP := $(VENV)/.console-installed
 DEV_STAMP := $(VENV)/.dev-installed
 PYTEST_ARGS ?=
+# Two pytest workers, a test file each at a time (its module-scoped servers stay on one worker):
+# most tests wait on servers they started, so two cores run two files at once.
+XDIST ?= -n 2 --dist loadfile
 
 # The production configuration of the integration tests: PostgreSQL and Redis on this machine.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/console_test
@@ -45,7 +48,7 @@ test: $(DEV_STAMP)
 	@bash tools/get-helm.sh $(HELM) || echo "make test: helm could not be installed (the chart tests say why)"
 	@bash tools/get-gateway-api-schema.sh >/dev/null || echo "make test: the Gateway API schemas could not be installed (the HTTPRoute tests say why)"
 	@bash tools/get-checkov.sh >/dev/null || echo "make test: checkov could not be installed (its tests say why)"
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 ## test-unit: the unit tests only (tests/unit: in-process, no server; seconds)
 # (Without the plugins only other folders use, whose imports are a quarter of its CPU time.)
@@ -56,7 +59,7 @@ test-unit: $(DEV_STAMP)
 ## test-production: the journey, bad-input, reliability and security tests on PostgreSQL + Redis
 test-production: $(DEV_STAMP)
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_BROKER_URL=$(TEST_BROKER_URL) \
-		$(PY) -m pytest $(PRODUCTION_TESTS) $(PYTEST_ARGS)
+		$(PY) -m pytest $(XDIST) $(PRODUCTION_TESTS) $(PYTEST_ARGS)
 
 ## check-deploy: Django's deployment checklist under the production settings (CONSOLE_HTTPS=true)
 check-deploy: $(CONSOLE_STAMP)
