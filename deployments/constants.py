@@ -185,6 +185,17 @@ LOG_TAIL_MAX = 2000
 # this are shown as they are, older ones are read again, waiting at most LOG_WAIT_SECONDS.
 LOG_FRESH_SECONDS = 2.0
 LOG_WAIT_SECONDS = 5.0
+LOG_KEEP_SECONDS = 600  # how long read lines stay in the cache, for a worker that is late
+# A read asked of a worker that has not done it is asked again after this long (the worker is
+# down, or lost the task); a read done clears the mark at once.
+LOG_ASK_AGAIN_SECONDS = 30
+
+
+def log_cache_key(deployment_id: int, tail: int) -> str:
+    """Where a worker leaves a deployment's last `tail` log lines for the web process (and,
+    with ":asked" appended, the mark that a read was asked of it)."""
+    return f"deployment-logs:{deployment_id}:{tail}"
+
 
 # Observability: metrics, the prediction log, drift -------------------------------------------
 

@@ -14,33 +14,8 @@ from django.core.cache import cache
 
 from deployments import constants as st
 from deployments.models import Deployment
-from deployments.runtimes import get_runtime
-from deployments.runtimes.base import RuntimeFailure
-from deployments.scrub import scrub
 
 POLL_SECONDS = 0.05
-KEEP_SECONDS = 600  # how long read lines stay in the cache, for a worker that is late
-# A read asked of a worker that has not done it is asked again after this long (the worker is
-# down, or lost the task); a read done clears the mark at once.
-ASK_AGAIN_SECONDS = 30
-
-
-def _key(deployment_id: int, tail: int) -> str:
-    return f"deployment-logs:{deployment_id}:{tail}"
-
-
-def read_logs(deployment: Deployment, tail: int) -> list[str]:
-    """The last `tail` lines its serving processes wrote, oldest first, with secrets scrubbed
-    (every viewer of the deployment may read them). Runs in a worker."""
-    try:
-        lines = get_runtime().logs(deployment.name, tail)
-    except RuntimeFailure as exc:
-        lines = [f"(the logs cannot be read now: {exc})"]
-    lines = [scrub(line) for line in lines]
-    key = _key(deployment.pk, tail)
-    cache.set(key, {"at": time.time(), "lines": lines}, KEEP_SECONDS)
-    cache.delete(f"{key}:asked")
-    return lines
 
 
 def cached_logs(deployment: Deployment, tail: int) -> list[str] | None:
@@ -48,12 +23,12 @@ def cached_logs(deployment: Deployment, tail: int) -> list[str] | None:
     unless they are fresh; never waits (the page's Logs panel polls)."""
     from deployments.tasks import collect_logs
 
-    key = _key(deployment.pk, tail)
+    key = st.log_cache_key(deployment.pk, tail)
     cached = cache.get(key)
     if cached and cached["at"] >= time.time() - st.LOG_FRESH_SECONDS:
         return cached["lines"]
     # One read in flight per deployment and tail, however many viewers poll.
-    if cache.add(f"{key}:asked", time.time(), ASK_AGAIN_SECONDS):
+    if cache.add(f"{key}:asked", time.time(), st.LOG_ASK_AGAIN_SECONDS):
         collect_logs.delay(deployment.pk, tail)
     return cached["lines"] if cached else None
 
@@ -64,7 +39,7 @@ def deployment_logs(deployment: Deployment, tail: int) -> list[str]:
     lines = cached_logs(deployment, tail)
     deadline = time.monotonic() + st.LOG_WAIT_SECONDS
     while True:
-        seen = cache.get(_key(deployment.pk, tail))
+        seen = cache.get(st.log_cache_key(deployment.pk, tail))
         if seen and seen["at"] >= asked - st.LOG_FRESH_SECONDS:
             return seen["lines"]
         if time.monotonic() >= deadline:

@@ -18,6 +18,7 @@ from deployments import constants as st
 from deployments.models import Deployment
 from deployments.runtimes import get_runtime
 from deployments.runtimes.base import Observation, Runtime, RuntimeFailure
+from deployments.scrub import scrub
 from deployments.specs import serving_spec
 
 log = logging.getLogger(__name__)
@@ -212,12 +213,19 @@ def sync_all_deployments() -> None:
 
 @shared_task(ignore_result=True)
 def collect_logs(deployment_id: int, tail: int) -> None:
-    """Read a deployment's log lines into the cache for the web process (deployments/logs.py)."""
-    from deployments.logs import read_logs
-
+    """Read a deployment's last `tail` log lines into the cache for the web process
+    (deployments/logs.py), with secrets scrubbed: every viewer of the deployment may read them."""
     deployment = _get(deployment_id)
-    if deployment is not None:
-        read_logs(deployment, tail)
+    if deployment is None:
+        return
+    try:
+        lines = get_runtime().logs(deployment.name, tail)
+    except RuntimeFailure as exc:
+        lines = [f"(the logs cannot be read now: {exc})"]
+    key = st.log_cache_key(deployment_id, tail)
+    lines = [scrub(line) for line in lines]
+    cache.set(key, {"at": time.time(), "lines": lines}, st.LOG_KEEP_SECONDS)
+    cache.delete(f"{key}:asked")
 
 
 @shared_task(ignore_result=True)
