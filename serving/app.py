@@ -150,6 +150,7 @@ def _prediction_routes(state: State) -> list[Route]:
             features = to_matrix(rows, cfg.input_size, cfg.max_batch_rows, maybe_bool=maybe_bool)
         else:
             features = table.parse(parse_json(body), cfg.max_batch_rows, maybe_bool)
+            rows = features  # logged as objects keyed by column (serving/predlog.py)
         result = await batcher.predict(model.primary_output, features)
         payload = _json_array(result)
         if model.scores:  # a classifier without probabilities: labels, and its scores

@@ -85,6 +85,14 @@ def open_sink(uri: str, project: str | None = None) -> Sink:
 def _jsonable(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
+    if hasattr(value, "to_dict") and hasattr(value, "columns"):
+        # A tabular model's DataFrame: rows as objects keyed by column (NaN: null), as they
+        # may be sent; converted here, in the writer thread, not on the request path.
+        return _jsonable(value.astype(object).where(value.notna(), None).to_dict("records"))
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and value != value:
+        return None
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     return value

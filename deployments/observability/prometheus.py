@@ -98,7 +98,8 @@ def sparklines(names: list[str], window: int, now: float) -> dict[str, list]:
     """Requests/s of several deployments: one query grouped by the selector's label when the
     selector is a single `label="{name}"`, else one query per deployment."""
     step = choose_step(window, 60)
-    start = math.floor((now - window) / step) * step
+    # Steps counted back from now, so that the last point is now (the latest traffic shows).
+    start = now - math.floor(window / step) * step
     rng = f"[{max(120, 2 * step)}s]"
     out: dict[str, list] = {name: [] for name in names}
     single = _SINGLE_LABEL.match(settings.PROMETHEUS_SELECTOR.strip())
