@@ -330,12 +330,14 @@ class FloorServer(Server):
 
 def ensure_mlserver() -> str | None:
     """Create MLServer's venv if needed; return why it cannot be used, or None."""
-    mlserver = MLSERVER_VENV / "bin" / "mlserver"
-    if mlserver.exists():
-        return None
+    python = MLSERVER_VENV / "bin" / "python"
+    probe = [str(python), "-c", "import mlserver_sklearn"]
+    if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
+        return None  # (tools/get-mlserver.sh installs MLServer alone, for the codec tests)
     print("installing MLServer 1.7.1 into .tools/mlserver-venv ...", flush=True)
     try:
-        subprocess.run([sys.executable, "-m", "venv", str(MLSERVER_VENV)], check=True)
+        if not python.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(MLSERVER_VENV)], check=True)
         subprocess.run(
             [str(MLSERVER_VENV / "bin" / "pip"), "install", "-q", *MLSERVER_PACKAGES],
             check=True,
