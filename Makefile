@@ -12,9 +12,12 @@ XDIST ?= -n 2 --dist loadfile
 # The production configuration of the integration tests: PostgreSQL and Redis on this machine.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/console_test
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
-# (test_production_settings.py uses neither database nor broker: once is enough.)
+# (test_production_settings.py uses neither database nor broker, and the sandbox tests of
+# test_contain_isolation.py test the operating system's isolation: once is enough. One worker:
+# these files share one session console, which a second worker would start again.)
 PRODUCTION_TESTS ?= tests/journeys tests/bad_input tests/reliability tests/security \
-	--ignore=tests/security/test_production_settings.py
+	--ignore=tests/security/test_production_settings.py \
+	--ignore=tests/security/test_contain_isolation.py
 
 .PHONY: run test test-unit test-production check-deploy bench bench-serving grpc-code install lint format chart-schema clean
 
@@ -60,7 +63,7 @@ test-unit: $(DEV_STAMP)
 ## test-production: the journey, bad-input, reliability and security tests on PostgreSQL + Redis
 test-production: $(DEV_STAMP)
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_BROKER_URL=$(TEST_BROKER_URL) \
-		$(PY) -m pytest $(XDIST) $(PRODUCTION_TESTS) $(PYTEST_ARGS)
+		$(PY) -m pytest $(PRODUCTION_TESTS) $(PYTEST_ARGS)
 
 ## check-deploy: Django's deployment checklist under the production settings (CONSOLE_HTTPS=true)
 check-deploy: $(CONSOLE_STAMP)

@@ -32,6 +32,9 @@ _COMPRESSED = (
     b"\x04\x22\x4d\x18",
 )
 _MISSING_MODULE = re.compile(r"No module named '([^']+)'")
+# What the loaders raise for a file they cannot read (cut short, damaged, another format);
+# anything else was raised by code the file ran while it was loaded.
+_READ_ERRORS = {"UnpicklingError", "EOFError", "BadZipFile", "error", "UnicodeDecodeError"}
 
 
 def sniff(path: Path) -> str | None:
@@ -81,6 +84,13 @@ def load_refusal(path: Path, model_type: str, error: str) -> str:
         return 'This looks like a skops file (a zip archive). Choose the format "skops".'
     if model_type == "pkl" and looks == "joblib":
         return 'This looks like a compressed joblib file. Choose the format "joblib".'
+    kind, _, said = detail.partition(":")
+    if looks is not None and kind.rsplit(".", 1)[-1].strip() not in _READ_ERRORS:
+        said = said.strip() or "nothing"
+        return (
+            f'Loading the model ran code it holds, and that code failed, saying "{said[:300]}". '
+            "Fix the code the model was saved with, save it again and upload the new file."
+        )
     if looks is None:
         return (
             f"This is not a {label} file: it does not start the way files saved with "

@@ -301,7 +301,8 @@ class Supervisor:
         self.wanted = int(desired["replicas"])
         self.traffic = list(desired.get("traffic") or [])
         self.traffic_key = str(desired.get("traffic_key") or "")
-        self.restarts_before = int(desired.get("restarts", 0))
+        # (Kept when a later desired.json, from a plain apply, no longer says it.)
+        self.restarts_before = max(self.restarts_before, int(desired.get("restarts", 0)))
 
     # gRPC -------------------------------------------------------------------------------------
 

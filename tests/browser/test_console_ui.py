@@ -101,7 +101,8 @@ def test_deployer_uploads_deploys_predicts_changes_rolls_back_and_undeploys(visi
     # Register a model; a bad name is explained next to the field.
     me.goto("/models/")
     page.get_by_label("Name").fill("Iris UI")
-    page.get_by_label("Job").select_option("classification")
+    register = page.locator("form", has=page.get_by_role("button", name="Register model"))
+    register.get_by_label("Job").select_option("classification")  # (the list has a Job filter)
     page.get_by_label("Number of features").fill("4")
     page.get_by_role("button", name="Register model").click()
     page.locator("#field-name .field-error").wait_for()

@@ -3,7 +3,6 @@ that drop no request, true replicas, restarts of dead serving processes, and the
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -216,20 +215,6 @@ def test_a_killed_serving_process_is_restarted_and_counted(
     assert httpx.post(f"{endpoint}/predict", json=[IRIS_ROW], timeout=30).status_code == 200
     page = page_text(stack, "/deployments/phoenix/")
     assert re.search(r'Restarts</dt><dd id="restarts">1<', page)
-
-
-def test_a_killed_supervisor_is_started_again_on_the_same_endpoint(
-    stack: ConsoleStack, client: httpx.Client, versions: list[int]
-) -> None:
-    endpoint = _deploy(client, "lazarus")["endpoint"]
-    state = json.loads((stack.var_dir / "runtime" / "lazarus" / "state.json").read_text())
-    os.kill(state["pid"], signal.SIGKILL)  # its replicas follow it (they die with their parent)
-    body = wait_for(client, "lazarus", lambda b: b["restarts"] == 1 and b["status"] == "running")
-    assert body["endpoint"] == endpoint
-    assert httpx.post(f"{endpoint}/predict", json=[IRIS_ROW], timeout=30).status_code == 200
-    events = client.get("/api/deployments/lazarus/events/").json()
-    events = events["results"] if isinstance(events, dict) else events
-    assert any("supervisor" in e["message"] and "started it again" in e["message"] for e in events)
 
 
 def test_a_model_failing_every_start_ends_failed_with_its_last_error_line(

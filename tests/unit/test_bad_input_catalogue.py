@@ -285,6 +285,14 @@ LOADER_CASES = [
         "(joblib, pickle or skops).",
     ),
     (
+        "joblib",
+        "joblib",
+        "ValueError: the scaler's state is inconsistent",
+        "Loading the model ran code it holds, and that code failed, saying \"the scaler's state "
+        'is inconsistent". Fix the code the model was saved with, save it again and upload the '
+        "new file.",
+    ),
+    (
         "text",
         "pkl",
         "UnpicklingError: invalid load key, 'k'.",
