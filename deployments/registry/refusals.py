@@ -88,7 +88,7 @@ def load_refusal(path: Path, model_type: str, error: str) -> str:
     if looks is not None and kind.rsplit(".", 1)[-1].strip() not in _READ_ERRORS:
         said = said.strip() or "nothing"
         return (
-            f'Loading the model ran code it holds, and that code failed, saying "{said[:300]}". '
+            f'Loading the model ran code it holds, and that code failed, saying "{said[:1000]}". '
             "Fix the code the model was saved with, save it again and upload the new file."
         )
     if looks is None:
