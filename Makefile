@@ -12,12 +12,14 @@ XDIST ?= -n 2 --dist loadfile
 # The production configuration of the integration tests: PostgreSQL and Redis on this machine.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/console_test
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
-# (test_production_settings.py uses neither database nor broker, and the sandbox tests of
-# test_contain_isolation.py test the operating system's isolation: once is enough. One worker:
-# these files share one session console, which a second worker would start again.)
+# (test_production_settings.py uses neither database nor broker, the sandbox tests of
+# test_contain_isolation.py test the operating system's isolation, and `make run` always runs
+# on the embedded defaults: once is enough. One worker: these files share one session
+# console, which a second worker would start again.)
 PRODUCTION_TESTS ?= tests/journeys tests/bad_input tests/reliability tests/security \
 	--ignore=tests/security/test_production_settings.py \
-	--ignore=tests/security/test_contain_isolation.py
+	--ignore=tests/security/test_contain_isolation.py \
+	--ignore=tests/reliability/test_make_run_restart.py
 
 .PHONY: run test test-unit test-production check-deploy bench bench-serving grpc-code install lint format chart-schema clean
 
