@@ -29,6 +29,19 @@ def current_source() -> Source:
     return _current.get()
 
 
+def who(actor: object | None) -> dict[str, object]:
+    """The audit fields every event row carries: the acting user (if signed in), their name,
+    and where the request came from (none for a worker acting on its own)."""
+    user = actor if getattr(actor, "is_authenticated", False) else None
+    source = current_source()
+    return {
+        "actor": user,
+        "actor_name": getattr(user, "username", "") if user else "",
+        "source_ip": source.ip,
+        "via": source.via,
+    }
+
+
 def client_ip(request: HttpRequest) -> str | None:
     """REMOTE_ADDR, or the address TRUSTED_PROXY_COUNT proxies saw (never a client-set value)."""
     hops = settings.TRUSTED_PROXY_COUNT

@@ -146,16 +146,11 @@ class RegistryEvent(models.Model):
     @classmethod
     def add(cls, model: RegisteredModel, action: str, message: str, actor: object | None) -> Any:
         """Record an event with the acting user and the request's source (see audit.py)."""
-        from deployments.audit import current_source
+        from deployments.audit import who
 
-        user = actor if getattr(actor, "is_authenticated", False) else None
-        source = current_source()
         return cls.objects.create(
             model=model,
-            actor=user,
-            actor_name=getattr(user, "username", "") if user else "",
-            source_ip=source.ip,
-            via=source.via,
+            **who(actor),
             action=action,
             message=message,
         )
@@ -408,16 +403,11 @@ class DeploymentEvent(models.Model):
         cls, deployment_id: int, action: str, status: str, message: str, actor: object | None
     ) -> DeploymentEvent:
         """Record an event with the acting user and the request's source (see audit.py)."""
-        from deployments.audit import current_source
+        from deployments.audit import who
 
-        user = actor if getattr(actor, "is_authenticated", False) else None
-        source = current_source()
         return cls.objects.create(
             deployment_id=deployment_id,
-            actor=user,
-            actor_name=getattr(user, "username", "") if user else "",
-            source_ip=source.ip,
-            via=source.via,
+            **who(actor),
             action=action,
             status=status,
             message=scrub(message),
@@ -565,15 +555,10 @@ class AuditEvent(models.Model):
     @classmethod
     def add(cls, action: str, target: str, message: str, actor: object | None) -> AuditEvent:
         """Record an event with the acting user and the request's source (see audit.py)."""
-        from deployments.audit import current_source
+        from deployments.audit import who
 
-        user = actor if getattr(actor, "is_authenticated", False) else None
-        source = current_source()
         return cls.objects.create(
-            actor=user,
-            actor_name=getattr(user, "username", "") if user else "",
-            source_ip=source.ip,
-            via=source.via,
+            **who(actor),
             action=action,
             target=target,
             message=scrub(message),
