@@ -51,7 +51,6 @@ run: $(CONSOLE_STAMP)
 ## test: install what the tests need (the dev packages; helm, checkov, MLServer into .tools/) and run them all
 test: $(DEV_STAMP)
 	@bash tools/get-helm.sh $(HELM) || echo "make test: helm could not be installed (the chart tests say why)"
-	@bash tools/get-gateway-api-schema.sh >/dev/null || echo "make test: the Gateway API schemas could not be installed (the HTTPRoute tests say why)"
 	@bash tools/get-checkov.sh >/dev/null || echo "make test: checkov could not be installed (its tests say why)"
 	@bash tools/get-mlserver.sh >/dev/null || echo "make test: MLServer could not be installed (its codec tests say why)"
 	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)

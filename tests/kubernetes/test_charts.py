@@ -25,6 +25,7 @@ import yaml
 from deployments.runtimes.base import Autoscaling, Resources, ServingSpec, TrafficTarget
 from deployments.runtimes.kubernetes import KubernetesRuntime, load_client, manifests
 from serving.config import ConfigError, dump_config, parse_config
+from tests.support.gateway_api import validate_gateway_object
 from tests.support.requires import skip_missing
 
 if TYPE_CHECKING:
@@ -688,6 +689,7 @@ def test_chart_renders_the_console_route_and_autoscaler(helm: str) -> None:
     }
     assert "Ingress" not in console
     assert chart["HTTPRoute"]["spec"] == console["HTTPRoute"]["spec"]
+    validate_gateway_object(chart["HTTPRoute"])
     assert chart["HorizontalPodAutoscaler"]["spec"] == console["HorizontalPodAutoscaler"]["spec"]
     assert "replicas" not in chart["Deployment"]["spec"]
     assert "replicas" not in console["Deployment"]["spec"]

@@ -5,6 +5,7 @@ HTTPRoutes against the Gateway API's schemas)."""
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING
 
 import pytest
@@ -14,6 +15,7 @@ from deployments.runtimes.base import Autoscaling, RuntimeFailure, TrafficTarget
 from deployments.runtimes.kubernetes import KubernetesRuntime, load_client, manifests
 from tests.kubernetes.test_runtime import CONFIGMAPS, DEPLOYMENTS, IMAGE, SERVICES, config_yaml
 from tests.kubernetes.test_runtime import make_spec as base_spec
+from tests.support.gateway_api import VENDORED_CRD, validate_gateway_object
 
 if TYPE_CHECKING:
     from tests.support.kubernetes import Cluster
@@ -192,3 +194,34 @@ def test_autoscaling_writes_an_hpa_that_owns_the_replicas(cluster: Cluster) -> N
     runtime.apply(make_spec(replicas=3))
     assert cluster.names(AUTOSCALERS) == set()
     assert cluster.get(DEPLOYMENTS, "iris-prod")["spec"]["replicas"] == 3
+
+
+def test_the_route_check_is_the_release_crd_and_refuses_a_broken_route() -> None:
+    """The routes above are checked against the vendored v1.6.1 HTTPRoute CRD: a route with a
+    negative weight or a mirror without a backend is refused, naming where."""
+    spec = make_spec(canary(), shadow())
+    (route,) = [
+        obj
+        for obj in manifests.build_objects(
+            spec,
+            namespace="models",
+            image=IMAGE,
+            ingress_host="models.example.com",
+            gateway=GATEWAY,
+            ready_roles={"canary", "shadow"},
+        )
+        if obj["kind"] == "HTTPRoute"
+    ]
+    validate_gateway_object(route)
+    assert "v1.6.1" in str(VENDORED_CRD)
+
+    (rule,) = route["spec"]["rules"]
+    negative = copy.deepcopy(route)
+    negative["spec"]["rules"][0]["backendRefs"][0]["weight"] = -1
+    with pytest.raises(AssertionError, match=r"rules\.0\.backendRefs\.0\.weight"):
+        validate_gateway_object(negative)
+    mirrors = [i for i, f in enumerate(rule["filters"]) if f["type"] == "RequestMirror"]
+    no_backend = copy.deepcopy(route)
+    del no_backend["spec"]["rules"][0]["filters"][mirrors[0]]["requestMirror"]["backendRef"]
+    with pytest.raises(AssertionError, match="backendRef"):
+        validate_gateway_object(no_backend)
