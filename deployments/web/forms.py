@@ -182,9 +182,14 @@ def version_label(v: ModelVersion, *, with_model: bool = True) -> str:
 
 
 def version_choices() -> list[tuple[str, list[tuple[int, str]]]]:
-    """Versions grouped by model, newest first, for a select with one group per model."""
+    """Versions grouped by model, newest first, for a select with one group per model (archived
+    models left out: archiving says the model is no longer offered)."""
     groups: dict[str, list[tuple[int, str]]] = {}
-    versions = ModelVersion.objects.select_related("model").prefetch_related("aliases")
+    versions = (
+        ModelVersion.objects.select_related("model")
+        .prefetch_related("aliases")
+        .filter(model__archived_at__isnull=True)
+    )
     for v in versions.order_by("model__name", "-version"):
         groups.setdefault(v.model.name, []).append((v.pk, version_label(v)))
     return list(groups.items())

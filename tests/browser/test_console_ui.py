@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from playwright.sync_api import expect
 
+from deployments import constants as st
 from tests.support.api import create_model, upload, wait_for_status
 from tests.support.browser import PHONE, log_in
 from tests.support.models import diabetes_regressor, iris_classifier, save
@@ -253,7 +254,8 @@ def test_deployer_uploads_deploys_predicts_changes_rolls_back_and_undeploys(visi
     _predict_rows(page, rows)
     np.testing.assert_allclose(_table(page), v1.predict_proba(rows), rtol=0, atol=1e-9)
 
-    # A replica count out of range is explained next to the field.
+    # A replica count out of range is explained next to the field (the bounds are the rule's).
+    assert page.get_by_label("Scale (replicas)").get_attribute("max") == str(st.MAX_REPLICAS)
     page.get_by_label("Scale (replicas)").fill("99")
     page.locator("#scale-button").click()
     page.locator("#actions .field-error").wait_for()

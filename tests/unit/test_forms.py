@@ -67,6 +67,10 @@ def test_deploy_form_offers_versions_grouped_by_model_newest_first(
         ("iris", [(v2.pk, f"iris v2 [champion] {at(v2)}"), (v1.pk, f"iris v1 #baseline {at(v1)}")]),
     ]
 
+    # An archived model is no longer offered (it stays in the registry).
+    RegisteredModel.objects.filter(name="diabetes").update(archived_at=other.created_at)
+    assert [group for group, _ in DeployForm().fields["version"].choices[1:]] == ["iris"]
+
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("replicas", [st.MIN_REPLICAS, st.MAX_REPLICAS])
