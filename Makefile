@@ -14,8 +14,8 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/console_test
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 # (test_production_settings.py uses neither database nor broker, the sandbox tests of
 # test_contain_isolation.py test the operating system's isolation, and `make run` always runs
-# on the embedded defaults: once is enough. One worker: these files share one session
-# console, which a second worker would start again.)
+# on the embedded defaults: once is enough. Two workers, like `make test`: each starts its own
+# session console, with a database and a queue of its own.)
 PRODUCTION_TESTS ?= tests/journeys tests/bad_input tests/reliability tests/security \
 	--ignore=tests/security/test_production_settings.py \
 	--ignore=tests/security/test_contain_isolation.py \
@@ -64,7 +64,7 @@ test-unit: $(DEV_STAMP)
 ## test-production: the journey, bad-input, reliability and security tests on PostgreSQL + Redis
 test-production: $(DEV_STAMP)
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_BROKER_URL=$(TEST_BROKER_URL) \
-		$(PY) -m pytest $(PRODUCTION_TESTS) $(PYTEST_ARGS)
+		$(PY) -m pytest $(XDIST) $(PRODUCTION_TESTS) $(PYTEST_ARGS)
 
 ## check-deploy: Django's deployment checklist under the production settings (CONSOLE_HTTPS=true)
 check-deploy: $(CONSOLE_STAMP)
