@@ -96,7 +96,7 @@ def build_validation_job(
     *,
     model_type: str,
     job: str,
-    input_size: int,
+    input_size: int | None,
     trusted_types: list[str],
     settings: JobSettings,
 ) -> dict[str, Any]:
@@ -269,7 +269,7 @@ class JobValidator:
         return self._api_client
 
     def inspect(
-        self, path: Path, *, model_type: str, job: str, input_size: int, trusted_types: list[str]
+        self, path: Path, *, model_type: str, job: str, input_size: int | None, trusted_types: list[str]
     ) -> dict[str, Any]:
         """The sandbox child's JSON report on `path`, as `sandbox.inspect_artifact` returns."""
         from serving.loading import file_sha256
@@ -482,7 +482,7 @@ def _not_started(pod: dict) -> str:
 
 
 def inspect_in_job(
-    path: Path, *, model_type: str, job: str, input_size: int, trusted_types: list[str]
+    path: Path, *, model_type: str, job: str, input_size: int | None, trusted_types: list[str]
 ) -> dict[str, Any]:
     """`sandbox.inspect_artifact` on Kubernetes, configured from the console's settings."""
     from django.conf import settings
