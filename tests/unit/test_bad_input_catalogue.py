@@ -337,8 +337,9 @@ def test_a_file_that_does_not_say_its_width_reads_what_to_give() -> None:
     assert message == (
         "The file's CatBoostClassifier does not say how many features it takes (neither "
         "n_features_in_ nor feature_names_in_ gives it), and this model was registered without "
-        "a number of features. Upload a sample CSV with the version (field sample: a header naming the "
-        "columns and a few real rows), or register the model with its number of features."
+        "a number of features. Upload a sample CSV with the version (field sample: a header "
+        "naming the columns and a few real rows), or register the model with its number of "
+        "features."
     )
     assert_plain(message)
 
