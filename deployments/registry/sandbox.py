@@ -122,9 +122,7 @@ def inspect_artifact(
     trusted_types: list[str],
     sample: Path | None = None,
 ) -> dict[str, Any]:
-    """Run the sandbox child on `path` (and the sample CSV) and return its JSON report.
-    (A validation Job on Kubernetes does not see the sample yet: the schema is then learned
-    from the artifact alone.)"""
+    """Run the sandbox child on `path` (and the sample CSV) and return its JSON report."""
     if settings.VALIDATION_RUNTIME == "kubernetes":  # a Job of its own, not the console's pod
         from deployments.runtimes.kubernetes.validation import inspect_in_job
 
@@ -134,6 +132,7 @@ def inspect_artifact(
             job=job,
             input_size=input_size,
             trusted_types=trusted_types,
+            sample=sample,
         )
     timeout = settings.VALIDATION_TIMEOUT_SECONDS
     memory = settings.VALIDATION_MEMORY_BYTES
