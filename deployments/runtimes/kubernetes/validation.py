@@ -5,10 +5,10 @@ environment of its parent). Here it runs in a pod of its own, with the serving i
 service-account token, no secret, no environment of the console, a read-only root and the
 artifact on a read-only volume, and a NetworkPolicy that lets it reach nothing in the cluster.
 The artifact (and the sample CSV uploaded with it, if any) goes to the store under a
-throw-away name first; an init container fetches it with the pod's own identity (workload
-identity for GCS) and checks its sha256. The child writes its JSON report on stdout, which the
-console reads from the pod's log: the same report as the local sandbox's. The Job and the
-throw-away blobs are deleted afterwards, whatever happened.
+throw-away name first; an init container fetches them with the pod's own identity (workload
+identity for GCS) and checks each one's sha256. The child writes its JSON report on stdout,
+which the console reads from the pod's log: the same report as the local sandbox's. The Job
+and the throw-away blobs are deleted afterwards, whatever happened.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ QUARANTINE_PREFIX = "_validation"
 CANNOT_START = observe.HARD_WAITING - {"CrashLoopBackOff"}
 LOG_LIMIT_BYTES = 16 * 1024**2
 REPORT_FILE = "/tmp/report.json"
+SAMPLE_FILE = "sample.csv"  # the sample's throw-away blob, and the file the child reads
 # $1: the report file; the rest: the child's command line.
 REPORT_SCRIPT = 'out="$1"; shift; "$@" --output "$out"; code=$?; echo; cat "$out"; echo; exit $code'
 
@@ -80,9 +81,6 @@ def job_name(run_id: str) -> str:
 
 def artifact_path(model_type: str) -> str:
     return f"{WORK_DIR}/artifact.{EXTENSIONS[model_type]}"
-
-
-SAMPLE_FILE = "sample.csv"  # the throw-away blob's name and the file the child reads
 
 
 def _security_context() -> dict[str, Any]:
