@@ -152,6 +152,11 @@ TIMELINE_HISTORY_EVENTS = 2000
 MAX_INPUT_SIZE = 10_000
 FEATURES_MESSAGE = f"Use 1 to {MAX_INPUT_SIZE} features (the numbers in one row of input)."
 FEATURES_INVALID = f"Give the number of features as a whole number, 1 to {MAX_INPUT_SIZE}."
+FEATURES_HELP = (
+    f"How many numbers (or columns) one row of input holds, at most {MAX_INPUT_SIZE}. Optional: "
+    "without it, the first version's upload takes it from the file (n_features_in_ or "
+    "feature_names_in_) or from the header of the sample CSV uploaded with it."
+)
 # The sample CSV uploaded with a version (its header names a tabular model's columns, its rows
 # are the probe rows and the drift reference): small enough to read whole in the console.
 MAX_SAMPLE_BYTES = 10 * 1024**2

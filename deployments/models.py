@@ -30,8 +30,13 @@ class RegisteredModel(models.Model):
 
     name = models.CharField(max_length=st.NAME_MAX_LENGTH, unique=True, validators=[NAME])
     job = models.CharField(max_length=16, choices=st.JOB_CHOICES)
+    # Null until the first version's upload sets it from what the artifact knows (or from its
+    # sample CSV's header); every later version must take the same number.
     input_size = models.PositiveIntegerField(
-        validators=[MinValueValidator(1), MaxValueValidator(st.MAX_INPUT_SIZE)]
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(st.MAX_INPUT_SIZE)],
+        help_text=st.FEATURES_HELP,
     )
     description = models.TextField(blank=True)
     created_by = models.ForeignKey(
@@ -46,6 +51,14 @@ class RegisteredModel(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def learn_input_size(self, width: int) -> int:
+        """Store `width` as the input size unless the row has one (a conditional UPDATE: of
+        two first uploads only one sets it); the row's input size after. The caller's
+        transaction decides whether it stays, so this object is left as it is."""
+        RegisteredModel.objects.filter(pk=self.pk, input_size__isnull=True).update(input_size=width)
+        taken = RegisteredModel.objects.values_list("input_size", flat=True).get(pk=self.pk)
+        return taken or width
 
 
 class ModelVersion(models.Model):
@@ -100,6 +113,15 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model.name} v{self.version}"
+
+    @property
+    def input_size(self) -> int:
+        """The number of features serving is told: the model's, which its first version's
+        upload set when the model was registered without one."""
+        size = self.model.input_size or self.n_features or len(self.input_schema or [])
+        if not size:
+            raise ValueError(f"{self} has no input size")
+        return size
 
 
 class ModelAlias(models.Model):

@@ -52,7 +52,7 @@ def serving_config(deployment: Deployment, version: ModelVersion | None = None) 
         model_type=version.model_type,
         job=model.job,
         model=ModelSource(**source, sha256=version.sha256, trusted_types=version.trusted_types),
-        input_size=model.input_size,
+        input_size=version.input_size,
         name=model.name,
         version=str(version.version),
         # Clients address a deployment by its name; the model's name stays an alias.

@@ -1,10 +1,11 @@
-"""`python -m serving.fetch SOURCE_JSON DEST_DIR`: download an artifact and check its sha256,
-without loading it.
+"""`python -m serving.fetch SOURCE_JSON [SOURCE_JSON ...] DEST_DIR`: download an artifact (and
+the files beside it, such as a sample CSV) and check each one's sha256, without loading it.
 
 The console's validation Job on Kubernetes runs this first (with the pod's own identity for
-GCS), then validates the file in a container that has it read-only. SOURCE_JSON is the `model:`
-block of a serving config as JSON (camelCase or snake_case keys). Exit 2 and one line on stderr
-when the artifact cannot be fetched or does not match its digest.
+GCS), then validates the files in a container that has them read-only. A SOURCE_JSON is the
+`model:` block of a serving config as JSON (camelCase or snake_case keys); each file keeps its
+blob's name in DEST_DIR. Exit 2 and one line on stderr when a file cannot be fetched or does
+not match its digest.
 """
 
 from __future__ import annotations
@@ -21,18 +22,19 @@ from serving.loading import ArtifactError, fetch_artifact, verify_sha256
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m serving.fetch", description=__doc__)
-    parser.add_argument("source", help="the model source as JSON")
+    parser.add_argument("sources", nargs="+", metavar="source", help="a file's source as JSON")
     parser.add_argument("dest_dir", help="folder to download into")
     args = parser.parse_args(argv)
-    try:
-        source = ModelSource.model_validate(json.loads(args.source))
-        path = fetch_artifact(source, args.dest_dir)
-        if source.sha256:
-            verify_sha256(path, source.sha256)
-    except (ValueError, ValidationError, ArtifactError) as exc:
-        print("fetch: " + " ".join(str(exc).split())[:500], file=sys.stderr)
-        return 2
-    print(path)
+    for text in args.sources:
+        try:
+            source = ModelSource.model_validate(json.loads(text))
+            path = fetch_artifact(source, args.dest_dir)
+            if source.sha256:
+                verify_sha256(path, source.sha256)
+        except (ValueError, ValidationError, ArtifactError) as exc:
+            print("fetch: " + " ".join(str(exc).split())[:500], file=sys.stderr)
+            return 2
+        print(path)
     return 0
 
 

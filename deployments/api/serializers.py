@@ -150,12 +150,13 @@ class ModelSerializer(serializers.ModelSerializer):
         read_only_fields = ["created_by", "created_at", "latest_version", "archived_at"]
         extra_kwargs = {
             "input_size": {
+                "help_text": st.FEATURES_HELP,
                 "error_messages": {
                     "min_value": st.FEATURES_MESSAGE,
                     "max_value": st.FEATURES_MESSAGE,
                     "invalid": st.FEATURES_INVALID,
                     "max_string_length": st.FEATURES_MESSAGE,
-                }
+                },
             }
         }
 
@@ -256,7 +257,9 @@ class VersionUploadSerializer(serializers.Serializer):
     sample = serializers.FileField(
         required=False,
         help_text="Optional CSV of a few real rows with a header naming the columns: the input "
-        "schema is learned from it and the upload check predicts on its rows.",
+        "schema is learned from it and the upload check predicts on its rows. For a model "
+        "registered without input_size, its header also gives the number of features when the "
+        "artifact does not know it.",
     )
 
 

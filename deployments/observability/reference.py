@@ -41,7 +41,7 @@ def store_reference(version: ModelVersion, data: Any, thresholds_raw: str | None
         raise ValueError(str(exc)) from None
     if not rows:
         raise ValueError("the reference file has a header but no rows")
-    expected = version.n_features or version.model.input_size
+    expected = version.n_features or version.input_size
     if expected and len(header) != expected:
         raise ValueError(
             f"the reference file has {len(header)} columns; the model takes {expected} features"

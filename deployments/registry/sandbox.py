@@ -42,6 +42,9 @@ from deployments.scrub import scrub
 @dataclass
 class ArtifactReport:
     estimator_class: str
+    # The number of features the artifact was checked with: the model's, or (for a model
+    # registered without one) what the artifact or the sample's header says.
+    input_size: int
     n_features: int | None
     feature_names: list[str] | None
     classes: list[Any] | None
@@ -115,13 +118,11 @@ def inspect_artifact(
     *,
     model_type: str,
     job: str,
-    input_size: int,
+    input_size: int | None,
     trusted_types: list[str],
     sample: Path | None = None,
 ) -> dict[str, Any]:
-    """Run the sandbox child on `path` (and the sample CSV) and return its JSON report.
-    (A validation Job on Kubernetes does not see the sample yet: the schema is then learned
-    from the artifact alone.)"""
+    """Run the sandbox child on `path` (and the sample CSV) and return its JSON report."""
     if settings.VALIDATION_RUNTIME == "kubernetes":  # a Job of its own, not the console's pod
         from deployments.runtimes.kubernetes.validation import inspect_in_job
 
@@ -131,6 +132,7 @@ def inspect_artifact(
             job=job,
             input_size=input_size,
             trusted_types=trusted_types,
+            sample=sample,
         )
     timeout = settings.VALIDATION_TIMEOUT_SECONDS
     memory = settings.VALIDATION_MEMORY_BYTES
@@ -201,11 +203,13 @@ def validate_artifact(
     *,
     model_type: str,
     job: str,
-    input_size: int,
+    input_size: int | None,
     trusted_types: list[str],
     sample: Path | None = None,
 ) -> ArtifactReport:
-    """Check the artifact fits the registered model; raise ArtifactRejected with a clear reason."""
+    """Check the artifact fits the registered model; raise ArtifactRejected with a clear reason.
+    Without `input_size` the artifact (or the sample's header) must say how many features it
+    takes."""
     info = inspect_artifact(
         path,
         model_type=model_type,
@@ -239,12 +243,14 @@ def validate_artifact(
     n_features = info["n_features"]
     unservable = info["unservable"]
     if unservable:
-        raise ArtifactRejected(_unservable_message(unservable, cls, n_features, input_size))
+        width = input_size or info.get("input_size")
+        raise ArtifactRejected(_unservable_message(unservable, cls, n_features, width))
     # Serving takes a classifier for a regression job; the registry does not.
     if job != CLASSIFICATION and info["has_predict_proba"]:
         raise ArtifactRejected(f"{cls} is a classifier, but this model's job is regression")
     return ArtifactReport(
         estimator_class=cls,
+        input_size=info["input_size"],
         n_features=n_features,
         feature_names=info["feature_names"],
         classes=info["classes"],
@@ -258,10 +264,19 @@ def validate_artifact(
 
 
 def _unservable_message(
-    unservable: dict[str, str], cls: str, n_features: int | None, input_size: int
+    unservable: dict[str, str], cls: str, n_features: int | None, input_size: int | None
 ) -> str:
     """What serving's ServedModel refused, in the console's words."""
     reason = unservable.get("reason")
+    short = cls.rsplit(".", 1)[-1]
+    if reason == "width_unknown":
+        return (
+            f"The file's {short} does not say how many features it takes (neither "
+            "n_features_in_ nor feature_names_in_ gives it), and this model was registered "
+            "without a number of features. Upload a sample CSV with the version (field "
+            "sample: a header naming the columns and a few real rows), or register the model "
+            "with its number of features."
+        )
     if reason == "no_predict":
         return f"{cls} is not an estimator: it has no predict method"
     if reason == "no_predict_proba":
@@ -277,17 +292,22 @@ def _unservable_message(
     if reason == "no_classes":
         return f"{cls} has no classes_, so it cannot serve a classification model"
     if reason == "n_features":
-        short = cls.rsplit(".", 1)[-1]
-        return (
-            f"The file's {short} takes {n_features} features, but this model is registered "
-            f"with {input_size} features. Upload a model trained on {input_size} features, or "
-            f"register a new model with {n_features}."
-        )
+        return feature_count_refusal(cls, n_features, input_size)
     detail = scrub(unservable.get("error", "")).removeprefix("warm-up prediction failed: ")
     return (
         f"a trial prediction on {input_size} features failed: {detail}. If the model takes "
         "strings or cannot take a row of zeros, upload a sample CSV (field sample: a header "
         "naming the columns and a few real rows) with the version"
+    )
+
+
+def feature_count_refusal(cls: str, n_features: int | None, input_size: int | None) -> str:
+    """An artifact of another width than the model's."""
+    short = cls.rsplit(".", 1)[-1]
+    return (
+        f"The file's {short} takes {n_features} features, but this model is registered "
+        f"with {input_size} features. Upload a model trained on {input_size} features, or "
+        f"register a new model with {n_features}."
     )
 
 

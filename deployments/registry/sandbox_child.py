@@ -39,10 +39,13 @@ def describe(
     path: Path,
     model_type: str,
     trusted_types: list[str],
-    input_size: int,
+    input_size: int | None,
     job: str,
     sample: Path | None = None,
 ) -> dict:
+    """What the artifact is and whether serving takes it. Without `input_size` (a model
+    registered without one) the width is what the artifact knows (n_features_in_, else its
+    feature_names_in_), else the sample's header; the report says which it used."""
     import sklearn
 
     from serving.allowlist import Screen
@@ -109,14 +112,19 @@ def describe(
     except (SampleError, UnicodeDecodeError) as exc:
         info["unservable"] = {"reason": "sample", "error": str(exc)}
         return info
-    if schema is not None and len(schema) == input_size:
+    width = input_size or info["n_features"] or (len(schema) if schema is not None else None)
+    info["input_size"] = width
+    if width is None:
+        info["unservable"] = {"reason": "width_unknown"}
+        return info
+    if schema is not None and len(schema) == width:
         info["input_schema"] = [column.model_dump() for column in schema]
         info["sample_rows"] = rows
     cfg = ServingConfig(
         model_type=model_type,
         job=job,
         model=ModelSource(method="LOCAL", path=str(path), trusted_types=trusted_types),
-        input_size=input_size,
+        input_size=width,
         input_schema=schema if info["input_schema"] is not None else None,
         sample_rows=info["sample_rows"] or None,
     )
@@ -165,14 +173,16 @@ def child_arguments(
     *,
     model_type: str,
     job: str,
-    input_size: int,
+    input_size: int | None,
     memory_bytes: int,
     cpu_seconds: int,
     trusted_types: list[str],
     sample: str | None = None,
 ) -> list[str]:
     """The options `main` parses, for the callers that start this child (locally, in a Job)."""
-    arguments = ["--model-type", model_type, "--job", job, "--input-size", str(input_size)]
+    arguments = ["--model-type", model_type, "--job", job]
+    if input_size is not None:
+        arguments += ["--input-size", str(input_size)]
     arguments += ["--memory-bytes", str(memory_bytes), "--cpu-seconds", str(cpu_seconds)]
     for name in trusted_types:
         arguments += ["--trusted-type", name]
@@ -186,7 +196,7 @@ def main() -> int:
     parser.add_argument("path", type=Path)
     parser.add_argument("--model-type", required=True)
     parser.add_argument("--job", default="classification")
-    parser.add_argument("--input-size", type=int, required=True)
+    parser.add_argument("--input-size", type=int, default=None)
     parser.add_argument("--trusted-type", action="append", default=[])
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--memory-bytes", type=int, required=True)

@@ -31,7 +31,7 @@ from deployments.artifacts.stores import (
 from deployments.constants import EMPTY_FILE_MESSAGE, EXTENSIONS, MAX_SAMPLE_BYTES
 from deployments.models import Deployment, ModelVersion, RegisteredModel
 from deployments.registry.errors import ArtifactRejected, ArtifactTooLarge
-from deployments.registry.sandbox import validate_artifact
+from deployments.registry.sandbox import ArtifactReport, feature_count_refusal, validate_artifact
 from deployments.registry.upload_handler import too_large_message
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,8 @@ def upload_version(
     `sample` is an optional CSV (an uploaded file or bytes) of real rows with a header naming
     the columns: the sandbox learns the input schema from it and predicts on its rows instead
     of zeros; it is stored beside the artifact.
+    A model registered without an input size takes it from its first version: what the
+    artifact knows, else the sample's header (an upload where neither says is refused).
     """
     if model_type not in EXTENSIONS:
         raise ArtifactRejected(
@@ -174,9 +176,11 @@ def upload_version(
                 if sample_path is not None:
                     sample_uri = _store_sample(store, model, number, sample_path)
                 with transaction.atomic():
+                    _take_input_size(model, report)
                     version = ModelVersion.objects.create(
                         model=model, version=number, uri=uri, sample_uri=sample_uri, **fields
                     )
+                model.input_size = model.input_size or report.input_size
                 log.info(
                     "registered %s (%d bytes): validated in %.1f s, stored %.1f s later",
                     version,
@@ -193,6 +197,18 @@ def upload_version(
             number, pending = _begin(store, model, local, model_type, number + 1)
         pending.abort()
         raise ArtifactRejected("could not assign a version number; please retry the upload")
+
+
+def _take_input_size(model: RegisteredModel, report: ArtifactReport) -> None:
+    """A model without an input size takes the width the artifact was checked with; a
+    concurrent first upload of another width may have set it first."""
+    if model.input_size is not None:
+        return
+    taken = model.learn_input_size(report.input_size)
+    if taken != report.input_size:
+        raise ArtifactRejected(
+            feature_count_refusal(report.estimator_class, report.input_size, taken)
+        )
 
 
 @contextmanager

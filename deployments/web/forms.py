@@ -69,11 +69,15 @@ class ModelForm(forms.ModelForm):
     )
     input_size = forms.IntegerField(
         label="Number of features",
+        required=False,
         min_value=1,
         max_value=st.MAX_INPUT_SIZE,
-        help_text=f"How many numbers one row of input holds (at most {st.MAX_INPUT_SIZE}).",
+        help_text=(
+            f"How many numbers (or columns) one row of input holds, at most {st.MAX_INPUT_SIZE}. "
+            "Leave it empty to take it from the first version's file, or from the header of "
+            "the sample CSV uploaded with it."
+        ),
         error_messages={
-            "required": st.FEATURES_INVALID,
             "invalid": st.FEATURES_INVALID,
             "min_value": st.FEATURES_MESSAGE,
             "max_value": st.FEATURES_MESSAGE,

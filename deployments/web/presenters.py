@@ -15,7 +15,7 @@ from deployments.predictions import PredictionResult
 
 def feature_names(deployment: Deployment) -> list[str]:
     version = deployment.model_version
-    n = version.n_features or version.model.input_size
+    n = version.n_features or version.input_size
     names = version.feature_names or []
     if len(names) == n:
         return [str(x) for x in names]

@@ -76,22 +76,31 @@ def _model(path: Path, estimator: object) -> Path:
 def test_an_upload_is_validated_by_a_job_and_recorded(
     web: ConsoleStack, cluster: Cluster, kubelet: Kubelet, gcs: GcsEmulator, tmp_path: Path
 ) -> None:
+    """Registered without its width, uploaded with a sample CSV: the Job learns both."""
     client = web.client("deployer")
-    create_model(client, "k8s-validated", "classification", 4)
+    create_model(client, "k8s-validated", "classification", None)
+    sample = b"age,height,weight,score\n31,1.8,70.5,0.2\n45,1.6,61.0,-1.5\n"
 
     response = upload(
-        client, "k8s-validated", _model(tmp_path / "m.joblib", LogisticRegression()), "joblib"
+        client,
+        "k8s-validated",
+        _model(tmp_path / "m.joblib", LogisticRegression()),
+        "joblib",
+        sample=sample,
     )
 
     assert response.status_code == 201, response.text
     body = response.json()
     assert body["estimator_class"] == "sklearn.linear_model._logistic.LogisticRegression"
     assert body["classes"] == [0, 1]
+    assert [c["name"] for c in body["input_schema"]] == ["age", "height", "weight", "score"]
+    assert body["example_rows"][0] == {"age": 31, "height": 1.8, "weight": 70.5, "score": 0.2}
+    assert client.get("/api/models/k8s-validated/").json()["input_size"] == 4
     [job] = kubelet.jobs
     assert job["spec"]["template"]["spec"]["serviceAccountName"] == "model-reader"
     assert cluster.names(JOBS) == set() and quarantined(gcs) == []
     stored = [b.name for b in gcs.client().list_blobs(BUCKET, prefix="console/k8s-validated/")]
-    assert stored == ["console/k8s-validated/1/model.joblib"]
+    assert stored == ["console/k8s-validated/1/model.joblib", "console/k8s-validated/1/sample.csv"]
 
 
 def test_what_the_job_finds_wrong_is_the_answer(

@@ -25,9 +25,12 @@ import joblib
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
 
 from deployments.artifacts.gcs import GCSStore
 from deployments.registry.errors import ArtifactRejected
+from deployments.registry.sandbox_child import child_arguments
 from deployments.runtimes.kubernetes import load_client, validation
 from tests.kubernetes.test_charts import helm, template, values_args  # noqa: F401
 from tests.support.gcs import GcsEmulator
@@ -316,28 +319,74 @@ def quarantined(gcs: GcsEmulator) -> list[str]:
     return [b.name for b in gcs.client().list_blobs(BUCKET, prefix="console/_validation/")]
 
 
-def test_an_upload_is_validated_in_a_job_and_nothing_is_left(
+def test_an_upload_and_its_sample_are_validated_in_a_job_as_locally_and_nothing_is_left(
     cluster: Cluster,
     kubelet: Kubelet,
     validator: validation.JobValidator,
-    artifact: Path,
     gcs: GcsEmulator,
+    tmp_path: Path,
 ) -> None:
+    """A model that cannot take a row of zeros (an encoder of codes 1..3), registered without
+    its width: the sample CSV reaches the Job as the artifact does and gives the columns, the
+    width and the probe rows; the report is the one the local sandbox writes for the same files."""
+    codes = np.random.default_rng(2).integers(1, 4, size=(200, 2))
+    model = make_pipeline(OneHotEncoder(), LogisticRegression())
+    path = tmp_path / "codes.joblib"
+    joblib.dump(model.fit(codes, (codes[:, 0] == 2).astype(int)), path)
+    sample = tmp_path / "uploaded.csv"
+    sample.write_text("plan_code,region_code\n1,3\n2,1\n3,2\n")
+
     report = validator.inspect(
-        artifact, model_type="joblib", job="classification", input_size=4, trusted_types=[]
+        path,
+        model_type="joblib",
+        job="classification",
+        input_size=None,
+        trusted_types=[],
+        sample=sample,
     )
 
     assert report["ok"] is True
-    assert report["estimator_class"] == "sklearn.linear_model._logistic.LogisticRegression"
-    assert report["n_features"] == 4 and report["classes"] == [0, 1]
-    assert report["unservable"] is None  # serving's ServedModel was built and warmed up
-    assert "sklearn.linear_model._logistic.LogisticRegression" in report["globals"]
+    assert report["estimator_class"] == "sklearn.pipeline.Pipeline"
+    assert report["classes"] == [0, 1]
+    # serving's ServedModel was built and warmed up, on the sample's rows (zeros would fail)
+    assert report["unservable"] is None
+    assert "sklearn.preprocessing._encoders.OneHotEncoder" in report["globals"]
+    assert report["input_size"] == 2
+    assert [(c["name"], c["type"], c["categories"]) for c in report["input_schema"]] == [
+        ("plan_code", "category", [1, 2, 3]),
+        ("region_code", "category", [1, 2, 3]),
+    ]
+    assert report["sample_rows"][0] == {"plan_code": 1, "region_code": 3}
     [job] = kubelet.jobs
+    fetch = job["spec"]["template"]["spec"]["initContainers"][0]["command"]
+    fetched = [json.loads(source)["blob_dir"].rsplit("/", 1)[-1] for source in fetch[3:-1]]
+    assert fetched == ["artifact.joblib", "sample.csv"]
     assert job["metadata"]["namespace"] == cluster.namespace
-    # Done: the Job is deleted (its pod with it, by the garbage collector) and so is the copy.
+    # Done: the Job is deleted (its pod with it, by the garbage collector) and so are the copies.
     assert cluster.names(JOBS) == set()
     assert quarantined(gcs) == []
     assert cluster.names(POLICIES) == {validation.POLICY_NAME}
+
+    settings = job_settings()
+    local = tmp_path / "local-report.json"
+    arguments = child_arguments(
+        model_type="joblib",
+        job="classification",
+        input_size=None,
+        memory_bytes=settings.memory_bytes,
+        cpu_seconds=settings.timeout_seconds,
+        trusted_types=[],
+        sample=str(sample),
+    )
+    subprocess.run(
+        [sys.executable, "-s", "-m", "deployments.registry.sandbox_child", str(path)]
+        + ["--output", str(local), *arguments],
+        cwd=tmp_path,
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
+        check=True,
+        timeout=120,
+    )
+    assert report == json.loads(local.read_text())
 
 
 FORGED = '{"ok": true, "estimator_class": "forged"}'

@@ -15,20 +15,26 @@ from tests.support.stack import ConsoleStack
 TERMINAL = {"running", "failed", "stopped", "degraded"}
 
 
-def create_model(client: httpx.Client, name: str, job: str, input_size: int) -> dict:
-    response = client.post(
-        "/api/models/", json={"name": name, "job": job, "input_size": input_size}
-    )
+def create_model(client: httpx.Client, name: str, job: str, input_size: int | None) -> dict:
+    """Register a model; `input_size` None leaves it to the first version's upload."""
+    body: dict = {"name": name, "job": job}
+    if input_size is not None:
+        body["input_size"] = input_size
+    response = client.post("/api/models/", json=body)
     assert response.status_code == 201, response.text
     return response.json()
 
 
-def upload(client: httpx.Client, model: str, path: Path, model_type: str) -> httpx.Response:
+def upload(
+    client: httpx.Client, model: str, path: Path, model_type: str, sample: bytes | None = None
+) -> httpx.Response:
+    """Upload `path` as a version of `model`, with a sample CSV when one is given."""
     with path.open("rb") as f:
+        files: dict = {"file": (path.name, f)}
+        if sample is not None:
+            files["sample"] = ("sample.csv", sample)
         return client.post(
-            f"/api/models/{model}/versions/",
-            files={"file": (path.name, f)},
-            data={"model_type": model_type},
+            f"/api/models/{model}/versions/", files=files, data={"model_type": model_type}
         )
 
 

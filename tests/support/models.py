@@ -63,3 +63,16 @@ def claiming_sklearn_version(path: Path, version: str, monkeypatch: pytest.Monke
         m.setattr(sklearn.base, "__version__", version)
         joblib.dump(estimator, path)
     return path
+
+
+def widthless_classifier(path: Path) -> tuple[Path, bytes]:
+    """An iris classifier on three columns as scikit-learn before 0.24 saved it: without
+    n_features_in_, so the file does not say how many features it takes; and a sample CSV of
+    those columns (a header and three rows)."""
+    _, X = iris_classifier()
+    y = load_iris().target
+    estimator = LogisticRegression(max_iter=1000).fit(X[:, :3], y)
+    del estimator.n_features_in_
+    joblib.dump(estimator, path)
+    rows = "\n".join(",".join(str(v) for v in row) for row in X[:150:50, :3])
+    return path, f"sepal_length,sepal_width,petal_length\n{rows}\n".encode()

@@ -23,8 +23,10 @@ from rest_framework.test import APIClient
 
 from deployments import constants as st
 from deployments.models import ModelVersion, RegisteredModel
+from deployments.registry.errors import ArtifactRejected
 from deployments.registry.refusals import load_refusal
-from deployments.registry.sandbox import _unservable_message
+from deployments.registry.sandbox import ArtifactReport, _unservable_message
+from deployments.registry.versions import _take_input_size
 
 pytestmark = pytest.mark.django_db
 
@@ -326,6 +328,57 @@ def test_a_wrong_feature_count_reads_in_features() -> None:
         "The file's LogisticRegression takes 4 features, but this model is registered "
         "with 7 features. Upload a model trained on 7 features, or register a new model with 4."
     )
+
+
+def test_a_file_that_does_not_say_its_width_reads_what_to_give() -> None:
+    message = _unservable_message(
+        {"reason": "width_unknown"}, "catboost.core.CatBoostClassifier", None, None
+    )
+    assert message == (
+        "The file's CatBoostClassifier does not say how many features it takes (neither "
+        "n_features_in_ nor feature_names_in_ gives it), and this model was registered without "
+        "a number of features. Upload a sample CSV with the version (field sample: a header "
+        "naming the columns and a few real rows), or register the model with its number of "
+        "features."
+    )
+    assert_plain(message)
+
+
+def test_of_two_first_uploads_of_different_widths_the_second_reads_the_count_refusal() -> None:
+    model = RegisteredModel.objects.create(name="iris", job=st.CLASSIFICATION)
+    stale = RegisteredModel.objects.get(pk=model.pk)  # read before the other upload finished
+    report = ArtifactReport(
+        estimator_class="sklearn.linear_model._logistic.LogisticRegression",
+        input_size=3,
+        n_features=3,
+        feature_names=None,
+        classes=[0, 1],
+        library_versions={},
+    )
+    assert model.learn_input_size(4) == 4
+    with pytest.raises(ArtifactRejected) as refused:
+        _take_input_size(stale, report)
+    assert str(refused.value) == (
+        "The file's LogisticRegression takes 3 features, but this model is registered with 4 "
+        "features. Upload a model trained on 4 features, or register a new model with 3."
+    )
+    assert RegisteredModel.objects.get(pk=model.pk).input_size == 4
+    assert model.learn_input_size(3) == 4  # set once: the conditional update changes nothing
+
+
+def test_a_model_registered_without_its_width_reads_plainly(
+    browser: Client, api: APIClient
+) -> None:
+    response = browser.post("/models/", {"name": "iris", "job": st.CLASSIFICATION})
+    assert response.status_code == 302
+    answer = api.post("/api/models/", {"name": "wide", "job": "regression"}, format="json")
+    assert answer.status_code == 201 and answer.json()["input_size"] is None
+    model_page = browser.get("/models/iris/").content.decode()
+    assert "Classification, the number of features comes from its first version." in model_page
+    upload_page = browser.get("/models/iris/upload/").content.decode()
+    assert "its number of features comes from this first version" in upload_page
+    assert "upload a sample CSV with it" in upload_page
+    assert 'data-label="Features">—<' in browser.get("/models/").content.decode()
 
 
 UPLOAD_FORM_CASES = [

@@ -215,6 +215,15 @@ def test_model_form_registers_a_model() -> None:
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("empty", [{}, {"input_size": ""}])
+def test_model_form_leaves_the_feature_count_to_the_first_version(empty: dict) -> None:
+    form = ModelForm(data={"name": "wide", "job": st.REGRESSION, **empty})
+    assert form.is_valid(), form.errors
+    assert form.save().input_size is None
+    assert "Leave it empty" in str(form["input_size"].help_text)
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("data", "field"),
     [
@@ -223,7 +232,6 @@ def test_model_form_registers_a_model() -> None:
         ({"name": "iris", "job": "clustering", "input_size": "4"}, "job"),
         ({"name": "iris", "job": st.REGRESSION, "input_size": "0"}, "input_size"),
         ({"name": "iris", "job": st.REGRESSION, "input_size": "-3"}, "input_size"),
-        ({"name": "iris", "job": st.REGRESSION}, "input_size"),
     ],
 )
 def test_model_form_refuses_bad_fields(data: dict[str, str], field: str) -> None:

@@ -4,10 +4,11 @@ In the console's pod the child could read what that pod holds (its mounted secre
 environment of its parent). Here it runs in a pod of its own, with the serving image: no
 service-account token, no secret, no environment of the console, a read-only root and the
 artifact on a read-only volume, and a NetworkPolicy that lets it reach nothing in the cluster.
-The artifact goes to the store under a throw-away name first; an init container fetches it
-with the pod's own identity (workload identity for GCS) and checks its sha256. The child
-writes its JSON report on stdout, which the console reads from the pod's log. The Job and the
-throw-away blob are deleted afterwards, whatever happened.
+The artifact (and the sample CSV uploaded with it, if any) goes to the store under a
+throw-away name first; an init container fetches them with the pod's own identity (workload
+identity for GCS) and checks each one's sha256. The child writes its JSON report on stdout,
+which the console reads from the pod's log: the same report as the local sandbox's. The Job
+and the throw-away blobs are deleted afterwards, whatever happened.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from deployments.artifacts.stores import ArtifactStore
-from deployments.constants import EXTENSIONS
+from deployments.constants import EXTENSIONS, MAX_SAMPLE_BYTES
 from deployments.registry.errors import ArtifactRejected, ValidationUnavailable
 from deployments.registry.sandbox_child import child_arguments
 from deployments.runtimes.base import RuntimeFailure
@@ -44,6 +45,7 @@ QUARANTINE_PREFIX = "_validation"
 CANNOT_START = observe.HARD_WAITING - {"CrashLoopBackOff"}
 LOG_LIMIT_BYTES = 16 * 1024**2
 REPORT_FILE = "/tmp/report.json"
+SAMPLE_FILE = "sample.csv"  # the sample's throw-away blob, and the file the child reads
 # $1: the report file; the rest: the child's command line.
 REPORT_SCRIPT = 'out="$1"; shift; "$@" --output "$out"; code=$?; echo; cat "$out"; echo; exit $code'
 
@@ -96,12 +98,15 @@ def build_validation_job(
     *,
     model_type: str,
     job: str,
-    input_size: int,
+    input_size: int | None,
     trusted_types: list[str],
     settings: JobSettings,
+    sample_source: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The Job that fetches the artifact `source` (a serving config's `model:` block, with its
-    sha256) and runs the sandbox child on it; pure, so it is checked without a cluster."""
+    sha256), and the sample CSV `sample_source` (a blob named sample.csv) when there is one,
+    and runs the sandbox child on them; pure, so it is checked without a cluster."""
+    sources = [source] if sample_source is None else [source, sample_source]
     child = [
         "python",
         "-s",
@@ -115,6 +120,7 @@ def build_validation_job(
             memory_bytes=settings.memory_bytes,
             cpu_seconds=settings.timeout_seconds,
             trusted_types=trusted_types,
+            sample=f"{WORK_DIR}/{SAMPLE_FILE}" if sample_source is not None else None,
         ),
     ]
     # The report goes to a file, printed on a line of its own once the child has exited: what
@@ -147,7 +153,13 @@ def build_validation_job(
                 "name": FETCH_CONTAINER,
                 "image": settings.image,
                 "imagePullPolicy": "IfNotPresent",
-                "command": ["python", "-m", "serving.fetch", json.dumps(source), WORK_DIR],
+                "command": [
+                    "python",
+                    "-m",
+                    "serving.fetch",
+                    *(json.dumps(s) for s in sources),
+                    WORK_DIR,
+                ],
                 "env": env,
                 "resources": {
                     "requests": {"cpu": "100m", "memory": "128Mi"},
@@ -182,7 +194,9 @@ def build_validation_job(
         "volumes": [
             {
                 "name": "work",
-                "emptyDir": {"sizeLimit": f"{settings.max_artifact_bytes // mib + 64}Mi"},
+                "emptyDir": {
+                    "sizeLimit": f"{(settings.max_artifact_bytes + MAX_SAMPLE_BYTES) // mib + 64}Mi"
+                },
             },
             {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
         ],
@@ -269,27 +283,27 @@ class JobValidator:
         return self._api_client
 
     def inspect(
-        self, path: Path, *, model_type: str, job: str, input_size: int, trusted_types: list[str]
+        self,
+        path: Path,
+        *,
+        model_type: str,
+        job: str,
+        input_size: int | None,
+        trusted_types: list[str],
+        sample: Path | None = None,
     ) -> dict[str, Any]:
-        """The sandbox child's JSON report on `path`, as `sandbox.inspect_artifact` returns."""
-        from serving.loading import file_sha256
-
+        """The sandbox child's JSON report on `path` (and the sample CSV), as
+        `sandbox.inspect_artifact` returns."""
         run_id = secrets.token_hex(6)
-        name = f"{QUARANTINE_PREFIX}/{run_id}/artifact.{EXTENSIONS[model_type]}"
+        folder = f"{QUARANTINE_PREFIX}/{run_id}"
+        uris: list[str] = []
         try:
-            uri = self.store.put(path, name)
-        except Exception as exc:
-            raise ValidationUnavailable(
-                f"could not hand the artifact to validation: {exc}"
-            ) from exc
-        try:
-            source = dict(self.store.serving_source(uri))
-            if source.get("method") != "GCS":
-                raise ValidationUnavailable(
-                    "validation on Kubernetes reads the artifact from the store: it needs a "
-                    "gs:// ARTIFACT_STORE"
-                )
-            source["sha256"] = file_sha256(path)
+            source = self._hand_over(path, f"{folder}/artifact.{EXTENSIONS[model_type]}", uris)
+            sample_source = (
+                self._hand_over(sample, f"{folder}/{SAMPLE_FILE}", uris, "the sample CSV")
+                if sample is not None
+                else None
+            )
             job_object = build_validation_job(
                 run_id,
                 source,
@@ -298,6 +312,7 @@ class JobValidator:
                 input_size=input_size,
                 trusted_types=trusted_types,
                 settings=self.settings,
+                sample_source=sample_source,
             )
             self._call("ensure the validation NetworkPolicy", self._ensure_policy)
             batch = client.BatchV1Api(self.api_client)
@@ -312,10 +327,32 @@ class JobValidator:
             finally:
                 self._delete_job(run_id)
         finally:
-            try:
-                self.store.delete(uri)
-            except Exception as exc:  # a leftover throw-away blob must not hide the outcome
-                log.warning("could not delete the validation copy %s: %s", uri, exc)
+            for uri in uris:
+                try:
+                    self.store.delete(uri)
+                except Exception as exc:  # a leftover throw-away blob must not hide the outcome
+                    log.warning("could not delete the validation copy %s: %s", uri, exc)
+
+    def _hand_over(
+        self, path: Path, name: str, uris: list[str], what: str = "the artifact"
+    ) -> dict[str, Any]:
+        """Store `path` under the throw-away `name` (its uri appended to `uris`, to delete);
+        the source the Job fetches it from, with its sha256."""
+        from serving.loading import file_sha256
+
+        try:
+            uri = self.store.put(path, name)
+        except Exception as exc:
+            raise ValidationUnavailable(f"could not hand {what} to validation: {exc}") from exc
+        uris.append(uri)
+        source = dict(self.store.serving_source(uri))
+        if source.get("method") != "GCS":
+            raise ValidationUnavailable(
+                "validation on Kubernetes reads the artifact from the store: it needs a "
+                "gs:// ARTIFACT_STORE"
+            )
+        source["sha256"] = file_sha256(path)
+        return source
 
     # -- the cluster --------------------------------------------------------------------------
 
@@ -482,7 +519,13 @@ def _not_started(pod: dict) -> str:
 
 
 def inspect_in_job(
-    path: Path, *, model_type: str, job: str, input_size: int, trusted_types: list[str]
+    path: Path,
+    *,
+    model_type: str,
+    job: str,
+    input_size: int | None,
+    trusted_types: list[str],
+    sample: Path | None = None,
 ) -> dict[str, Any]:
     """`sandbox.inspect_artifact` on Kubernetes, configured from the console's settings."""
     from django.conf import settings
@@ -510,6 +553,7 @@ def inspect_in_job(
             job=job,
             input_size=input_size,
             trusted_types=trusted_types,
+            sample=sample,
         )
     except RuntimeFailure as exc:  # no usable Kubernetes configuration, say
         raise ValidationUnavailable(str(exc)) from exc
