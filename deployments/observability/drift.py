@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 from django.utils import timezone
-from scipy import stats
 
 from deployments import constants as st
 from deployments.artifacts import get_store
@@ -44,6 +43,8 @@ def numeric_drift(reference: np.ndarray, current: np.ndarray, bins: int = st.DRI
     size = len(edges) + 1
     expected = np.bincount(np.searchsorted(edges, reference, side="right"), minlength=size)
     actual = np.bincount(np.searchsorted(edges, current, side="right"), minlength=size)
+    from scipy import stats  # here, not at the top: 2 s of import for every console process
+
     p_value = float(stats.ks_2samp(reference, current).pvalue)
     return _psi(expected.astype(float), actual.astype(float)), p_value
 
@@ -62,6 +63,8 @@ def categorical_drift(reference: list[str], current: list[str]) -> tuple:
         return 0.0, 1.0
     table = np.vstack([expected, actual])
     table = table[:, table.sum(axis=0) > 0]
+    from scipy import stats
+
     p_value = float(stats.chi2_contingency(table)[1])
     return _psi(expected, actual), p_value
 
