@@ -28,6 +28,18 @@ class UntrustedTypes(Exception):
         self.types = types
 
 
+def _names_width(estimator: object) -> int | None:
+    """The width an estimator's `feature_names_` gives (CatBoost's, which also knows the
+    width once unpickled, where its n_features_in_ is 0), or None."""
+    try:
+        names = getattr(estimator, "feature_names_", None)
+    except Exception:  # a property of the model's own code may raise anything
+        return None
+    if isinstance(names, list | tuple) and names and all(isinstance(n, str) for n in names):
+        return len(names)
+    return None
+
+
 def _plain(values: Any) -> list[Any] | None:
     if values is None:
         return None
@@ -45,7 +57,8 @@ def describe(
 ) -> dict:
     """What the artifact is and whether serving takes it. Without `input_size` (a model
     registered without one) the width is what the artifact knows (n_features_in_, else its
-    feature_names_in_), else the sample's header; the report says which it used."""
+    feature_names_in_, or CatBoost's feature_names_), else the sample's header; the report says
+    which it used."""
     import sklearn
 
     from serving.allowlist import Screen
@@ -79,12 +92,13 @@ def describe(
             made_with = str(original)
 
     cls = type(estimator)
-    n_features = getattr(estimator, "n_features_in_", None)
+    n_features = getattr(estimator, "n_features_in_", None) or _names_width(estimator)
     info.update(
         {
             "estimator_class": f"{cls.__module__}.{cls.__qualname__}",
             "has_predict_proba": callable(getattr(estimator, "predict_proba", None)),
-            # 0 is unknown, not a width: CatBoost reports it once unpickled.
+            # 0 is unknown, not a width: CatBoost reports it once unpickled (its
+            # feature_names_ still gives it).
             "n_features": int(n_features) if n_features else None,
             "feature_names": _plain(getattr(estimator, "feature_names_in_", None)),
             "classes": _plain(getattr(estimator, "classes_", None)),

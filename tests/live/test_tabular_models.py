@@ -127,9 +127,8 @@ def served(console: ConsoleStack, tmp_path_factory: pytest.TempPathFactory) -> I
     def register(name: str, job: str, estimator: Any, frame: pd.DataFrame, sample: bool) -> Served:
         with console.client("deployer") as own:  # one client per thread
             # Registered without a number of features, as a new user would: the upload takes
-            # it from the artifact (or the sample's header). An unpickled CatBoost model does
-            # not know its width, so it is given.
-            create_model(own, name, job, frame.shape[1] if name == "tab-catboost" else None)
+            # it from the artifact (CatBoost's feature_names_ too) or the sample's header.
+            create_model(own, name, job, None)
             path = folder / f"{name}.joblib"
             joblib.dump(estimator, path)
             files: dict[str, Any] = {"file": (path.name, path.read_bytes())}
