@@ -11,8 +11,10 @@ wrk (8 connections, 1 row per POST /predict, keep-alive) then alternates, ROUNDS
 - proxy: wrk at the stable port (proxy, then the same process).
 
 Then a shadow is added and the same two run again; the shadow's cost is the proxy's share of
-the anchor with the shadow against without it. Medians and ratios are printed; only the ratios
-of one run mean anything on a shared machine. Figures for the README, not a test.
+the anchor with the shadow against without it; then what became of the shadow's copies (answered,
+dropped: it runs at the lowest CPU priority and falls behind at saturation). Medians and ratios
+are printed; only the ratios of one run mean anything on a shared machine. Figures for the
+README, not a test.
 """
 
 from __future__ import annotations
@@ -155,6 +157,8 @@ def main(argv: list[str]) -> int:
         runtime.apply(shadowed)
         wait(runtime, shadowed, "shadow")
         after = phase("shadow", {"direct": direct, "proxy": stable}, rounds, seconds)
+        time.sleep(1)  # the proxy writes shadow.json twice a second
+        copies = json.loads((runtime.root / "bench" / "shadow.json").read_text())
     finally:
         runtime.remove("bench")
     proxy_share = before["proxy"].rps / before["direct"].rps
@@ -166,6 +170,10 @@ def main(argv: list[str]) -> int:
     print(
         f"with shadow / without, requests/s: {after['proxy'].rps / before['proxy'].rps:.2f} raw, "
         f"{shadow_share / proxy_share:.2f} against the anchor  (bar: at least 0.90)"
+    )
+    print(
+        f"shadow copies: {copies['copies']}, answered {copies['answered']}, dropped "
+        f"{copies['dropped']}, still queued {copies['queued']}"
     )
     return 0
 

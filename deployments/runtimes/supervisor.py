@@ -62,6 +62,7 @@ DRAIN_SECONDS = 35.0  # serving's graceful timeout (30 s) and some
 TAIL_BYTES = 16_384
 LOG_MAX_BYTES = 50 * 1024 * 1024  # serving.log is rotated to serving.log.1 past this
 PR_SET_PDEATHSIG = 1
+SHADOW_NICE = 19
 
 
 class Replica:
@@ -90,6 +91,17 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
     """A replica gets SIGTERM when the supervisor dies, so none outlives it unsupervised."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _idle_priority() -> None:  # pragma: no cover - runs in the child before exec
+    """A shadow's replica: `_die_with_parent`, and the lowest CPU priority (SCHED_IDLE where
+    the system has it, else nice 19), kept across exec and by its children: it runs on CPU
+    time nothing else wants, so the primary keeps what it had."""
+    _die_with_parent()
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, 0, SHADOW_NICE)
+    with contextlib.suppress(OSError, AttributeError):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
 
 def describe_exit(returncode: int, output: bytes) -> str:
@@ -193,6 +205,7 @@ class Pool:
         notify_r, notify_w = os.pipe()
         grpc_socket = self.supervisor.next_grpc_socket() if self.name in (DIRECT, PRIMARY) else None
         command, env, cwd = self.command(notify_w, grpc_socket)
+        before_exec = _idle_priority if self.name == st.SHADOW else _die_with_parent
         try:
             proc = subprocess.Popen(
                 command,
@@ -202,7 +215,7 @@ class Pool:
                 stdout=output_w,
                 stderr=output_w,
                 pass_fds=(self.listener.fileno(), notify_w),
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - this process has one thread
+                preexec_fn=before_exec,  # noqa: PLW1509 - this process has one thread
             )
         finally:
             os.close(output_w)

@@ -4,8 +4,12 @@ the canary analysis' verdicts."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
@@ -14,6 +18,8 @@ from rest_framework.test import APIClient
 from deployments import constants as st
 from deployments.lifecycle import LifecycleError
 from deployments.models import Deployment, DeploymentEvent, ModelVersion
+from deployments.runtimes import proxy
+from deployments.runtimes.local import LocalRuntime
 from deployments.runtimes.proxy import Routes
 from deployments.specs import serving_spec
 from deployments.tasks import deploy_deployment
@@ -186,6 +192,82 @@ def test_weighted_round_robin_gives_each_version_its_exact_share() -> None:
     assert {routes.pick().version for _ in range(10)} == {"1"}
 
 
+async def _http_server(name: bytes, answer: asyncio.Event | None = None) -> asyncio.Server:
+    """A keep-alive HTTP/1.1 server that answers every request with `name`, once `answer` is
+    set (at once without one)."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                head = (await reader.readuntil(b"\r\n\r\n")).lower()
+                length = proxy._content_length(head) or 0
+                await reader.readexactly(length)
+                if answer is not None:
+                    await answer.wait()
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(name), name))
+                await writer.drain()
+
+    return await asyncio.start_server(serve, "127.0.0.1", 0)
+
+
+def test_a_shadow_that_falls_behind_gets_copies_a_few_at_a_time_and_drops_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The caller's answers never wait for the shadow; copies go SHADOW_CONNECTIONS at a time,
+    then wait in a queue; past it they are dropped, and shadow.json counts every one."""
+    monkeypatch.setattr(proxy, "SHADOW_MAX_QUEUED", 3)
+    report = tmp_path / "shadow.json"
+
+    async def scenario() -> tuple[list[bytes], dict, dict]:
+        release = asyncio.Event()
+        primary, shadow = await _http_server(b"primary"), await _http_server(b"shadow", release)
+        routes = {
+            "backends": [
+                {"version": "1", "port": primary.sockets[0].getsockname()[1], "weight": 1}
+            ],
+            "shadow": {"version": "3", "port": shadow.sockets[0].getsockname()[1]},
+        }
+        (tmp_path / "routes.json").write_text(json.dumps(routes))
+        px = proxy.Proxy(tmp_path / "routes.json")
+        px.reload()
+        stable = await asyncio.get_running_loop().create_server(
+            lambda: proxy.ClientConnection(px), "127.0.0.1", 0
+        )
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", stable.sockets[0].getsockname()[1]
+        )
+        bodies = []
+        for _ in range(10):
+            writer.write(b"POST /predict HTTP/1.1\r\ncontent-length: 2\r\n\r\n[]")
+            head = (await reader.readuntil(b"\r\n\r\n")).lower()
+            bodies.append(await reader.readexactly(proxy._content_length(head) or 0))
+        await asyncio.sleep(0.1)  # the copies' connections are made
+        px.report_shadow()
+        behind = json.loads(report.read_text())
+        release.set()
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            px.report_shadow()
+            if json.loads(report.read_text())["queued"] == 0:
+                break
+        writer.close()
+        for server in (stable, primary, shadow):
+            server.close()
+        return bodies, behind, json.loads(report.read_text())
+
+    bodies, behind, after = asyncio.run(scenario())
+    assert bodies == [b"primary"] * 10
+    connections = proxy.SHADOW_CONNECTIONS
+    assert behind == {
+        "version": "3",
+        "copies": 10,
+        "answered": 0,
+        "dropped": 10 - connections - 3,
+        "queued": connections + 3,
+    }
+    assert after == {**behind, "answered": connections + 3, "queued": 0}
+
+
 # Metrics and the analysis ---------------------------------------------------------------------
 
 METRICS = """
@@ -285,3 +367,25 @@ def test_the_panel_sets_a_canary_for_a_deployer_and_refuses_a_viewer(
     assert st.WEIGHT_MESSAGE in page.content.decode()
     live = client.get("/deployments/iris-prod/traffic/").content.decode()
     assert 'id="traffic-canary" data-version="2" data-weight="30"' in live
+
+
+def test_the_shadows_dropped_copies_are_read_from_the_proxy_and_shown(
+    client, make_deployment, three, tmp_path: Path
+) -> None:
+    deployment = _deployment(make_deployment, three)
+    deployment = change_traffic(deployment, shadow=three[2])
+    runtime, spec = LocalRuntime(tmp_path), serving_spec(deployment)
+    (tmp_path / deployment.name).mkdir()
+    report = tmp_path / deployment.name / "shadow.json"
+    assert runtime.shadow_dropped(spec) is None  # nothing counted yet
+    counts = {"copies": 50, "answered": 38, "dropped": 12, "queued": 0}
+    report.write_text(json.dumps({"version": "3", **counts}))
+    assert runtime.shadow_dropped(spec) == 12
+    report.write_text(json.dumps({"version": "2", **counts}))
+    assert runtime.shadow_dropped(spec) is None  # an earlier shadow's count
+    seen = {"role": "shadow", "requests_per_s": 4.0, "error_rate": 0.0, "p99_ms": 2.0}
+    state = {"metrics": {"3": {**seen, "copies_dropped": 12}}}
+    Deployment.objects.filter(pk=deployment.pk).update(traffic_state=state)
+    client.force_login(User.objects.create(username="look"))
+    live = client.get("/deployments/iris-prod/traffic/").content.decode()
+    assert "copy of each (12 dropped: it fell behind)" in live
