@@ -22,8 +22,11 @@ Why it is built this way (bench/traffic.py measures it against calling serving d
   waits for its copy; SHADOW_CONNECTIONS copies are sent at a time and the rest wait in a
   queue (the request's bytes as they came, no copy made); when SHADOW_MAX_QUEUED copies wait,
   a further one is dropped and counted, as is one whose connection closes before its answer.
-  The shadow's serving process runs at the lowest CPU priority (the supervisor starts it so),
-  so at saturation it falls behind and drops rather than take CPU from the primary.
+  The proxy (one thread, on the primary's path) sends copies only while it has CPU to spare:
+  while it used more than SHADOW_BUSY_SHARE of a core in the last ROUTES_POLL_SECONDS, copies
+  wait in the queue, and at saturation a copy costs one append or one count. (Time spent
+  waiting for a CPU does not count: on an overloaded machine that closed the gate for good.)
+  The shadow's serving process runs at a low CPU priority (the supervisor starts it so).
 
 A connection to a version that closes before answering (a serving process draining in a
 rollout, a stale idle connection) is retried on a new connection, then on another version, so
@@ -42,6 +45,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +55,7 @@ SHADOW_CONNECTIONS = 4
 SHADOW_MAX_QUEUED = 4096
 SHADOW_MAX_QUEUED_BYTES = 16 * 1024 * 1024
 SHADOW_REPORT_SECONDS = 0.5
+SHADOW_BUSY_SHARE = 0.5
 MAX_HEAD_BYTES = 64 * 1024
 MAX_BODY_BYTES = 64 * 1024 * 1024
 ROUTES_POLL_SECONDS = 0.1
@@ -402,6 +407,7 @@ class Proxy:
         self.routes_mtime = -1
         self.shadow_path = routes_path.with_name("shadow.json")
         self.shadow_reported: dict[str, Any] | None = None
+        self.busy = False  # used more than SHADOW_BUSY_SHARE of a core lately: copies wait
         self.loop = asyncio.get_running_loop()
 
     def reload(self) -> None:
@@ -441,7 +447,7 @@ class Proxy:
         if shadow is None:
             return
         shadow.copies += 1
-        if shadow.in_flight < SHADOW_CONNECTIONS:
+        if shadow.in_flight < SHADOW_CONNECTIONS and not self.busy:
             self.send_copy(shadow, request)
         elif (
             len(shadow.pending) < SHADOW_MAX_QUEUED
@@ -470,7 +476,11 @@ class Proxy:
             shadow.dropped += 1
         if shadow is not self.routes.shadow:
             shadow.drop_pending()
-        elif shadow.pending:
+        elif not self.busy:
+            self.send_pending(shadow)
+
+    def send_pending(self, shadow: Backend) -> None:
+        while shadow.pending and shadow.in_flight < SHADOW_CONNECTIONS:
             request = shadow.pending.popleft()
             shadow.pending_bytes -= len(request)
             self.send_copy(shadow, request)
@@ -501,9 +511,15 @@ class Proxy:
             await asyncio.sleep(SHADOW_REPORT_SECONDS)
 
     async def watch_routes(self) -> None:
+        cpu, wall = time.process_time(), time.monotonic()
         while True:
             self.reload()
             await asyncio.sleep(ROUTES_POLL_SECONDS)
+            before = cpu, wall
+            cpu, wall = time.process_time(), time.monotonic()
+            self.busy = cpu - before[0] > SHADOW_BUSY_SHARE * (wall - before[1])
+            if not self.busy and self.routes.shadow is not None:
+                self.send_pending(self.routes.shadow)
 
     async def serve(self, listener: socket.socket, notify_fd: int) -> None:
         self.reload()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import subprocess
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,7 @@ from deployments.models import Deployment, DeploymentEvent, ModelVersion
 from deployments.runtimes import proxy
 from deployments.runtimes.local import LocalRuntime
 from deployments.runtimes.proxy import Routes
+from deployments.runtimes.supervisor import SHADOW_SESSION_NICE, lower_sessions
 from deployments.specs import serving_spec
 from deployments.tasks import deploy_deployment
 from deployments.traffic import analysis
@@ -214,11 +216,12 @@ def test_a_shadow_that_falls_behind_gets_copies_a_few_at_a_time_and_drops_the_re
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The caller's answers never wait for the shadow; copies go SHADOW_CONNECTIONS at a time,
-    then wait in a queue; past it they are dropped, and shadow.json counts every one."""
+    then wait in a queue; past it they are dropped, and shadow.json counts every one. While the
+    proxy is busy (its own CPU), copies wait even with connections free."""
     monkeypatch.setattr(proxy, "SHADOW_MAX_QUEUED", 3)
     report = tmp_path / "shadow.json"
 
-    async def scenario() -> tuple[list[bytes], dict, dict]:
+    async def scenario() -> tuple[list[bytes], dict, dict, dict]:
         release = asyncio.Event()
         primary, shadow = await _http_server(b"primary"), await _http_server(b"shadow", release)
         routes = {
@@ -237,26 +240,42 @@ def test_a_shadow_that_falls_behind_gets_copies_a_few_at_a_time_and_drops_the_re
             "127.0.0.1", stable.sockets[0].getsockname()[1]
         )
         bodies = []
-        for _ in range(10):
-            writer.write(b"POST /predict HTTP/1.1\r\ncontent-length: 2\r\n\r\n[]")
-            head = (await reader.readuntil(b"\r\n\r\n")).lower()
-            bodies.append(await reader.readexactly(proxy._content_length(head) or 0))
+
+        async def call(n: int) -> None:
+            for _ in range(n):
+                writer.write(b"POST /predict HTTP/1.1\r\ncontent-length: 2\r\n\r\n[]")
+                head = (await reader.readuntil(b"\r\n\r\n")).lower()
+                bodies.append(await reader.readexactly(proxy._content_length(head) or 0))
+
+        async def settled() -> dict:
+            for _ in range(100):
+                await asyncio.sleep(0.02)
+                px.report_shadow()
+                if json.loads(report.read_text())["queued"] == 0:
+                    break
+            return json.loads(report.read_text())
+
+        await call(10)
         await asyncio.sleep(0.1)  # the copies' connections are made
         px.report_shadow()
         behind = json.loads(report.read_text())
         release.set()
-        for _ in range(100):
-            await asyncio.sleep(0.02)
-            px.report_shadow()
-            if json.loads(report.read_text())["queued"] == 0:
-                break
+        after = await settled()
+        px.busy = True
+        await call(2)
+        await asyncio.sleep(0.1)
+        px.report_shadow()
+        busy = json.loads(report.read_text())
+        px.busy = False
+        px.send_pending(px.routes.shadow)
+        assert (await settled())["answered"] == busy["answered"] + 2
         writer.close()
         for server in (stable, primary, shadow):
             server.close()
-        return bodies, behind, json.loads(report.read_text())
+        return bodies, behind, after, busy
 
-    bodies, behind, after = asyncio.run(scenario())
-    assert bodies == [b"primary"] * 10
+    bodies, behind, after, busy = asyncio.run(scenario())
+    assert bodies == [b"primary"] * 12
     connections = proxy.SHADOW_CONNECTIONS
     assert behind == {
         "version": "3",
@@ -266,6 +285,28 @@ def test_a_shadow_that_falls_behind_gets_copies_a_few_at_a_time_and_drops_the_re
         "queued": connections + 3,
     }
     assert after == {**behind, "answered": connections + 3, "queued": 0}
+    assert busy == {**after, "copies": 12, "queued": 2}
+
+
+@pytest.mark.skipif(not Path("/proc/self/autogroup").exists(), reason="no autogroup here")
+def test_a_shadows_own_sessions_get_a_low_weight_and_ours_keeps_its_own() -> None:
+    """Linux shares CPU between sessions (autogroups) first: the shadow's sandbox starts one of
+    its own, which `lower_sessions` sets to a low weight; the supervisor's is left alone."""
+    ours = Path("/proc/self/autogroup").read_text()
+    with (
+        subprocess.Popen(["sleep", "30"]) as same,
+        subprocess.Popen(["sleep", "30"], start_new_session=True) as apart,
+    ):
+        try:
+            lower_sessions(same.pid)
+            lower_sessions(apart.pid)
+            group = Path(f"/proc/{apart.pid}/autogroup").read_text()
+            assert group.endswith(f"nice {SHADOW_SESSION_NICE}\n"), group
+            assert Path(f"/proc/{same.pid}/autogroup").read_text() == ours
+            assert Path("/proc/self/autogroup").read_text() == ours
+        finally:
+            same.kill()
+            apart.kill()
 
 
 # Metrics and the analysis ---------------------------------------------------------------------
