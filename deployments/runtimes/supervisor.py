@@ -98,8 +98,8 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
 
 def _idle_priority() -> None:  # pragma: no cover - runs in the child before exec
     """A shadow's replica: `_die_with_parent`, and the lowest CPU priority (SCHED_IDLE where
-    the system has it, else nice 19), kept across exec and by its children: it runs on CPU
-    time nothing else wants, so the primary keeps what it had."""
+    the system has it, else nice 19), kept across exec and by its children. It ranks the
+    shadow within its session only; `lower_sessions` weighs the session itself."""
     _die_with_parent()
     with contextlib.suppress(OSError):
         os.setpriority(os.PRIO_PROCESS, 0, SHADOW_NICE)
