@@ -11,6 +11,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from deployments import constants as st
+from deployments.enqueue import DEPLOY, UNDEPLOY, enqueue, enqueue_on_commit
 from deployments.models import Deployment, ModelVersion
 
 
@@ -20,24 +21,6 @@ class LifecycleError(Exception):
     def __init__(self, message: str, code: int = 409) -> None:
         super().__init__(message)
         self.code = code
-
-
-def _enqueue_deploy(deployment: Deployment) -> None:
-    from deployments.tasks import deploy_deployment
-
-    transaction.on_commit(lambda: deploy_deployment.delay(deployment.pk))
-
-
-def _enqueue_deploy_now(deployment: Deployment) -> None:
-    from deployments.tasks import deploy_deployment
-
-    deploy_deployment.delay(deployment.pk)
-
-
-def _enqueue_undeploy(deployment: Deployment) -> None:
-    from deployments.tasks import undeploy_deployment
-
-    transaction.on_commit(lambda: undeploy_deployment.delay(deployment.pk))
 
 
 def create_deployment(
@@ -62,7 +45,7 @@ def create_deployment(
                 **resources,
             )
             deployment.record("create", f"created with {version} and {replicas} replica(s)", actor)
-            _enqueue_deploy(deployment)
+            enqueue_on_commit(DEPLOY, deployment.pk)
     except IntegrityError:
         raise LifecycleError(f"a deployment named {name!r} already exists") from None
     return deployment
@@ -80,7 +63,7 @@ def deploy(deployment: Deployment, actor: object | None = None) -> Deployment:
             )
         # Deployed again, it is no longer archived (the dashboard shows what serves).
         Deployment.objects.filter(pk=deployment.pk).update(archived_at=None)
-        _enqueue_deploy(deployment)
+        enqueue_on_commit(DEPLOY, deployment.pk)
     return deployment
 
 
@@ -95,7 +78,7 @@ def undeploy(deployment: Deployment, actor: object | None = None) -> Deployment:
             if deployment.status not in st.UNDEPLOYABLE:
                 return deployment
             raise LifecycleError(f"{deployment.name} is {deployment.status}; try again")
-        _enqueue_undeploy(deployment)
+        enqueue_on_commit(UNDEPLOY, deployment.pk)
     return deployment
 
 
@@ -155,7 +138,7 @@ def change(
             **fields,
         ):
             raise LifecycleError(f"{deployment.name} changed meanwhile; reload and retry")
-        _enqueue_deploy(deployment)
+        enqueue_on_commit(DEPLOY, deployment.pk)
     return deployment
 
 
@@ -174,7 +157,7 @@ def resume(deployment: Deployment) -> bool:
     if deployment.status == st.PENDING:
         # Its deploy task may have been lost with the broker's messages: queue it again (the
         # task claims `pending` once, so a second copy does nothing).
-        _enqueue_deploy_now(deployment)
+        enqueue(DEPLOY, deployment.pk)
         return True
     seen = get_runtime().observe(serving_spec(deployment))
     if seen.status == st.RUNNING:
@@ -186,7 +169,7 @@ def resume(deployment: Deployment) -> bool:
             action="resume",
             only_from=st.RESUMABLE,
         ):
-            _enqueue_deploy(deployment)
+            enqueue_on_commit(DEPLOY, deployment.pk)
             return True
     return False
 

@@ -13,6 +13,7 @@ import time
 from django.core.cache import cache
 
 from deployments import constants as st
+from deployments.enqueue import COLLECT_LOGS, enqueue
 from deployments.models import Deployment
 
 POLL_SECONDS = 0.05
@@ -21,15 +22,13 @@ POLL_SECONDS = 0.05
 def cached_logs(deployment: Deployment, tail: int) -> list[str] | None:
     """The lines a worker read last (None before the first read), asking it to read them again
     unless they are fresh; never waits (the page's Logs panel polls)."""
-    from deployments.tasks import collect_logs
-
     key = st.log_cache_key(deployment.pk, tail)
     cached = cache.get(key)
     if cached and cached["at"] >= time.time() - st.LOG_FRESH_SECONDS:
         return cached["lines"]
     # One read in flight per deployment and tail, however many viewers poll.
     if cache.add(f"{key}:asked", time.time(), st.LOG_ASK_AGAIN_SECONDS):
-        collect_logs.delay(deployment.pk, tail)
+        enqueue(COLLECT_LOGS, deployment.pk, tail)
     return cached["lines"] if cached else None
 
 

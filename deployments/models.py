@@ -351,7 +351,8 @@ class Deployment(models.Model):
 
     def traffic_rows(self) -> list[dict[str, Any]]:
         """`traffic()` with each version's last measured numbers (requests_per_s, error_rate,
-        p99_ms), for the traffic panel; None where nothing was measured yet."""
+        p99_ms; for a shadow, copies_dropped), for the traffic panel; None where nothing was
+        measured yet."""
         metrics = (self.traffic_state or {}).get("metrics") or {}
         analysis = (self.traffic_state or {}).get("analysis") or {}
         rows = []
@@ -365,6 +366,7 @@ class Deployment(models.Model):
                         None if seen.get("error_rate") is None else seen["error_rate"] * 100
                     ),
                     "p99_ms": seen.get("p99_ms"),
+                    "copies_dropped": seen.get("copies_dropped"),
                     "analysis": analysis if row["role"] == st.CANARY else None,
                 }
             )

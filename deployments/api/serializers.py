@@ -301,7 +301,10 @@ class DeploymentSerializer(serializers.ModelSerializer):
     canary_analysis = serializers.JSONField(read_only=True)
     autoscaling = serializers.JSONField(read_only=True)
     traffic_metrics = serializers.SerializerMethodField(
-        help_text="Per version (as a string): requests_per_s, error_rate, p99_ms, as last measured."
+        help_text=(
+            "Per version (as a string): requests_per_s, error_rate, p99_ms, as last measured; "
+            "a shadow's copies_dropped (copies it fell too far behind to get; local runtime)."
+        )
     )
 
     class Meta:

@@ -150,6 +150,11 @@ class Runtime(ABC):
         or shadow (where their /metrics are read), by version number; empty if unknown."""
         return {}
 
+    def shadow_dropped(self, spec: ServingSpec) -> int | None:
+        """How many copies of requests meant for the deployment's shadow were dropped since it
+        joined (it falls behind at saturation); None where the runtime does not count them."""
+        return None
+
     def logs(self, name: str, tail: int) -> list[str]:
         """The last `tail` lines the serving processes of deployment `name` wrote, oldest
         first (empty when there are none). Each runtime reads its own kind of log."""

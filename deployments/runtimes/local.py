@@ -404,6 +404,15 @@ class LocalRuntime(Runtime):
             found[spec.version] = f"http://127.0.0.1:{primary_port}"
         return found
 
+    def shadow_dropped(self, spec: ServingSpec) -> int | None:
+        """The traffic proxy's count (shadow.json), if it is of the spec's shadow."""
+        shadow = next((t for t in spec.traffic if t.role == st.SHADOW), None)
+        report = self._read(spec.name, "shadow.json") or {}
+        if shadow is None or report.get("version") != str(shadow.version):
+            return None
+        dropped = report.get("dropped")
+        return dropped if isinstance(dropped, int) else None
+
     def list_deployed(self) -> set[str]:
         if not self.root.exists():
             return set()

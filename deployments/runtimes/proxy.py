@@ -5,7 +5,9 @@ weight, and a copy to the shadow's, whose answer it reads and drops.
 `python -m deployments.runtimes.proxy --listen-fd N --notify-fd M --routes FOLDER/routes.json`
 is started by the deployment's supervisor with the stable listening socket as descriptor N.
 routes.json (written by the supervisor, re-read when it changes) lists the ready versions:
-`{"backends": [{"version", "port", "weight"}], "shadow": {"version", "port"} | null}`.
+`{"backends": [{"version", "port", "weight"}], "shadow": {"version", "port"} | null}`. With a
+shadow the proxy writes FOLDER/shadow.json twice a second while its counts change:
+`{"version", "copies", "answered", "dropped", "queued"}` since the shadow joined the routes.
 
 Why it is built this way (bench/traffic.py measures it against calling serving directly):
 - a raw asyncio protocol on uvloop, HTTP/1.1 keep-alive on both sides and a pool of idle
@@ -16,8 +18,15 @@ Why it is built this way (bench/traffic.py measures it against calling serving d
   and the answer relayed as it arrives (its end from its Content-Length, else httptools);
 - smooth weighted round-robin (nginx's) rather than a random draw: 30% is 3 in every 10
   requests, not 30% on average;
-- the shadow's copy is written and forgotten: the caller's answer never waits for it, and
-  when SHADOW_MAX_IN_FLIGHT copies are unanswered, further copies are dropped and counted.
+- the shadow is best effort (as the Gateway API's RequestMirror): the caller's answer never
+  waits for its copy; SHADOW_CONNECTIONS copies are sent at a time and the rest wait in a
+  queue (the request's bytes as they came, no copy made); when SHADOW_MAX_QUEUED copies wait,
+  a further one is dropped and counted, as is one whose connection closes before its answer.
+  The proxy (one thread, on the primary's path) sends copies only while it has CPU to spare:
+  while it used more than SHADOW_BUSY_SHARE of a core in the last ROUTES_POLL_SECONDS, copies
+  wait in the queue, and at saturation a copy costs one append or one count. (Time spent
+  waiting for a CPU does not count: on an overloaded machine that closed the gate for good.)
+  The shadow's serving process runs at a low CPU priority (the supervisor starts it so).
 
 A connection to a version that closes before answering (a serving process draining in a
 rollout, a stale idle connection) is retried on a new connection, then on another version, so
@@ -29,18 +38,24 @@ closes idle connections and exits.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import os
 import signal
 import socket
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import httptools
 
-SHADOW_MAX_IN_FLIGHT = 64
+SHADOW_CONNECTIONS = 4
+SHADOW_MAX_QUEUED = 4096
+SHADOW_MAX_QUEUED_BYTES = 16 * 1024 * 1024
+SHADOW_REPORT_SECONDS = 0.5
+SHADOW_BUSY_SHARE = 0.5
 MAX_HEAD_BYTES = 64 * 1024
 MAX_BODY_BYTES = 64 * 1024 * 1024
 ROUTES_POLL_SECONDS = 0.1
@@ -64,8 +79,19 @@ class Backend:
         self.weight = weight
         self.current = 0  # smooth weighted round-robin state
         self.idle: list[Upstream] = []
+        # As a shadow: copies on their way (at most SHADOW_CONNECTIONS), the ones waiting,
+        # and what became of them.
         self.in_flight = 0
+        self.pending: collections.deque[bytes] = collections.deque()
+        self.pending_bytes = 0
+        self.copies = 0
+        self.answered = 0
         self.dropped = 0
+
+    def drop_pending(self) -> None:
+        self.dropped += len(self.pending)
+        self.pending.clear()
+        self.pending_bytes = 0
 
 
 class Routes:
@@ -96,6 +122,7 @@ class Routes:
                 for upstream in gone.idle:
                     upstream.close()
                 gone.idle.clear()
+                gone.drop_pending()
 
     def pick(self, avoid: set[int] = frozenset()) -> Backend | None:  # type: ignore[assignment]
         """The next version by smooth weighted round-robin (nginx's): every backend gains its
@@ -129,9 +156,10 @@ class Upstream(asyncio.Protocol):
     relayed as it arrives; its end is found from its head's Content-Length (serving's answers
     have one), else by httptools' parser (chunked)."""
 
-    def __init__(self, backend: Backend, routes: Routes) -> None:
+    def __init__(self, backend: Backend, proxy: Proxy) -> None:
         self.backend = backend
-        self.routes = routes
+        self.proxy = proxy
+        self.routes = proxy.routes
         self.transport: asyncio.Transport | None = None
         self.client: ClientConnection | None = None
         self.copy = False  # carrying a shadow copy: its answer is read and dropped
@@ -190,7 +218,7 @@ class Upstream(asyncio.Protocol):
         client, self.client = self.client, None
         if self.copy:
             self.copy = False
-            self.backend.in_flight -= 1
+            self.proxy.copy_ended(self.backend, answered=False)
         if client is not None and not self.done:
             client.upstream_failed(self.started)
 
@@ -214,14 +242,14 @@ class Upstream(asyncio.Protocol):
 
     def finish(self) -> None:
         client, self.client = self.client, None
-        if self.copy:
-            self.copy = False
-            self.backend.in_flight -= 1
+        copy, self.copy = self.copy, False
         reusable = self.keep_alive and not self.closed
         if reusable and self.routes.by_port.get(self.backend.port) is self.backend:
             self.backend.idle.append(self)
         else:
             self.close()
+        if copy:
+            self.proxy.copy_ended(self.backend, answered=True)  # the next copy may take us
         if client is not None:
             client.answered()
 
@@ -377,6 +405,9 @@ class Proxy:
         self.routes = Routes()
         self.clients: set[ClientConnection] = set()
         self.routes_mtime = -1
+        self.shadow_path = routes_path.with_name("shadow.json")
+        self.shadow_reported: dict[str, Any] | None = None
+        self.busy = False  # used more than SHADOW_BUSY_SHARE of a core lately: copies wait
         self.loop = asyncio.get_running_loop()
 
     def reload(self) -> None:
@@ -399,25 +430,35 @@ class Proxy:
     ) -> None:
         try:
             _, upstream = await self.loop.create_connection(
-                lambda: Upstream(backend, self.routes), "127.0.0.1", backend.port
+                lambda: Upstream(backend, self), "127.0.0.1", backend.port
             )
         except OSError:
             if client is not None:
                 client.upstream_failed(False, backend)
             else:
-                backend.in_flight -= 1
-                backend.dropped += 1
+                self.copy_ended(backend, answered=False)
             return
         upstream.send(request, client)
 
     def mirror(self, request: bytes) -> None:
-        """A copy to the shadow, if any; never waited for."""
+        """A copy to the shadow, if any: sent, queued or, past the queue's bounds, dropped;
+        never waited for."""
         shadow = self.routes.shadow
         if shadow is None:
             return
-        if shadow.in_flight >= SHADOW_MAX_IN_FLIGHT:
+        shadow.copies += 1
+        if shadow.in_flight < SHADOW_CONNECTIONS and not self.busy:
+            self.send_copy(shadow, request)
+        elif (
+            len(shadow.pending) < SHADOW_MAX_QUEUED
+            and shadow.pending_bytes + len(request) <= SHADOW_MAX_QUEUED_BYTES
+        ):
+            shadow.pending.append(request)
+            shadow.pending_bytes += len(request)
+        else:
             shadow.dropped += 1
-            return
+
+    def send_copy(self, shadow: Backend, request: bytes) -> None:
         shadow.in_flight += 1
         while shadow.idle:
             upstream = shadow.idle.pop()
@@ -426,10 +467,59 @@ class Proxy:
                 return
         self.connect(shadow, request, None)
 
+    def copy_ended(self, shadow: Backend, *, answered: bool) -> None:
+        """A copy was answered (or its connection failed: dropped); the next one waiting goes."""
+        shadow.in_flight -= 1
+        if answered:
+            shadow.answered += 1
+        else:
+            shadow.dropped += 1
+        if shadow is not self.routes.shadow:
+            shadow.drop_pending()
+        elif not self.busy:
+            self.send_pending(shadow)
+
+    def send_pending(self, shadow: Backend) -> None:
+        while shadow.pending and shadow.in_flight < SHADOW_CONNECTIONS:
+            request = shadow.pending.popleft()
+            shadow.pending_bytes -= len(request)
+            self.send_copy(shadow, request)
+
+    def report_shadow(self) -> None:
+        """shadow.json: what became of the shadow's copies, when it changed."""
+        shadow = self.routes.shadow
+        if shadow is None:
+            return
+        report = {
+            "version": shadow.version,
+            "copies": shadow.copies,
+            "answered": shadow.answered,
+            "dropped": shadow.dropped,
+            "queued": len(shadow.pending) + shadow.in_flight,
+        }
+        if report == self.shadow_reported:
+            return
+        with contextlib.suppress(OSError):
+            partial = self.shadow_path.with_name("shadow.json.partial")
+            partial.write_text(json.dumps(report))
+            partial.replace(self.shadow_path)
+            self.shadow_reported = report
+
+    async def watch_shadow(self) -> None:
+        while True:
+            self.report_shadow()
+            await asyncio.sleep(SHADOW_REPORT_SECONDS)
+
     async def watch_routes(self) -> None:
+        cpu, wall = time.process_time(), time.monotonic()
         while True:
             self.reload()
             await asyncio.sleep(ROUTES_POLL_SECONDS)
+            before = cpu, wall
+            cpu, wall = time.process_time(), time.monotonic()
+            self.busy = cpu - before[0] > SHADOW_BUSY_SHARE * (wall - before[1])
+            if not self.busy and self.routes.shadow is not None:
+                self.send_pending(self.routes.shadow)
 
     async def serve(self, listener: socket.socket, notify_fd: int) -> None:
         self.reload()
@@ -437,6 +527,7 @@ class Proxy:
             lambda: ClientConnection(self), sock=listener, backlog=1024
         )
         watcher = self.loop.create_task(self.watch_routes())
+        reporter = self.loop.create_task(self.watch_shadow())
         stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(signum, stop.set)
@@ -454,6 +545,10 @@ class Proxy:
         while self.clients and self.loop.time() < deadline:
             await asyncio.sleep(0.05)
         watcher.cancel()
+        reporter.cancel()
+        if self.routes.shadow is not None:
+            self.routes.shadow.drop_pending()  # never sent: counted as dropped
+        self.report_shadow()
 
 
 def _ignore(task: asyncio.Task) -> None:

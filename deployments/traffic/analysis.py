@@ -139,7 +139,8 @@ def tick(deployment: Deployment, now: float | None = None) -> None:
 
     now = time.time() if now is None else now
     state = deployment.traffic_state = dict(deployment.traffic_state or {})
-    endpoints = get_runtime().version_endpoints(serving_spec(deployment))
+    runtime, spec = get_runtime(), serving_spec(deployment)
+    endpoints = runtime.version_endpoints(spec)
     last_at = float(state.get("at") or 0)
     seconds = now - last_at if last_at else 0.0
     metrics: dict[str, Any] = {}
@@ -159,6 +160,8 @@ def tick(deployment: Deployment, now: float | None = None) -> None:
             "error_rate": round(error_rate, 4),
             "p99_ms": round(p99_ms, 2),
         }
+        if row["role"] == st.SHADOW:
+            metrics[str(row["version"])]["copies_dropped"] = runtime.shadow_dropped(spec)
     state["at"] = now
     if seconds:
         state["metrics"] = metrics

@@ -14,7 +14,8 @@ from django.conf import settings
 from django.db import transaction
 
 from deployments import constants as st
-from deployments.lifecycle import LifecycleError, _enqueue_deploy
+from deployments.enqueue import DEPLOY, enqueue_on_commit
+from deployments.lifecycle import LifecycleError
 from deployments.models import Deployment, ModelVersion
 
 # Marks "not given" apart from an explicit None (which ends a canary or shadow).
@@ -67,7 +68,7 @@ def _apply(
             **fields,
         ):
             raise LifecycleError(f"{deployment.name} changed meanwhile; reload and retry")
-        _enqueue_deploy(deployment)
+        enqueue_on_commit(DEPLOY, deployment.pk)
     return deployment
 
 

@@ -162,16 +162,15 @@ def broker() -> Iterator[Broker]:
 def _enqueued(callbacks: list[Callable[[], object]]) -> list[tuple[str, int]]:
     """(task name, deployment pk) that each captured on-commit callback would enqueue.
 
-    The lifecycle's callbacks are `lambda: some_task.delay(deployment.pk)`; the names the
-    lambda closes over tell which task and which deployment, without running it.
+    The callbacks are `enqueue_on_commit`'s `lambda: enqueue(task, *args)` (the deployment's
+    pk first); the names the lambda closes over tell which task and which deployment, without
+    running it.
     """
     found = []
     for callback in callbacks:
         names = inspect.getclosurevars(callback).nonlocals
-        tasks = [v for v in names.values() if hasattr(v, "delay")]
-        deployments = [v for v in names.values() if isinstance(v, Deployment)]
-        assert len(tasks) == 1 and len(deployments) == 1, f"unexpected callback {names}"
-        found.append((tasks[0].name, deployments[0].pk))
+        assert set(names) == {"task", "args"}, f"unexpected callback {names}"
+        found.append((names["task"], names["args"][0]))
     return found
 
 

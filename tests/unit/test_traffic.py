@@ -4,8 +4,13 @@ the canary analysis' verdicts."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import subprocess
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
@@ -14,7 +19,10 @@ from rest_framework.test import APIClient
 from deployments import constants as st
 from deployments.lifecycle import LifecycleError
 from deployments.models import Deployment, DeploymentEvent, ModelVersion
+from deployments.runtimes import proxy
+from deployments.runtimes.local import LocalRuntime
 from deployments.runtimes.proxy import Routes
+from deployments.runtimes.supervisor import SHADOW_SESSION_NICE, lower_sessions
 from deployments.specs import serving_spec
 from deployments.tasks import deploy_deployment
 from deployments.traffic import analysis
@@ -186,6 +194,121 @@ def test_weighted_round_robin_gives_each_version_its_exact_share() -> None:
     assert {routes.pick().version for _ in range(10)} == {"1"}
 
 
+async def _http_server(name: bytes, answer: asyncio.Event | None = None) -> asyncio.Server:
+    """A keep-alive HTTP/1.1 server that answers every request with `name`, once `answer` is
+    set (at once without one)."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                head = (await reader.readuntil(b"\r\n\r\n")).lower()
+                length = proxy._content_length(head) or 0
+                await reader.readexactly(length)
+                if answer is not None:
+                    await answer.wait()
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(name), name))
+                await writer.drain()
+
+    return await asyncio.start_server(serve, "127.0.0.1", 0)
+
+
+def test_a_shadow_that_falls_behind_gets_copies_a_few_at_a_time_and_drops_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The caller's answers never wait for the shadow; copies go SHADOW_CONNECTIONS at a time,
+    then wait in a queue; past it they are dropped, and shadow.json counts every one. While the
+    proxy is busy (its own CPU), copies wait even with connections free."""
+    monkeypatch.setattr(proxy, "SHADOW_MAX_QUEUED", 3)
+    report = tmp_path / "shadow.json"
+
+    async def scenario() -> tuple[list[bytes], dict, dict, dict]:
+        release = asyncio.Event()
+        primary, shadow = await _http_server(b"primary"), await _http_server(b"shadow", release)
+        routes = {
+            "backends": [
+                {"version": "1", "port": primary.sockets[0].getsockname()[1], "weight": 1}
+            ],
+            "shadow": {"version": "3", "port": shadow.sockets[0].getsockname()[1]},
+        }
+        (tmp_path / "routes.json").write_text(json.dumps(routes))
+        px = proxy.Proxy(tmp_path / "routes.json")
+        px.reload()
+        stable = await asyncio.get_running_loop().create_server(
+            lambda: proxy.ClientConnection(px), "127.0.0.1", 0
+        )
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", stable.sockets[0].getsockname()[1]
+        )
+        bodies = []
+
+        async def call(n: int) -> None:
+            for _ in range(n):
+                writer.write(b"POST /predict HTTP/1.1\r\ncontent-length: 2\r\n\r\n[]")
+                head = (await reader.readuntil(b"\r\n\r\n")).lower()
+                bodies.append(await reader.readexactly(proxy._content_length(head) or 0))
+
+        async def settled() -> dict:
+            for _ in range(100):
+                await asyncio.sleep(0.02)
+                px.report_shadow()
+                if json.loads(report.read_text())["queued"] == 0:
+                    break
+            return json.loads(report.read_text())
+
+        await call(10)
+        await asyncio.sleep(0.1)  # the copies' connections are made
+        px.report_shadow()
+        behind = json.loads(report.read_text())
+        release.set()
+        after = await settled()
+        px.busy = True
+        await call(2)
+        await asyncio.sleep(0.1)
+        px.report_shadow()
+        busy = json.loads(report.read_text())
+        px.busy = False
+        px.send_pending(px.routes.shadow)
+        assert (await settled())["answered"] == busy["answered"] + 2
+        writer.close()
+        for server in (stable, primary, shadow):
+            server.close()
+        return bodies, behind, after, busy
+
+    bodies, behind, after, busy = asyncio.run(scenario())
+    assert bodies == [b"primary"] * 12
+    connections = proxy.SHADOW_CONNECTIONS
+    assert behind == {
+        "version": "3",
+        "copies": 10,
+        "answered": 0,
+        "dropped": 10 - connections - 3,
+        "queued": connections + 3,
+    }
+    assert after == {**behind, "answered": connections + 3, "queued": 0}
+    assert busy == {**after, "copies": 12, "queued": 2}
+
+
+@pytest.mark.skipif(not Path("/proc/self/autogroup").exists(), reason="no autogroup here")
+def test_a_shadows_own_sessions_get_a_low_weight_and_ours_keeps_its_own() -> None:
+    """Linux shares CPU between sessions (autogroups) first: the shadow's sandbox starts one of
+    its own, which `lower_sessions` sets to a low weight; the supervisor's is left alone."""
+    ours = Path("/proc/self/autogroup").read_text()
+    with (
+        subprocess.Popen(["sleep", "30"]) as same,
+        subprocess.Popen(["sleep", "30"], start_new_session=True) as apart,
+    ):
+        try:
+            lower_sessions(same.pid)
+            lower_sessions(apart.pid)
+            group = Path(f"/proc/{apart.pid}/autogroup").read_text()
+            assert group.endswith(f"nice {SHADOW_SESSION_NICE}\n"), group
+            assert Path(f"/proc/{same.pid}/autogroup").read_text() == ours
+            assert Path("/proc/self/autogroup").read_text() == ours
+        finally:
+            same.kill()
+            apart.kill()
+
+
 # Metrics and the analysis ---------------------------------------------------------------------
 
 METRICS = """
@@ -285,3 +408,25 @@ def test_the_panel_sets_a_canary_for_a_deployer_and_refuses_a_viewer(
     assert st.WEIGHT_MESSAGE in page.content.decode()
     live = client.get("/deployments/iris-prod/traffic/").content.decode()
     assert 'id="traffic-canary" data-version="2" data-weight="30"' in live
+
+
+def test_the_shadows_dropped_copies_are_read_from_the_proxy_and_shown(
+    client, make_deployment, three, tmp_path: Path
+) -> None:
+    deployment = _deployment(make_deployment, three)
+    deployment = change_traffic(deployment, shadow=three[2])
+    runtime, spec = LocalRuntime(tmp_path), serving_spec(deployment)
+    (tmp_path / deployment.name).mkdir()
+    report = tmp_path / deployment.name / "shadow.json"
+    assert runtime.shadow_dropped(spec) is None  # nothing counted yet
+    counts = {"copies": 50, "answered": 38, "dropped": 12, "queued": 0}
+    report.write_text(json.dumps({"version": "3", **counts}))
+    assert runtime.shadow_dropped(spec) == 12
+    report.write_text(json.dumps({"version": "2", **counts}))
+    assert runtime.shadow_dropped(spec) is None  # an earlier shadow's count
+    seen = {"role": "shadow", "requests_per_s": 4.0, "error_rate": 0.0, "p99_ms": 2.0}
+    state = {"metrics": {"3": {**seen, "copies_dropped": 12}}}
+    Deployment.objects.filter(pk=deployment.pk).update(traffic_state=state)
+    client.force_login(User.objects.create(username="look"))
+    live = client.get("/deployments/iris-prod/traffic/").content.decode()
+    assert "copy of each (12 dropped: it fell behind)" in live
