@@ -61,7 +61,13 @@ def test_set_a_canary_watch_the_split_and_promote(visit, console, iris_model: Re
     def send() -> None:
         with httpx.Client(timeout=30) as http:
             while not stop.is_set():
-                answer = http.post(f"{endpoint}/predict", json=[ROW])
+                try:
+                    answer = http.post(f"{endpoint}/predict", json=[ROW])
+                except httpx.TransportError:
+                    # A keep-alive connection the old serving process closed as the stable
+                    # port moved to the proxy (on a busy machine, while this loop runs): the
+                    # next request opens another. The live traffic tests count failures.
+                    continue
                 seen[int(answer.headers["model-version"])] += 1
 
     sender = threading.Thread(target=send, daemon=True)
