@@ -52,12 +52,21 @@ class Visitor:
         return next(c["value"] for c in cookies if c["name"] == "csrftoken")
 
 
+def _aborted(text: str) -> bool:
+    """htmx logs a request cut short by a navigation (or a newer name check) as an error.
+
+    It logs `htmx:afterRequest` before each failure's own event, so a network error or a timeout
+    is still caught by `htmx:sendError` or `htmx:timeout`.
+    """
+    return text.startswith(("htmx:sendAbort", "htmx:afterRequest"))
+
+
 def watch(page, problems: list[str]) -> None:
     def on_console(message) -> None:
         text = message.text
         if "Content Security Policy" in text or "Content-Security-Policy" in text:
             problems.append(f"CSP on {page.url}: {text[:90]} at {message.location}")
-        elif message.type == "error" and "status of 4" not in text:
+        elif message.type == "error" and "status of 4" not in text and not _aborted(text):
             problems.append(f"console error: {text}")
 
     page.on("console", on_console)
