@@ -13,10 +13,10 @@ import sys
 # OpenMP runtime loads, and before serving's own default (PASSIVE) would apply.
 os.environ["OMP_WAIT_POLICY"] = "default"
 
-from serving import model  # noqa: E402
+from serving import fastpath  # noqa: E402
 from serving.__main__ import main  # noqa: E402
 
-model.OPENMP_PARALLEL_ROWS = 0  # every batch is "large": all cores, as OpenMP chooses
+fastpath.OPENMP_PARALLEL_ROWS = 0  # every batch is "large": all cores, as OpenMP chooses
 
 if __name__ == "__main__":
     sys.exit(main())

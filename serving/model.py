@@ -180,16 +180,10 @@ def _table(
     return Table(columns), names
 
 
-# Batches of fewer rows than this run OpenMP estimators (HistGradientBoosting, XGBoost,
-# LightGBM) on one thread: waking a thread team costs more than it saves on a few rows, and
-# on a busy machine the call waits for the slowest thread to be scheduled (bench/tabular.py:
-# a one-row HistGradientBoosting call took 25 ms with two threads, 0.8 ms with one).
-OPENMP_PARALLEL_ROWS = 2000
-
-
 class _OpenMP:
     """Sets OpenMP's thread count per calling thread (an OpenMP setting is per thread) by the
-    batch's size: one thread for small batches, every core for large ones."""
+    batch's size: one thread for small batches, every core for large ones
+    (`fastpath.OPENMP_PARALLEL_ROWS`)."""
 
     def __init__(self, libraries: list[Any], cores: int) -> None:
         self._libraries = libraries
@@ -210,7 +204,7 @@ class _OpenMP:
         return cls(libraries, cores) if cores > 1 else None
 
     def fit(self, rows: int) -> None:
-        wanted = self._cores if rows >= OPENMP_PARALLEL_ROWS else 1
+        wanted = self._cores if rows >= fastpath.OPENMP_PARALLEL_ROWS else 1
         if getattr(self._local, "threads", None) != wanted:
             for library in self._libraries:
                 library.set_num_threads(wanted)

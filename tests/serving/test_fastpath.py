@@ -1,4 +1,5 @@
-"""The fast paths (linear models, forests) answer exactly like scikit-learn, or are not used."""
+"""The fast paths (linear models, forests, LightGBM) answer exactly like the estimator, or are
+not used."""
 
 from __future__ import annotations
 
@@ -150,6 +151,41 @@ def test_served_model_takes_the_fast_path_only_when_allowed() -> None:
         served.run("predict_proba", X[:5]), model.predict_proba(X[:5]), rtol=0, atol=1e-12
     )
     assert ServedModel(_config("classification", 4, fast_path=False), model).fast == {}
+
+
+def test_lightgbm_answers_like_its_scikit_learn_wrapper() -> None:
+    from lightgbm import LGBMClassifier, LGBMRegressor
+
+    iris_X, iris_y = load_iris(return_X_y=True)
+    cancer_X, cancer_y = load_breast_cancer(return_X_y=True)
+    diabetes_X, diabetes_y = load_diabetes(return_X_y=True)
+    names = np.array(["setosa", "versicolor", "virginica"])[iris_y]
+    cases = [
+        ("binary", LGBMClassifier(n_estimators=20, verbose=-1).fit(cancer_X, cancer_y), cancer_X),
+        ("multiclass", LGBMClassifier(n_estimators=20, verbose=-1).fit(iris_X, names), iris_X),
+        ("regression", LGBMRegressor(n_estimators=20, verbose=-1).fit(diabetes_X, diabetes_y),
+         diabetes_X),
+    ]  # fmt: skip
+    for name, model, X in cases:
+        fast = fastpath.fast_outputs(model)
+        rows = _rows(X)
+        for output, function in fast.items():
+            want = getattr(model, output)(rows)
+            got = function(rows)
+            assert got.dtype.kind == want.dtype.kind, (name, output)
+            assert np.array_equal(got, want), (name, output)  # the same booster call: bit-equal
+        big = np.repeat(rows, fastpath.OPENMP_PARALLEL_ROWS // len(rows) + 1, axis=0)
+        primary = "predict" if name == "regression" else "predict_proba"
+        assert np.array_equal(fast[primary](big), getattr(model, primary)(big)), name  # all cores
+        job = "regression" if name == "regression" else "classification"
+        served = ServedModel(_config(job, X.shape[1]), model)
+        assert set(served.fast) == set(served.outputs), name
+
+    custom = LGBMRegressor(
+        n_estimators=5, verbose=-1, objective=lambda y, p: (p - y, np.ones_like(p))
+    )
+    assert fastpath.fast_outputs(custom.fit(diabetes_X, diabetes_y)) == {}  # raw scores: no path
+    assert fastpath.fast_outputs(LGBMClassifier()) == {}  # not fitted
 
 
 def test_other_estimators_and_subclasses_get_no_fast_path() -> None:

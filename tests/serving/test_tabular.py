@@ -18,7 +18,7 @@ from sklearn.preprocessing import OneHotEncoder
 from sklearn.svm import LinearSVC
 from starlette.testclient import TestClient
 
-from serving import model as served_model
+from serving import fastpath
 from serving.app import create_app
 from serving.config import Column, ConfigError, ModelSource, ServingConfig, parse_config
 from serving.model import ModelError, ServedModel
@@ -248,7 +248,7 @@ def test_openmp_estimators_run_small_batches_on_one_thread() -> None:
     model.run("predict_proba", X[:1])
     openmp = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "openmp"]
     assert set(openmp) == {1}
-    model.run("predict_proba", np.repeat(X, served_model.OPENMP_PARALLEL_ROWS // 200 + 1, axis=0))
+    model.run("predict_proba", np.repeat(X, fastpath.OPENMP_PARALLEL_ROWS // 200 + 1, axis=0))
     openmp = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "openmp"]
     assert max(openmp) > 1
 
