@@ -177,7 +177,10 @@ def _server(config: Any, notify_fd: int | None, *, shared: bool) -> Any:
     On a shared socket it stops accepting first and waits ACCEPT_GRACE_SECONDS before the
     usual shutdown: uvicorn closes connections that have not sent a request yet, and one
     accepted a moment before the stop would be closed unanswered (seen once in a few thousand
-    requests during a rollout), while the other replicas take the queue meanwhile.
+    requests during a rollout), while the other replicas take the queue meanwhile. In that
+    second every answer says `Connection: close` (`_close_after_answer`), so a client with a
+    kept-alive connection opens a new one, to a replica that accepts, instead of sending its
+    next request as uvicorn closes the idle connection under it.
     """
     import asyncio
 
@@ -194,10 +197,32 @@ def _server(config: Any, notify_fd: int | None, *, shared: bool) -> Any:
             if shared:
                 for server in self.servers:
                     server.close()
+                for connection in list(self.server_state.connections):
+                    _close_after_answer(connection)
                 await asyncio.sleep(ACCEPT_GRACE_SECONDS)
             await super().shutdown(sockets=sockets)
 
     return Server(config)
+
+
+def _close_after_answer(connection: Any) -> None:
+    """The connection's answers from now on carry `Connection: close` (uvicorn then closes it
+    once the answer is sent): its app is wrapped, so requests before the drain pay nothing."""
+    cycle = getattr(connection, "cycle", None)
+    if cycle is not None and not cycle.response_complete:
+        cycle.keep_alive = False  # the request in progress (if its answer has not started)
+    app = connection.app
+
+    async def closing(scope: Any, receive: Any, send: Any) -> None:
+        async def send_closing(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", []), (b"connection", b"close")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await app(scope, receive, send_closing)
+
+    connection.app = closing
 
 
 def _env_number(name: str, default: float, kind: type) -> Any:

@@ -4,7 +4,9 @@ config files they read."""
 from __future__ import annotations
 
 import os
+import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,12 +22,19 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class ServingProcess:
-    """One serving process; `url` is its base URL once `wait_ready()` returned."""
+    """One serving process; `url` is its base URL once `wait_ready()` returned.
+
+    With `listener` it accepts on that socket, as the local runtime's replicas share one
+    (`--fd`), and tells its readiness through a pipe (`--notify-fd`)."""
 
     def __init__(
-        self, config: Path, env: dict[str, str] | None = None, log_path: Path | None = None
+        self,
+        config: Path,
+        env: dict[str, str] | None = None,
+        log_path: Path | None = None,
+        listener: socket.socket | None = None,
     ) -> None:
-        self.port = free_port()
+        self.port = listener.getsockname()[1] if listener else free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path or config.with_suffix(f".{self.port}.log")
         # No gRPC unless a test asks for it: serving's default port would be shared by all.
@@ -34,17 +43,30 @@ class ServingProcess:
             p for p in (str(ROOT), full_env.get("PYTHONPATH", "")) if p
         )
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        argv = [sys.executable, "-m", "serving", "--config", str(config), "--host", "127.0.0.1"]
+        self._notify: int | None = None
+        pass_fds: tuple[int, ...] = ()
+        if listener is None:
+            argv += ["--port", str(self.port)]
+        else:
+            self._notify, notify_end = os.pipe()
+            argv += ["--fd", str(listener.fileno()), "--notify-fd", str(notify_end)]
+            pass_fds = (listener.fileno(), notify_end)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "serving", "--config", str(config), "--host", "127.0.0.1"]
-            + ["--port", str(self.port)],
-            cwd=ROOT,
-            env=full_env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
+            argv, cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT,
+            pass_fds=pass_fds,
+        )  # fmt: skip
+        if listener is not None:
+            os.close(notify_end)
 
     def wait_ready(self, timeout: float = 90.0) -> ServingProcess:
         deadline = time.monotonic() + timeout
+        if self._notify is not None:  # "ready" from this process, not another on the socket
+            readable, _, _ = select.select([self._notify], [], [], timeout)
+            if readable and os.read(self._notify, 16).startswith(b"ready"):
+                return self
+            self.stop()
+            raise RuntimeError(f"serving did not say it was ready in {timeout}s: {self.log()}")
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"serving exited with {self.proc.returncode}: {self.log()}")
@@ -70,6 +92,9 @@ class ServingProcess:
                 self.proc.kill()
                 self.proc.wait()
         self._log.close()
+        if self._notify is not None:
+            os.close(self._notify)
+            self._notify = None
         return self.proc.returncode
 
 
