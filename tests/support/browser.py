@@ -69,7 +69,13 @@ def watch(page, problems: list[str]) -> None:
         elif message.type == "error" and "status of 4" not in text and not _aborted(text):
             problems.append(f"console error: {text}")
 
+    def on_request(request) -> None:
+        # A script that built a URL from a missing attribute (`"..." + undefined`).
+        if "undefined" in request.url.split("?")[0]:
+            problems.append(f"request built from a missing value: {request.url}")
+
     page.on("console", on_console)
+    page.on("request", on_request)
     page.on("pageerror", lambda error: problems.append(f"script error: {error}"))
 
 

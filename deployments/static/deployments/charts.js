@@ -236,7 +236,7 @@
     if (metrics) metricsPanel(metrics);
     var drift = document.getElementById("drift");
     if (drift) driftPanel(drift);
-    var traffic = document.getElementById("traffic");
+    var traffic = document.getElementById("traffic-overview");  // the dashboard's, not a deployment's panel
     if (traffic) trafficPanel(traffic);
   });
 })();
