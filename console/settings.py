@@ -301,6 +301,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(envint("DRIFT_SECONDS", 300)),
     },
     "prune-metrics": {"task": "deployments.tasks.prune_metrics", "schedule": 600.0},
+    "prune-prediction-logs": {
+        "task": "deployments.tasks.prune_prediction_logs",
+        "schedule": 3600.0,
+    },
     # Canary and shadow metrics, and the automatic canary analysis (deployments/traffic/).
     "traffic-tick": {
         "task": "deployments.tasks.traffic_tick",
@@ -374,6 +378,11 @@ METRICS_SCRAPE_TIMEOUT_SECONDS = envint("METRICS_SCRAPE_TIMEOUT_SECONDS", 3)
 # (gs://BUCKET/PREFIX, one folder per deployment under it), and not at all without one.
 PREDICTION_LOG_DIR = VAR_DIR / "predictions"
 PREDICTION_LOG_SINK = env("PREDICTION_LOG_SINK").rstrip("/")
+# Day folders of the local log older than this many days are deleted (hourly); 0 keeps them.
+# A GCS sink is left to the bucket's own lifecycle rule.
+PREDICTION_LOG_RETENTION_DAYS = envint("PREDICTION_LOG_RETENTION_DAYS", 30)
+if PREDICTION_LOG_RETENTION_DAYS < 0:
+    raise ImproperlyConfigured("PREDICTION_LOG_RETENTION_DAYS must be 0 (keep) or more days")
 _sample = env("PREDICTION_LOG_SAMPLE", "1.0")
 try:
     PREDICTION_LOG_SAMPLE = float(_sample)

@@ -245,6 +245,14 @@ def prune_metrics() -> None:
 
 
 @shared_task(ignore_result=True)
+def prune_prediction_logs() -> None:
+    """Periodic: delete the local prediction log's day folders past their retention."""
+    from deployments.observability.prediction_log import prune
+
+    prune()
+
+
+@shared_task(ignore_result=True)
 def compute_drift() -> None:
     """Periodic: the drift of every running deployment whose version has reference rows."""
     from deployments.observability.drift import DriftUnavailable, deployment_drift

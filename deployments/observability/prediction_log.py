@@ -8,7 +8,9 @@ reader opens only the newest files, or those of the window.
 from __future__ import annotations
 
 import json
+import logging
 import re
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +19,7 @@ from deployments.models import Deployment
 from deployments.specs import prediction_log_sink
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+log = logging.getLogger(__name__)
 
 
 class LogUnavailable(Exception):
@@ -118,3 +121,25 @@ def inputs_since(deployment: Deployment, since: float, max_rows: int) -> list:
         if len(rows) >= max_rows:
             break
     return rows[:max_rows]
+
+
+def prune(now: float | None = None) -> list[str]:
+    """Delete the day folders of the local log (every deployment's, removed ones' too) older
+    than PREDICTION_LOG_RETENTION_DAYS; the folders deleted, as DEPLOYMENT/DAY."""
+    from django.conf import settings
+
+    days = settings.PREDICTION_LOG_RETENTION_DAYS
+    root = Path(settings.PREDICTION_LOG_DIR)
+    if days <= 0 or not root.is_dir():
+        return []
+    # A day's folder holds records up to its end: it goes once the whole day is `days` old.
+    first_kept = time.strftime("%Y-%m-%d", time.gmtime((now or time.time()) - days * 86400))
+    deleted = []
+    for deployment in sorted(p for p in root.iterdir() if p.is_dir()):
+        for day in sorted(p for p in deployment.iterdir() if p.is_dir()):
+            if _DAY.match(day.name) and day.name < first_kept:
+                shutil.rmtree(day, ignore_errors=True)
+                deleted.append(f"{deployment.name}/{day.name}")
+    if deleted:
+        log.info("prediction log: deleted %d day folders older than %d days", len(deleted), days)
+    return deleted

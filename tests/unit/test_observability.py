@@ -129,6 +129,31 @@ def test_retention_rolls_old_points_into_minutes_and_deletes_the_oldest(
     assert MetricPoint.objects.filter(deployment=deployment, rolled_up=False).count() == 1
 
 
+def test_prediction_log_days_past_their_retention_are_deleted(settings, tmp_path) -> None:
+    from deployments.observability.prediction_log import prune
+
+    settings.PREDICTION_LOG_DIR = tmp_path
+    settings.PREDICTION_LOG_RETENTION_DAYS = 30
+    now = 1_767_225_600.0  # 2026-01-01 00:00 UTC
+    for path in (
+        "fraud/2025-11-30/1.jsonl",  # 32 days before: deleted
+        "fraud/2025-12-01/1.jsonl",  # its last second is 30 days before: deleted
+        "fraud/2025-12-02/1.jsonl",  # kept
+        "fraud/notes/keep.txt",  # not a day folder: kept
+        "removed-model/2025-10-01/1.jsonl",  # a removed deployment's old log: deleted
+        "removed-model/2025-12-31/1.jsonl",
+    ):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("{}\n")
+    assert prune(now) == ["fraud/2025-11-30", "fraud/2025-12-01", "removed-model/2025-10-01"]
+    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.jsonl"))
+    assert left == ["fraud/2025-12-02/1.jsonl", "removed-model/2025-12-31/1.jsonl"]
+    assert (tmp_path / "fraud/notes/keep.txt").exists()
+    settings.PREDICTION_LOG_RETENTION_DAYS = 0  # keep everything
+    assert prune(now + 400 * 86400) == []
+    assert len(list(tmp_path.rglob("*.jsonl"))) == 2
+
+
 def test_psi_is_small_for_the_same_distribution_and_large_for_a_shift() -> None:
     rng = np.random.default_rng(0)
     reference = rng.normal(0, 1, 5000)
