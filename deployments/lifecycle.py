@@ -87,10 +87,11 @@ def change(
     *,
     version: ModelVersion | None = None,
     replicas: int | None = None,
+    log_sample: float | None = None,
     actor: object | None = None,
     action: str = "update",
 ) -> Deployment:
-    """Roll the deployment to another version and/or replica count."""
+    """Roll the deployment to another version, replica count and/or prediction-log sample."""
     if deployment.status in st.IN_FLIGHT:
         raise LifecycleError(f"{deployment.name} is {deployment.status}; wait until it settles")
     parts = []
@@ -107,6 +108,10 @@ def change(
     if replicas is not None and replicas != deployment.replicas:
         fields["replicas"] = replicas
         parts.append(f"replicas {deployment.replicas} -> {replicas}")
+    if log_sample is not None and log_sample != deployment.log_sample:
+        fields["log_sample"] = log_sample
+        before = "default" if deployment.log_sample is None else f"{deployment.log_sample:g}"
+        parts.append(f"log sample {before} -> {log_sample:g}")
     if not parts:
         return deployment
     message = "; ".join(parts)
@@ -115,10 +120,7 @@ def change(
             # A stopped deployment only changes its record; it starts again on deploy.
             changed = deployment.update_while(
                 st.STOPPED,
-                guard={
-                    "model_version_id": deployment.model_version_id,
-                    "replicas": deployment.replicas,
-                },
+                guard=_change_guard(deployment),
                 **fields,
             )
             if not changed:
@@ -131,15 +133,21 @@ def change(
             actor=actor,
             action=action,
             only_from=st.CHANGEABLE,
-            guard={
-                "model_version_id": deployment.model_version_id,
-                "replicas": deployment.replicas,
-            },
+            guard=_change_guard(deployment),
             **fields,
         ):
             raise LifecycleError(f"{deployment.name} changed meanwhile; reload and retry")
         enqueue_on_commit(DEPLOY, deployment.pk)
     return deployment
+
+
+def _change_guard(deployment: Deployment) -> dict[str, Any]:
+    """What a change was decided on: a concurrent change of any of it refuses this one."""
+    return {
+        "model_version_id": deployment.model_version_id,
+        "replicas": deployment.replicas,
+        "log_sample": deployment.log_sample,
+    }
 
 
 def rollback(deployment: Deployment, actor: object | None = None) -> Deployment:

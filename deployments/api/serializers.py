@@ -459,6 +459,13 @@ class AutoscalingSerializer(serializers.Serializer):
 class DeploymentUpdateSerializer(serializers.Serializer):
     version = VersionRefField(required=False, help_text="A version number or an alias.")
     replicas = _replicas(required=False)
+    log_sample = serializers.FloatField(
+        min_value=0.0,
+        max_value=1.0,
+        required=False,
+        help_text="The share of predictions written to the prediction log (0 to 1); the "
+        "serving processes are rolled to it.",
+    )
     canary = CanarySerializer(
         required=False,
         allow_null=True,

@@ -512,18 +512,19 @@ class DeploymentViewSet(
 
     @extend_schema(request=DeploymentUpdateSerializer, responses={202: DeploymentSerializer})
     def partial_update(self, request: Request, name: str) -> Response:
-        """Change `version` and/or `replicas` (rolls the deployment), or its traffic: `canary`,
-        `shadow` (null ends either), `autoscaling`."""
+        """Change `version`, `replicas` and/or `log_sample` (rolls the deployment), or its
+        traffic: `canary`, `shadow` (null ends either), `autoscaling`."""
         deployment = self.get_object()
         form = DeploymentUpdateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
         traffic = {key: data[key] for key in ("canary", "shadow", "autoscaling") if key in data}
-        if traffic and ("version" in data or "replicas" in data):
+        if traffic and ({"version", "replicas", "log_sample"} & set(data)):
             raise ValidationError(
                 {
                     "canary": [
-                        "Change the traffic in a request of its own, not with version or replicas."
+                        "Change the traffic in a request of its own, not with version, "
+                        "replicas or log_sample."
                     ]
                 }
             )
@@ -539,6 +540,7 @@ class DeploymentViewSet(
             deployment,
             version=version,
             replicas=data.get("replicas"),
+            log_sample=data.get("log_sample"),
             actor=request.user,
         )
 

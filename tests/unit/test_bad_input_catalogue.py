@@ -151,6 +151,22 @@ def test_replicas_read_the_same_on_both_forms_and_the_api(
     assert st.REPLICAS_MESSAGE == "Use 0 to 50 replicas."
 
 
+def test_a_log_sample_out_of_range_or_with_traffic_is_refused(
+    api: APIClient, make_deployment: Callable[..., object]
+) -> None:
+    deployment = make_deployment(status=st.RUNNING)
+    url = f"/api/deployments/{deployment.name}/"
+    too_big = api.patch(url, {"log_sample": 2}, format="json")
+    assert too_big.status_code == 400
+    assert too_big.json() == {"log_sample": ["Ensure this value is less than or equal to 1.0."]}
+    with_traffic = api.patch(url, {"log_sample": 0.5, "shadow": None}, format="json")
+    assert with_traffic.status_code == 400
+    assert "not with version, replicas or log_sample" in with_traffic.json()["canary"][0]
+    accepted = api.patch(url, {"log_sample": 0.25}, format="json")
+    assert accepted.status_code == 202, accepted.content
+    assert accepted.json()["log_sample"] == 0.25
+
+
 DEPLOY_FORM_CASES = [
     ("capital letters", {"name": "Iris"}, "name", NAME_HINT.format("iris")),
     ("no version", {"version": ""}, "version", "Choose a model version."),

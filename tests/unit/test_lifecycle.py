@@ -179,6 +179,23 @@ def test_change_of_a_stopped_deployment_only_edits_the_record(
     assert (event.action, event.status, event.message) == ("update", st.STOPPED, "version 1 -> 2")
 
 
+def test_change_of_the_log_sample_rolls_the_deployment(
+    make_deployment: Callable[..., Deployment], on_commit_tasks
+) -> None:
+    deployment = make_deployment(st.RUNNING)
+    assert deployment.log_sample is None  # the console's PREDICTION_LOG_SAMPLE
+    stale = Deployment.objects.get(pk=deployment.pk)
+    with on_commit_tasks() as tasks:
+        lifecycle.change(deployment, log_sample=0.1)
+    stored = Deployment.objects.get(pk=deployment.pk)
+    assert (stored.status, stored.log_sample, tasks) == (st.PENDING, 0.1, [(DEPLOY, stored.pk)])
+    assert stored.status_reason == "log sample default -> 0.1"
+    Deployment.objects.filter(pk=stored.pk).update(status=st.RUNNING)  # the rollout is done
+    with pytest.raises(LifecycleError, match="changed meanwhile"):
+        lifecycle.change(stale, log_sample=0.2)  # decided on the default, since replaced
+    assert Deployment.objects.get(pk=deployment.pk).log_sample == 0.1
+
+
 def test_a_change_that_changes_nothing_records_nothing(
     make_deployment: Callable[..., Deployment], on_commit_tasks
 ) -> None:

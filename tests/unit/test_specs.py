@@ -64,3 +64,16 @@ def test_the_checksum_follows_the_config_not_the_replicas(
     changed = serving_spec(deployment)
     assert changed.config_checksum != before.config_checksum
     assert parse_config(yaml.safe_load(changed.config_yaml)).version == "2"
+
+
+def test_a_new_log_sample_is_a_new_config(make_deployment: Callable[..., Deployment]) -> None:
+    """The supervisor (or Deployment) rolls on a config change: a log_sample change is one."""
+    deployment = make_deployment()
+    before = serving_spec(deployment)
+    assert parse_config(yaml.safe_load(before.config_yaml)).logging.sample == (
+        settings.PREDICTION_LOG_SAMPLE
+    )
+    deployment.log_sample = 0.1
+    after = serving_spec(deployment)
+    assert parse_config(yaml.safe_load(after.config_yaml)).logging.sample == 0.1
+    assert after.config_checksum != before.config_checksum
