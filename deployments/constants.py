@@ -131,6 +131,8 @@ MAX_REPLICAS = 50
 DEFAULT_REPLICAS = 1
 REPLICAS_MESSAGE = f"Use {MIN_REPLICAS} to {MAX_REPLICAS} replicas."
 REPLICAS_INVALID = f"Give a whole number of replicas, {MIN_REPLICAS} to {MAX_REPLICAS}."
+# The share of predictions written to the prediction log.
+LOG_SAMPLE_MESSAGE = "Give a share of requests from 0 to 1, such as 0.1 for one in ten."
 
 # Predictions ---------------------------------------------------------------------------------
 

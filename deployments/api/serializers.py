@@ -107,6 +107,16 @@ def _replicas(**kwargs: object) -> serializers.IntegerField:
     )
 
 
+def _log_sample(**kwargs: object) -> serializers.FloatField:
+    return serializers.FloatField(
+        min_value=0.0,
+        max_value=1.0,
+        required=False,
+        error_messages=dict.fromkeys(("invalid", "min_value", "max_value"), st.LOG_SAMPLE_MESSAGE),
+        **kwargs,
+    )
+
+
 def _quantity(name: str, **kwargs: object) -> serializers.CharField:
     return serializers.CharField(
         max_length=st.QUANTITY_MAX_LENGTH,
@@ -360,10 +370,7 @@ class DeploymentCreateSerializer(serializers.Serializer):
     memory_request = _quantity("memory_request")
     cpu_limit = _quantity("cpu_limit", allow_blank=True)
     memory_limit = _quantity("memory_limit", allow_blank=True)
-    log_sample = serializers.FloatField(
-        min_value=0.0,
-        max_value=1.0,
-        required=False,
+    log_sample = _log_sample(
         allow_null=True,
         default=None,
         help_text="The share of predictions written to the prediction log (0 to 1); "
@@ -459,12 +466,9 @@ class AutoscalingSerializer(serializers.Serializer):
 class DeploymentUpdateSerializer(serializers.Serializer):
     version = VersionRefField(required=False, help_text="A version number or an alias.")
     replicas = _replicas(required=False)
-    log_sample = serializers.FloatField(
-        min_value=0.0,
-        max_value=1.0,
-        required=False,
+    log_sample = _log_sample(
         help_text="The share of predictions written to the prediction log (0 to 1); the "
-        "serving processes are rolled to it.",
+        "serving processes are rolled to it."
     )
     canary = CanarySerializer(
         required=False,

@@ -319,6 +319,17 @@ class ScaleForm(forms.Form):
     replicas = _replicas_field(label="Replicas")
 
 
+class LogSampleForm(forms.Form):
+    log_sample = forms.FloatField(
+        label="Prediction log (share of requests)",
+        min_value=0.0,
+        max_value=1.0,
+        error_messages=dict.fromkeys(
+            ("required", "invalid", "min_value", "max_value"), st.LOG_SAMPLE_MESSAGE
+        ),
+    )
+
+
 def _number(value: Any, row: int, column: int) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise forms.ValidationError(

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required as django_login_required
 from django.core.exceptions import PermissionDenied
@@ -37,13 +38,14 @@ from deployments.registry.metadata import describe_version
 from deployments.registry.upload_handler import upload_refusal
 from deployments.registry.versions import upload_version
 from deployments.roles import can_deploy
-from deployments.specs import prediction_log_config
+from deployments.specs import prediction_log_config, prediction_log_sink
 from deployments.web import presenters
 from deployments.web.forms import (
     AliasForm,
     ChangeVersionForm,
     DeployForm,
     DescribeVersionForm,
+    LogSampleForm,
     ModelForm,
     PredictForm,
     ScaleForm,
@@ -53,7 +55,7 @@ from deployments.web.forms import (
 )
 from deployments.web.lists import page_context
 
-ACTIONS = ("deploy", "undeploy", "rollback", "change", "scale")
+ACTIONS = ("deploy", "undeploy", "rollback", "change", "scale", "log-sample")
 # Rows of the deployment page's prediction-log table, and deployments in the dashboard's
 # Traffic panel.
 PREDICTION_TABLE_ROWS = 10
@@ -340,7 +342,7 @@ def _state_key(deployment: Deployment) -> str:
     return (
         f"{deployment.status}-{deployment.model_version_id}-"
         f"{deployment.previous_version_id or 0}-{deployment.replicas}-"
-        f"{int(deployment.archived_at is not None)}"
+        f"{int(deployment.archived_at is not None)}-{deployment.log_sample}"
     )
 
 
@@ -348,8 +350,12 @@ def _actions_context(
     deployment: Deployment,
     change_form: ChangeVersionForm | None = None,
     scale_form: ScaleForm | None = None,
+    log_sample_form: LogSampleForm | None = None,
 ) -> dict[str, Any]:
     busy = deployment.status in st.IN_FLIGHT
+    sample = deployment.log_sample
+    if sample is None:
+        sample = settings.PREDICTION_LOG_SAMPLE
     return {
         "can_redeploy": deployment.status in st.DEPLOYABLE,
         "can_undeploy": deployment.status in st.UNDEPLOYABLE,
@@ -357,6 +363,10 @@ def _actions_context(
         "can_delete": deployment.status in st.DELETABLE,
         "change_form": change_form or ChangeVersionForm(deployment=deployment),
         "scale_form": scale_form or ScaleForm(initial={"replicas": deployment.replicas}),
+        # Only where serving writes a log (locally, or to PREDICTION_LOG_SINK).
+        "log_sample_form": (log_sample_form or LogSampleForm(initial={"log_sample": sample}))
+        if prediction_log_sink(deployment)
+        else None,
         "version_count": deployment.model_version.model.versions.count(),
     }
 
@@ -404,13 +414,14 @@ def _detail(
     *,
     change_form: ChangeVersionForm | None = None,
     scale_form: ScaleForm | None = None,
+    log_sample_form: LogSampleForm | None = None,
     predict: dict[str, Any] | None = None,
 ) -> HttpResponse:
     context = {
         "deployment": deployment,
         **_timeline(deployment),
         "state_key": _state_key(deployment),
-        **_actions_context(deployment, change_form, scale_form),
+        **_actions_context(deployment, change_form, scale_form, log_sample_form),
         **(predict or _predict_context(request, deployment)),
         # The Logs panel fills itself in as soon as the page has loaded (a worker reads them).
         "lines": None,
@@ -577,13 +588,20 @@ def deployment_action(request: HttpRequest, name: str, action: str) -> HttpRespo
             version = form.cleaned_data["version"]
             lifecycle.change(deployment, version=version, actor=request.user)
             done = f"Changing to v{version.version}."
-        else:
+        elif action == "scale":
             form = ScaleForm(request.POST)
             if not form.is_valid():
                 return _detail(request, deployment, status=400, scale_form=form)
             replicas = form.cleaned_data["replicas"]
             lifecycle.change(deployment, replicas=replicas, actor=request.user, action="scale")
             done = f"Scaling to {replicas} replica(s)."
+        else:
+            sample_form = LogSampleForm(request.POST)
+            if not sample_form.is_valid():
+                return _detail(request, deployment, status=400, log_sample_form=sample_form)
+            sample = sample_form.cleaned_data["log_sample"]
+            lifecycle.change(deployment, log_sample=sample, actor=request.user)
+            done = f"Logging {sample:.0%} of predictions from the next rollout on."
     except lifecycle.LifecycleError as exc:
         messages.error(request, f"{str(exc)[:1].upper()}{str(exc)[1:]}.")
     else:

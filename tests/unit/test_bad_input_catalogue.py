@@ -158,13 +158,42 @@ def test_a_log_sample_out_of_range_or_with_traffic_is_refused(
     url = f"/api/deployments/{deployment.name}/"
     too_big = api.patch(url, {"log_sample": 2}, format="json")
     assert too_big.status_code == 400
-    assert too_big.json() == {"log_sample": ["Ensure this value is less than or equal to 1.0."]}
+    assert too_big.json() == {"log_sample": [st.LOG_SAMPLE_MESSAGE]}
     with_traffic = api.patch(url, {"log_sample": 0.5, "shadow": None}, format="json")
     assert with_traffic.status_code == 400
     assert "not with version, replicas or log_sample" in with_traffic.json()["canary"][0]
     accepted = api.patch(url, {"log_sample": 0.25}, format="json")
     assert accepted.status_code == 202, accepted.content
     assert accepted.json()["log_sample"] == 0.25
+
+
+def test_the_log_sample_form_sets_the_share_or_says_what_is_wrong(
+    browser: Client, make_deployment: Callable[..., object], settings
+) -> None:
+    deployment = make_deployment(status=st.RUNNING)
+    page = browser.get(f"/deployments/{deployment.name}/").content.decode()
+    field = re.search(r'<input type="number" name="log_sample"[^>]*>', page)
+    assert field, "no log sample field on a local deployment's page"
+    assert f'value="{settings.PREDICTION_LOG_SAMPLE}"' in field.group(0)  # the default in force
+    for bad in ("2", "-0.5", "lots", ""):
+        refused = browser.post(f"/deployments/{deployment.name}/log-sample/", {"log_sample": bad})
+        assert refused.status_code == 400, bad
+        assert (
+            f'<small class="field-error">{st.LOG_SAMPLE_MESSAGE}</small>'
+            in refused.content.decode()
+        )
+    done = browser.post(
+        f"/deployments/{deployment.name}/log-sample/", {"log_sample": "0.1"}, follow=True
+    )
+    assert "Logging 10% of predictions from the next rollout on." in done.content.decode()
+    deployment.refresh_from_db()
+    assert (deployment.log_sample, deployment.status) == (0.1, st.PENDING)
+    settings.DEPLOY_RUNTIME, settings.PREDICTION_LOG_SINK = "kubernetes", ""  # no log anywhere
+    deployment.status = st.RUNNING
+    deployment.save()
+    assert (
+        'name="log_sample"' not in browser.get(f"/deployments/{deployment.name}/").content.decode()
+    )
 
 
 DEPLOY_FORM_CASES = [
