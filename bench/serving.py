@@ -33,6 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # for bench.wrk, when run as a script
+
+from bench.wrk import Result, run_wrk  # noqa: E402
+
 WORK = ROOT / "var" / "bench-serving"
 MLSERVER_VENV = ROOT / ".tools" / "mlserver-venv"
 MLSERVER_PACKAGES = [
@@ -70,14 +75,6 @@ CASES = [
     Case("rf", 1, 8),
     Case("rf", 1, 64),
 ]
-
-
-@dataclass
-class Result:
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    errors: int
 
 
 @dataclass
@@ -349,44 +346,6 @@ def ensure_mlserver() -> str | None:
 
 
 # --- load -----------------------------------------------------------------------------------
-
-_LATENCY = re.compile(r"^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", re.M)
-
-
-def run_wrk(url: str, body: bytes, connections: int, duration: float) -> Result:
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(
-            'wrk.method = "POST"\n'
-            'wrk.headers["Content-Type"] = "application/json"\n'
-            f"wrk.body = {json.dumps(body.decode())}\n"
-        )
-    try:
-        out = subprocess.run(
-            [
-                "wrk",
-                "-t1",
-                f"-c{connections}",
-                f"-d{max(1, round(duration))}s",
-                "--latency",
-                "-s",
-                script.name,
-            ]
-            + ["--timeout", "10s", url],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=duration + 60,
-        ).stdout
-    finally:
-        os.unlink(script.name)
-    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-    latency = {p: float(v) * scale[u] for p, v, u in _LATENCY.findall(out)}
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    errors = 0
-    for pattern in (r"Non-2xx or 3xx responses: (\d+)", r"Socket errors: .*?timeout (\d+)"):
-        match = re.search(pattern, out)
-        errors += int(match.group(1)) if match else 0
-    return Result(rps, latency.get("50", float("nan")), latency.get("99", float("nan")), errors)
 
 
 def run_h2load(port: int, frame: bytes, streams: int, duration: float) -> Result:

@@ -35,7 +35,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.serving import MLSERVER_VENV, Result, free_port, run_wrk
+from bench.serving import MLSERVER_VENV, free_port
+from bench.wrk import Result, run_wrk
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "var" / "bench-tabular"

@@ -22,20 +22,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.wrk import Result, run_wrk  # noqa: E402
 from deployments.runtimes.base import ServingSpec, TrafficTarget  # noqa: E402
 from deployments.runtimes.local import LocalRuntime, port_is_free  # noqa: E402
 from deployments.runtimes.proxy import SHADOW_REPORT_SECONDS  # noqa: E402
@@ -44,39 +42,6 @@ from tests.support.models import iris_classifier, save  # noqa: E402
 
 CONNECTIONS = 8
 BODY = json.dumps([[5.1, 3.5, 1.4, 0.2]])
-_LATENCY = re.compile(r"^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", re.M)
-
-
-@dataclass
-class Result:
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    errors: int
-
-
-def wrk(url: str, seconds: int) -> Result:
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(
-            'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-            f"wrk.body = {json.dumps(BODY)}\n"
-        )
-    try:
-        out = subprocess.run(
-            ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "-s", script.name]
-            + ["--timeout", "10s", f"{url}/predict"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=seconds + 60,
-        ).stdout
-    finally:
-        os.unlink(script.name)
-    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-    latency = {p: float(v) * scale[u] for p, v, u in _LATENCY.findall(out)}
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    match = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return Result(rps, latency["50"], latency["99"], int(match.group(1)) if match else 0)
 
 
 def config(artifact: Path, version: int) -> str:
@@ -126,11 +91,11 @@ def phase(
 ) -> dict[str, Result]:
     runs: dict[str, list[Result]] = {key: [] for key in urls}
     for url in urls.values():
-        wrk(url, 1)  # warm-up
+        run_wrk(f"{url}/predict", BODY, CONNECTIONS, 1)  # warm-up
     for _ in range(rounds):
         for key, url in urls.items():
             drained(report)
-            runs[key].append(wrk(url, seconds))
+            runs[key].append(run_wrk(f"{url}/predict", BODY, CONNECTIONS, seconds))
     medians = {}
     for key, results in runs.items():
         medians[key] = Result(
