@@ -43,6 +43,8 @@ def test_a_killed_worker_and_web_server_come_back(runconsole: RunConsole, tmp_pa
     assert serving
 
     worker = runconsole.child("celery")
+    pool = [pid for pid, _ in children_of(worker)]
+    assert pool, "the worker's prefork pool"
     os.kill(worker, signal.SIGKILL)
     wait_until(
         lambda: any("celery" in cmd and pid != worker for pid, cmd in _children(runconsole)),
@@ -50,11 +52,14 @@ def test_a_killed_worker_and_web_server_come_back(runconsole: RunConsole, tmp_pa
         "a new worker process",
     )
     assert "The worker process exited (-9); restarting it" in runconsole.log()
+    # Its pool processes went with it (orphaned, they kept each other alive before).
+    wait_until(lambda: not any(alive(pid) for pid in pool), 10, "the old pool to be stopped")
     response = client.post("/api/deployments/", json={"name": "after", "model": "supervised"})
     assert response.status_code == 202, response.text
     wait_for_status(client, "after", "running")
 
     web = runconsole.child("gunicorn")
+    web_workers = [pid for pid, _ in children_of(web)]
     os.kill(web, signal.SIGKILL)
     wait_until(
         lambda: any("gunicorn" in cmd and pid != web for pid, cmd in _children(runconsole)),
@@ -63,6 +68,7 @@ def test_a_killed_worker_and_web_server_come_back(runconsole: RunConsole, tmp_pa
     )
     wait_until(lambda: answers(f"{stack.url}/accounts/login/"), 60, "the web server to answer")
     assert "The web process exited (-9); restarting it" in runconsole.log()
+    wait_until(lambda: not any(alive(pid) for pid in web_workers), 10, "the old web workers")
     assert client.get("/api/deployments/before/").json()["status"] == "running"
     ok = client.post("/api/deployments/before/predict/", json=[IRIS_ROW])
     assert ok.status_code == 200, ok.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -57,7 +58,10 @@ class RunConsole:
     def crash(self) -> None:
         """SIGKILL runconsole, its web server and its worker at once (not the serving
         processes: those run in sessions of their own)."""
-        os.killpg(self.proc.pid, signal.SIGKILL)
+        groups = [pid for pid, _ in children_of(self.proc.pid)]  # web and worker: their own
+        for group in [self.proc.pid, *groups]:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
         self.proc.wait(timeout=30)
 
     def interrupt(self) -> None:

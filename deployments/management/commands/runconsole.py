@@ -2,12 +2,14 @@
 
 The web server and the worker are supervised: one that exits is started again after a backoff
 (1 s, doubling up to 30 s; reset once it has run a minute), and the serving processes stay up
-meanwhile. Ctrl-C stops all of it, serving processes included; the next start redeploys what
-was running.
+meanwhile. Each runs in a process group of its own, killed once it exits, so its own children
+(Celery's pool, gunicorn's workers) never outlive it. Ctrl-C stops all of it, serving processes
+included; the next start redeploys what was running.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -39,9 +41,17 @@ class Supervised:
         self.restart_at: float | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(self.command(), cwd=settings.BASE_DIR)
+        # A process group of its own: what it leaves when it dies (a killed worker's pool
+        # processes, a killed web server's workers) is stopped with it, not orphaned.
+        self.proc = subprocess.Popen(self.command(), cwd=settings.BASE_DIR, process_group=0)
         self.started_at = time.monotonic()
         self.restart_at = None
+
+    def stop_leftovers(self) -> None:
+        """Kill what remains of the exited process's group."""
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
 
     def check(self, say: Callable[[str], None]) -> None:
         """Notice an exit and schedule the restart; restart when its time has come."""
@@ -53,6 +63,7 @@ class Supervised:
             return
         if self.proc is None or self.proc.poll() is None:
             return
+        self.stop_leftovers()
         if now - self.started_at >= STABLE_SECONDS:
             self.backoff = FIRST_BACKOFF_SECONDS
         say(
@@ -73,6 +84,7 @@ class Supervised:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+        self.stop_leftovers()
 
 
 class Command(BaseCommand):
