@@ -32,10 +32,15 @@ def prediction_log_sink(deployment: Deployment) -> str:
     return ""
 
 
+def log_sample(deployment: Deployment) -> float:
+    """The share of its predictions the deployment logs: its own, else the console's default."""
+    if deployment.log_sample is None:
+        return settings.PREDICTION_LOG_SAMPLE
+    return deployment.log_sample
+
+
 def prediction_log_config(deployment: Deployment) -> PredictionLogConfig | None:
-    sample = deployment.log_sample
-    if sample is None:
-        sample = settings.PREDICTION_LOG_SAMPLE
+    sample = log_sample(deployment)
     sink = prediction_log_sink(deployment)
     if not sink or sample <= 0:
         return None

@@ -47,13 +47,13 @@ _LIGHTGBM_CLASSIFIER = ("lightgbm.sklearn", "LGBMClassifier")
 _LIGHTGBM_REGRESSOR = ("lightgbm.sklearn", "LGBMRegressor")
 
 _PIPELINE = ("sklearn.pipeline", "Pipeline")
+_STANDARD_SCALER = ("sklearn.preprocessing._data", "StandardScaler")
 
 # Batches of fewer rows than this run OpenMP estimators (HistGradientBoosting, XGBoost,
 # LightGBM) on one thread: waking a thread team costs more than it saves on a few rows, and
 # on a busy machine the call waits for the slowest thread to be scheduled (bench/tabular.py:
 # a one-row HistGradientBoosting call took 25 ms with two threads, 0.8 ms with one).
 OPENMP_PARALLEL_ROWS = 2000
-_STANDARD_SCALER = ("sklearn.preprocessing._data", "StandardScaler")
 
 
 def fast_outputs(estimator: object) -> dict[str, OutputFn]:

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required as django_login_required
 from django.core.exceptions import PermissionDenied
@@ -38,7 +37,7 @@ from deployments.registry.metadata import describe_version
 from deployments.registry.upload_handler import upload_refusal
 from deployments.registry.versions import upload_version
 from deployments.roles import can_deploy
-from deployments.specs import prediction_log_config, prediction_log_sink
+from deployments.specs import log_sample, prediction_log_config, prediction_log_sink
 from deployments.web import presenters
 from deployments.web.forms import (
     AliasForm,
@@ -353,9 +352,6 @@ def _actions_context(
     log_sample_form: LogSampleForm | None = None,
 ) -> dict[str, Any]:
     busy = deployment.status in st.IN_FLIGHT
-    sample = deployment.log_sample
-    if sample is None:
-        sample = settings.PREDICTION_LOG_SAMPLE
     return {
         "can_redeploy": deployment.status in st.DEPLOYABLE,
         "can_undeploy": deployment.status in st.UNDEPLOYABLE,
@@ -364,7 +360,9 @@ def _actions_context(
         "change_form": change_form or ChangeVersionForm(deployment=deployment),
         "scale_form": scale_form or ScaleForm(initial={"replicas": deployment.replicas}),
         # Only where serving writes a log (locally, or to PREDICTION_LOG_SINK).
-        "log_sample_form": (log_sample_form or LogSampleForm(initial={"log_sample": sample}))
+        "log_sample_form": (
+            log_sample_form or LogSampleForm(initial={"log_sample": log_sample(deployment)})
+        )
         if prediction_log_sink(deployment)
         else None,
         "version_count": deployment.model_version.model.versions.count(),
